@@ -1,0 +1,54 @@
+# netraid — run `make` for the list of targets.
+GO      ?= go
+PREFIX  ?= /usr/local
+BIN     := bin/netraid
+PKGS    := ./...
+# Packages with unit tests that run quickly under the race detector.
+UNIT    := ./blockdev/... ./stripe/... ./meta/... ./volume/... ./mirror/... ./resync/... ./nbd/... ./node/... ./cmd/...
+FUZZTIME ?= 10s
+TRIALS  ?= 10
+
+.PHONY: help build install test unit e2e fuzz demo bench trials lint deps clean
+
+help: ## list the targets
+	@echo "netraid — targets (make TARGET):"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-10s %s\n", $$1, $$2}'
+	@echo "Variables: GO=$(GO) PREFIX=$(PREFIX) FUZZTIME=$(FUZZTIME) TRIALS=$(TRIALS)"
+
+build: ## build bin/netraid
+	$(GO) build -o $(BIN) ./cmd/netraid
+
+install: build ## install netraid into $(PREFIX)/bin
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/netraid
+
+deps: ## install the Debian packages the tests and demo use (when missing)
+	./scripts/deps.sh
+
+test: deps build ## everything: unit tests (race), fuzz smoke, end-to-end on loop devices, FUSE, netns
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 $(UNIT)
+	$(MAKE) --no-print-directory fuzz
+	$(MAKE) --no-print-directory e2e
+
+unit: ## unit tests only, with the race detector
+	$(GO) test -race -count=1 $(UNIT)
+
+e2e: build ## end-to-end tests (root: loop devices, nbdfuse, ext4, network namespaces)
+	NETRAID_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 25m -v ./tests/... 2>&1 | scripts/testsummary.sh
+
+fuzz: ## a short run of every fuzz target (FUZZTIME each)
+	./scripts/fuzz.sh $(FUZZTIME)
+
+demo: deps build ## the story on loop devices: mount, write, lose a machine, promote, read back
+	./scripts/demo.sh
+
+bench: deps build ## fio against netraid, nbdkit, qemu-nbd and raw; prints ratios
+	./scripts/bench.sh
+
+lint: ## gofmt, go vet, staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS)
+
+clean: ## remove build output
+	rm -rf bin

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+// command is one subcommand: its name, a one-line summary, and the
+// function that parses its own flags and runs it.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, env *env, args []string) error
+}
+
+// env carries what every subcommand writes to.
+type env struct {
+	stdout, stderr io.Writer
+}
+
+// usageError marks an error caused by how the command was called: it is
+// printed with a hint and exits 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
+
+var commands = map[string]command{}
+
+func register(c command) { commands[c.name] = c }
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	e := &env{stdout: stdout, stderr: stderr}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		if len(args) > 1 {
+			return run(ctx, []string{args[1], "--help"}, stdout, stderr)
+		}
+		printUsage(stdout)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "netraid: unknown command %q\nRun 'netraid --help' for the list of commands.\n", args[0])
+		return exitUsage
+	}
+	err := c.run(ctx, e, args[1:])
+	var ue *usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, pflag.ErrHelp):
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "netraid %s: %v\nRun 'netraid %s --help' for usage.\n", c.name, err, c.name)
+		return exitUsage
+	default:
+		fmt.Fprintf(stderr, "netraid %s: %v\n", c.name, err)
+		return exitFail
+	}
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, `netraid: a replicated block volume. Local disks striped with O_DIRECT,
+mirrored synchronously to a second machine, exported over NBD.
+
+Usage: netraid COMMAND [FLAGS] [ARGS]
+
+Commands:
+`)
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-12s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprint(w, `
+Run 'netraid COMMAND --help' for a command's flags.
+`)
+}
+
+// newFlags returns a FlagSet for a subcommand whose usage names its
+// arguments and explains it.
+func newFlags(e *env, name, args, help string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "Usage: netraid %s %s\n\n%s\n\nFlags:\n%s", name, args, strings.TrimSpace(help), fs.FlagUsages())
+	}
+	fs.SortFlags = false
+	return fs
+}
+
+// parse parses args and turns a flag error into a usage error.
+func parse(fs *pflag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return &usageError{err.Error()}
+	}
+	return nil
+}

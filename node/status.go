@@ -1,0 +1,95 @@
+package node
+
+import "time"
+
+// Status is what `netraid status` shows: the volume, this node's role and
+// disks, the NBD export, the peer link, each mirror leg, and any resync or
+// verify under way. It is the control API's answer to GET /v1/status.
+type Status struct {
+	Volume    string         `json:"volume"`
+	SetUUID   string         `json:"set_uuid"`
+	Size      int64          `json:"size"`
+	Chunk     int64          `json:"chunk"`
+	Region    int64          `json:"region"`
+	Role      string         `json:"role"`       // primary, secondary
+	DiskState string         `json:"disk_state"` // up-to-date, inconsistent, outdated, just-created
+	Gens      Gens           `json:"generations"`
+	Members   []MemberStatus `json:"members"`
+	Export    *ExportStatus  `json:"export,omitempty"`
+	Peer      *PeerStatus    `json:"peer,omitempty"`
+	Legs      []LegStatus    `json:"legs,omitempty"`
+	OutOfSync int64          `json:"out_of_sync_bytes"`
+	Resync    *ResyncStatus  `json:"resync,omitempty"`
+	Verify    *VerifyStatus  `json:"verify,omitempty"`
+	Rebuild   *ResyncStatus  `json:"rebuild,omitempty"`
+	// Problems are conditions an operator must act on, each with what to do.
+	Problems []string  `json:"problems,omitempty"`
+	Uptime   float64   `json:"uptime_seconds"`
+	Time     time.Time `json:"time"`
+}
+
+// MemberStatus is one local disk.
+type MemberStatus struct {
+	Index int    `json:"index"`
+	Path  string `json:"path"`
+	Size  int64  `json:"size"`
+	State string `json:"state"` // active, failed, rebuilding
+}
+
+// ExportStatus describes the NBD export while this node is primary.
+type ExportStatus struct {
+	Address      string `json:"address"`
+	Name         string `json:"name"`
+	ReadOnly     bool   `json:"read_only,omitempty"`
+	Clients      int    `json:"clients"`
+	Requests     uint64 `json:"requests"`
+	BytesRead    uint64 `json:"bytes_read"`
+	BytesWritten uint64 `json:"bytes_written"`
+	Errors       uint64 `json:"errors"`
+}
+
+// PeerStatus describes the replication link.
+type PeerStatus struct {
+	Address string `json:"address,omitempty"` // where the primary dials
+	Listen  string `json:"listen,omitempty"`  // where this node accepts its primary
+	// State: connected, connecting, disconnected (by the operator),
+	// standalone (refused: split brain or another volume).
+	State     string `json:"state"`
+	Role      string `json:"role,omitempty"`
+	DiskState string `json:"disk_state,omitempty"`
+	Gens      *Gens  `json:"generations,omitempty"`
+	Verdict   string `json:"verdict,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+	Since     string `json:"since,omitempty"`
+}
+
+// LegStatus is one leg of the mirror on the primary.
+type LegStatus struct {
+	Name   string `json:"name"`
+	State  string `json:"state"` // up-to-date, resyncing, failed
+	Error  string `json:"error,omitempty"`
+	Reads  uint64 `json:"reads"`
+	Writes uint64 `json:"writes"`
+}
+
+// ResyncStatus is the progress of a resync, rebuild or verify.
+type ResyncStatus struct {
+	Kind       string  `json:"kind,omitempty"` // bitmap, full, verify-repair, rebuild
+	Done       int64   `json:"done_bytes"`
+	Total      int64   `json:"total_bytes"`
+	Rate       float64 `json:"rate_bytes_per_second"`
+	RateLimit  int64   `json:"rate_limit_bytes_per_second"`
+	ETASeconds float64 `json:"eta_seconds"`
+	Paused     bool    `json:"paused"`
+}
+
+// VerifyStatus is the outcome of the last online verify.
+type VerifyStatus struct {
+	Running    bool    `json:"running"`
+	Done       int64   `json:"done_bytes"`
+	Total      int64   `json:"total_bytes"`
+	Mismatched []int64 `json:"mismatched_regions"`
+	Repaired   bool    `json:"repaired"`
+	Error      string  `json:"error,omitempty"`
+	Finished   string  `json:"finished,omitempty"`
+}

@@ -1,0 +1,9 @@
+package harness
+
+import "sync"
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
