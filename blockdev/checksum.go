@@ -25,8 +25,15 @@ func Checksum(d Device, off, length int64) (Sum, error) {
 	if c, ok := d.(Checksummer); ok {
 		return c.Checksum(off, length)
 	}
+	return readChecksum(d, off, length)
+}
+
+// readChecksum computes the checksum by reading the range through pooled
+// buffers aligned for direct I/O.
+func readChecksum(d Device, off, length int64) (Sum, error) {
 	h := sha256.New()
-	buf := make([]byte, min(length, checksumChunk))
+	buf := GetBuffer(int(min(length, checksumChunk)), bufferAlign(d))
+	defer PutBuffer(buf)
 	for length > 0 {
 		n := min(length, int64(len(buf)))
 		if _, err := d.ReadAt(buf[:n], off); err != nil {

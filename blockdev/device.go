@@ -51,7 +51,8 @@ type Extent struct {
 }
 
 // Mapper reports which parts of [off, off+length) are allocated. The
-// extents are contiguous, in order, and cover the range exactly.
+// extents are contiguous, in order, non-empty, and cover the range exactly
+// (no extents for an empty range).
 type Mapper interface {
 	Map(off, length int64) ([]Extent, error)
 }
@@ -64,6 +65,9 @@ var (
 	ErrReadOnly   = errors.New("blockdev: device is read-only")
 	ErrNoSpace    = errors.New("blockdev: no space left")
 	ErrTimeout    = errors.New("blockdev: I/O timed out")
+	// ErrBusy: an exclusive open found the device held by someone else (a
+	// mounted filesystem, another netraid, another OpenFile).
+	ErrBusy = errors.New("blockdev: device in use")
 )
 
 // CheckRange returns an error wrapping ErrOutOfRange if [off, off+n) is not
@@ -145,6 +149,9 @@ func Map(d Device, off, length int64) ([]Extent, error) {
 	}
 	if m, ok := d.(Mapper); ok {
 		return m.Map(off, length)
+	}
+	if length == 0 {
+		return nil, nil
 	}
 	return []Extent{{Off: off, Len: length}}, nil
 }

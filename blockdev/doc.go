@@ -1,16 +1,37 @@
 // Package blockdev defines the Device contract that every layer of netraid
-// takes and returns, and the backends that sit at the bottom of the stack.
+// takes and returns, and the backends that sit at the bottom of the stack:
+// File (O_DIRECT regular files and block devices, Linux), Mem (in memory,
+// can simulate a crash), and the wrappers Aligned (byte-granular I/O over
+// a device that needs aligned I/O), Timeout (bounded operation time) and
+// Section (a window of a device). Package devtest is the conformance suite
+// every implementation runs; package fault injects failures.
 //
 // Invariants:
 //   - A Device is a fixed-size array of bytes. ReadAt and WriteAt outside
-//     [0, Size()) fail with ErrOutOfRange and touch nothing.
+//     [0, Size()) fail with ErrOutOfRange and touch nothing; so do the
+//     optional abilities.
 //   - Concurrent ReadAt calls are allowed; concurrent WriteAt calls on
 //     non-overlapping ranges are allowed. No implementation keeps p.
 //   - A write that returned without error is durable only after a later
 //     Flush returned without error, or if it was written with WriteAtFUA.
 //   - Optional abilities (Trim, WriteZeroes, FUA, block size, allocation
-//     map) are separate one-method interfaces found by type assertion; the
-//     package-level helpers of the same names fall back to plain I/O.
-//   - O_DIRECT backends are only ever given aligned requests: unaligned
-//     requests are turned into read-modify-write above them (Aligned).
+//     map, checksum) are separate one-method interfaces found by type
+//     assertion; the package-level helpers of the same names fall back to
+//     plain I/O.
+//   - Map's extents are non-empty, contiguous, in order and cover the range
+//     exactly; an extent marked Zero reads as zeroes, and every Hole is Zero.
+//   - After Close, every call fails with an error wrapping ErrClosed.
+//   - O_DIRECT backends are only ever given aligned requests (offset,
+//     length and buffer address multiples of the logical block size, which
+//     comes from the device, never a constant): File refuses anything else
+//     with ErrUnaligned before the kernel sees it, and Aligned turns
+//     unaligned requests into read-modify-write above it.
+//   - Aligned holds the lock of a partial edge block from its read to its
+//     write, so non-overlapping writers that share a block keep each
+//     other's bytes; whole blocks of a request need no lock.
+//   - Direct-I/O buffers come from one pool (GetBuffer/PutBuffer), aligned
+//     to at least a page, in power-of-two size classes the GC can reclaim.
+//   - Timeout never lets a stuck call touch the caller's buffer after the
+//     call returned; its goroutines are the stuck calls themselves, and
+//     each ends when the device lets it go.
 package blockdev

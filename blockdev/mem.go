@@ -22,6 +22,7 @@ var (
 	_ Trimmer   = (*Mem)(nil)
 	_ Zeroer    = (*Mem)(nil)
 	_ FUAWriter = (*Mem)(nil)
+	_ Mapper    = (*Mem)(nil)
 )
 
 // NewMem returns a zero-filled in-memory device of the given size.
@@ -109,6 +110,19 @@ func (m *Mem) Flush() error {
 	}
 	clear(m.undo)
 	return nil
+}
+
+// Map reports the range as one allocated extent: Mem keeps no holes.
+func (m *Mem) Map(off, n int64) ([]Extent, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	if err := CheckRange(m.Size(), off, n); err != nil || n == 0 {
+		return nil, err
+	}
+	return []Extent{{Off: off, Len: n}}, nil
 }
 
 // Crash drops every write that was not flushed, as a power loss would, and

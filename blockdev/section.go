@@ -1,12 +1,16 @@
 package blockdev
 
-import "fmt"
+import (
+	"fmt"
+	"sync/atomic"
+)
 
 // Section is a window [base, base+size) of a parent Device, itself a
 // Device. It passes optional abilities through to the parent.
 type Section struct {
 	d          Device
 	base, size int64
+	closed     atomic.Bool
 }
 
 var (
@@ -28,49 +32,71 @@ func NewSection(d Device, base, size int64) (*Section, error) {
 
 func (s *Section) Size() int64    { return s.size }
 func (s *Section) BlockSize() int { return BlockSize(s.d) }
-func (s *Section) Flush() error   { return s.d.Flush() }
-func (s *Section) Close() error   { return nil }
+
+func (s *Section) Flush() error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return s.d.Flush()
+}
+
+// Close ends the section's use; later calls on it fail with ErrClosed.
+// The parent stays open.
+func (s *Section) Close() error {
+	if s.closed.Swap(true) {
+		return fmt.Errorf("%w: section closed twice", ErrClosed)
+	}
+	return nil
+}
+
+// check fails a request that is out of the section or comes after Close.
+func (s *Section) check(off, n int64) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return CheckRange(s.size, off, n)
+}
 
 // Parent returns the device the section is a window of.
 func (s *Section) Parent() Device { return s.d }
 
 func (s *Section) ReadAt(p []byte, off int64) (int, error) {
-	if err := CheckRange(s.size, off, int64(len(p))); err != nil {
+	if err := s.check(off, int64(len(p))); err != nil {
 		return 0, err
 	}
 	return s.d.ReadAt(p, s.base+off)
 }
 
 func (s *Section) WriteAt(p []byte, off int64) (int, error) {
-	if err := CheckRange(s.size, off, int64(len(p))); err != nil {
+	if err := s.check(off, int64(len(p))); err != nil {
 		return 0, err
 	}
 	return s.d.WriteAt(p, s.base+off)
 }
 
 func (s *Section) WriteAtFUA(p []byte, off int64) (int, error) {
-	if err := CheckRange(s.size, off, int64(len(p))); err != nil {
+	if err := s.check(off, int64(len(p))); err != nil {
 		return 0, err
 	}
 	return WriteFUA(s.d, p, s.base+off)
 }
 
 func (s *Section) Trim(off, n int64) error {
-	if err := CheckRange(s.size, off, n); err != nil {
+	if err := s.check(off, n); err != nil {
 		return err
 	}
 	return Trim(s.d, s.base+off, n)
 }
 
 func (s *Section) WriteZeroes(off, n int64, mayTrim bool) error {
-	if err := CheckRange(s.size, off, n); err != nil {
+	if err := s.check(off, n); err != nil {
 		return err
 	}
 	return WriteZeroes(s.d, s.base+off, n, mayTrim)
 }
 
 func (s *Section) Map(off, n int64) ([]Extent, error) {
-	if err := CheckRange(s.size, off, n); err != nil {
+	if err := s.check(off, n); err != nil {
 		return nil, err
 	}
 	ext, err := Map(s.d, s.base+off, n)

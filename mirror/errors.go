@@ -1,0 +1,33 @@
+package mirror
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Callers test with errors.Is.
+var (
+	// ErrNoLeg: no in-sync leg could serve the request.
+	ErrNoLeg = errors.New("mirror: no in-sync leg")
+	// ErrLeg: a leg is unknown to the mirror, or in the wrong state for
+	// the operation.
+	ErrLeg = errors.New("mirror: bad leg")
+	// ErrBusy: a resync of the leg is already running.
+	ErrBusy = errors.New("mirror: resync already running")
+)
+
+// LegError is the failure of one leg in one operation. The leg is failed
+// when it is returned (or reported through Options.OnLegFailed).
+type LegError struct {
+	Leg string
+	Op  string // read, write, fua, flush, trim, zero, map, checksum
+	Off int64
+	Len int64
+	Err error
+}
+
+func (e *LegError) Error() string {
+	return fmt.Sprintf("mirror: leg %s: %s off %d len %d: %v", e.Leg, e.Op, e.Off, e.Len, e.Err)
+}
+
+func (e *LegError) Unwrap() error { return e.Err }

@@ -1,0 +1,233 @@
+package mirror
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/netraid/netraid/blockdev"
+)
+
+// kind says which counters an operation on a leg adds to.
+type kind int
+
+const (
+	kindRead kind = iota
+	kindWrite
+	kindFlush
+	kindMeta // map, checksum: no byte counters
+)
+
+// count adds a successful operation of n bytes to l's counters.
+func (l *Leg) count(k kind, n int64) {
+	switch k {
+	case kindRead:
+		l.reads.Add(1)
+		l.readBytes.Add(n)
+	case kindWrite:
+		l.writes.Add(1)
+		l.writeBytes.Add(n)
+	case kindFlush:
+		l.flushes.Add(1)
+	}
+}
+
+// fanout runs do on every leg of o in parallel and applies the failure
+// policy: a leg that errs is failed, and the operation succeeds if a leg
+// that was in sync when it began succeeded. all reports that no leg erred.
+func (m *Mirror) fanout(o *op, name string, k kind, off, n int64, do func(*Leg) error) (all bool, err error) {
+	errs := make([]error, len(o.legs))
+	var wg sync.WaitGroup
+	for i := 1; i < len(o.legs); i++ {
+		wg.Go(func() { errs[i] = do(o.legs[i].leg) })
+	}
+	if len(o.legs) > 0 {
+		errs[0] = do(o.legs[0].leg)
+	}
+	wg.Wait()
+	ok := false
+	var failed []error
+	for i, t := range o.legs {
+		if errs[i] != nil {
+			failed = append(failed, t.leg.fail(name, off, n, errs[i]))
+			continue
+		}
+		t.leg.count(k, n)
+		ok = ok || t.inSync
+	}
+	switch {
+	case ok:
+		return len(failed) == 0, nil
+	case len(failed) == 1:
+		return false, failed[0]
+	case len(failed) > 1:
+		return false, errors.Join(failed...)
+	}
+	return false, fmt.Errorf("%w: %s off %d len %d", ErrNoLeg, name, off, n)
+}
+
+// fromReadLeg runs do on the first leg of o's read order that succeeds,
+// failing the ones that err.
+func (m *Mirror) fromReadLeg(o *op, name string, k kind, off, n int64, do func(*Leg) error) error {
+	var failed []error
+	for _, l := range o.readOrder() {
+		if l.State() != InSync {
+			continue // failed since o began
+		}
+		if err := do(l); err != nil {
+			failed = append(failed, l.fail(name, off, n, err))
+			continue
+		}
+		l.count(k, n)
+		return nil
+	}
+	if len(failed) == 0 {
+		return fmt.Errorf("%w: %s off %d len %d", ErrNoLeg, name, off, n)
+	}
+	return errors.Join(failed...)
+}
+
+// ReadAt reads from the first in-sync local leg, else the first in-sync
+// remote one; a leg that fails is failed and the next one tried.
+func (m *Mirror) ReadAt(p []byte, off int64) (int, error) {
+	n := int64(len(p))
+	if err := blockdev.CheckRange(m.size, off, n); err != nil {
+		return 0, fmt.Errorf("mirror: read: %w", err)
+	}
+	o, err := m.begin(true)
+	if err != nil {
+		return 0, err
+	}
+	defer m.end(o)
+	if n == 0 {
+		return 0, nil
+	}
+	err = m.fromReadLeg(o, "read", kindRead, off, n, func(l *Leg) error {
+		got, err := l.dev.ReadAt(p, off)
+		if err == io.EOF && got == len(p) {
+			err = nil
+		}
+		if err == nil && got < len(p) {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// WriteAt writes p to every leg that has not failed, after its regions are
+// marked dirty durably.
+func (m *Mirror) WriteAt(p []byte, off int64) (int, error) {
+	err := m.write("write", off, int64(len(p)), m.bm.Mark, func(l *Leg) error {
+		_, err := l.dev.WriteAt(p, off)
+		return err
+	}, nil)
+	if err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// WriteAtFUA is WriteAt with every leg writing durably (blockdev.WriteFUA).
+func (m *Mirror) WriteAtFUA(p []byte, off int64) (int, error) {
+	err := m.write("fua", off, int64(len(p)), m.bm.Mark, func(l *Leg) error {
+		_, err := blockdev.WriteFUA(l.dev, p, off)
+		return err
+	}, nil)
+	if err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Trim discards the range on every leg. When it succeeded on every leg
+// with all in sync, the regions it covers whole count as unused again.
+func (m *Mirror) Trim(off, n int64) error {
+	return m.write("trim", off, n, m.bm.MarkDiscard, func(l *Leg) error {
+		return blockdev.Trim(l.dev, off, n)
+	}, m.bm.Trimmed)
+}
+
+// WriteZeroes zeroes the range on every leg. Like Trim, the regions it
+// covers whole count as unused afterwards: a resync that skips unused
+// regions zeroes them on the target, which is what they hold.
+func (m *Mirror) WriteZeroes(off, n int64, mayTrim bool) error {
+	return m.write("zero", off, n, m.bm.MarkDiscard, func(l *Leg) error {
+		return blockdev.WriteZeroes(l.dev, off, n, mayTrim)
+	}, m.bm.Trimmed)
+}
+
+// write is the mirrored write path: lock the range, mark it dirty, run do
+// on every leg, and, if it succeeded everywhere with every leg in sync,
+// call unused on the range before unlocking.
+func (m *Mirror) write(name string, off, n int64, mark func(off, n int64) error, do func(*Leg) error, unused func(off, n int64)) error {
+	if err := blockdev.CheckRange(m.size, off, n); err != nil {
+		return fmt.Errorf("mirror: %s: %w", name, err)
+	}
+	o, err := m.begin(true)
+	if err != nil {
+		return err
+	}
+	defer m.end(o)
+	if n == 0 {
+		return nil
+	}
+	if !o.anyInSync() {
+		return fmt.Errorf("%w: %s off %d len %d", ErrNoLeg, name, off, n)
+	}
+	s := m.locks.lock(off, n, false)
+	defer m.locks.unlock(s, true)
+	if err := mark(off, n); err != nil {
+		return fmt.Errorf("mirror: %s off %d len %d: write intent: %w", name, off, n, err)
+	}
+	all, err := m.fanout(o, name, kindWrite, off, n, do)
+	if err == nil && all && unused != nil && o.allInSync() {
+		unused(off, n)
+	}
+	return err
+}
+
+// Map returns the allocation map of the read leg.
+func (m *Mirror) Map(off, n int64) ([]blockdev.Extent, error) {
+	if err := blockdev.CheckRange(m.size, off, n); err != nil {
+		return nil, fmt.Errorf("mirror: map: %w", err)
+	}
+	o, err := m.begin(true)
+	if err != nil {
+		return nil, err
+	}
+	defer m.end(o)
+	if n == 0 {
+		return nil, nil
+	}
+	var ext []blockdev.Extent
+	err = m.fromReadLeg(o, "map", kindMeta, off, n, func(l *Leg) error {
+		var err error
+		ext, err = blockdev.Map(l.dev, off, n)
+		return err
+	})
+	return ext, err
+}
+
+// Checksum returns the checksum of the range as the read leg computes it.
+func (m *Mirror) Checksum(off, n int64) (blockdev.Sum, error) {
+	if err := blockdev.CheckRange(m.size, off, n); err != nil {
+		return blockdev.Sum{}, fmt.Errorf("mirror: checksum: %w", err)
+	}
+	o, err := m.begin(true)
+	if err != nil {
+		return blockdev.Sum{}, err
+	}
+	defer m.end(o)
+	var sum blockdev.Sum
+	err = m.fromReadLeg(o, "checksum", kindMeta, off, n, func(l *Leg) error {
+		var err error
+		sum, err = blockdev.Checksum(l.dev, off, n)
+		return err
+	})
+	return sum, err
+}

@@ -1,0 +1,225 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/netraid/netraid/blockdev"
+	"github.com/netraid/netraid/resync"
+)
+
+// Options configures a Mirror.
+type Options struct {
+	// Logger gets leg failures and state changes; slog.Default if nil.
+	Logger *slog.Logger
+	// OnLegFailed is called once when a leg fails, with the *LegError
+	// that failed it. It runs on the I/O path that saw the error: it must
+	// not block, nor call RemoveLeg (which waits for that very I/O).
+	OnLegFailed func(leg *Leg, err error)
+	// Copies is how many legs the mirror has when complete; 2 if zero.
+	// Dirty bits are cleaned only while that many legs are attached and
+	// none has failed: otherwise they are the record of what an absent
+	// or failed leg misses.
+	Copies int
+}
+
+// Mirror is a RAID1 volume over legs; see the package documentation.
+type Mirror struct {
+	size     int64
+	bm       *resync.Bitmap
+	log      *slog.Logger
+	onFailed func(*Leg, error)
+	copies   int
+
+	mu     sync.RWMutex // guards legs and closed
+	legs   []*Leg
+	closed bool
+
+	gate  gate
+	locks rangeLocks
+	// gen changes whenever a leg changes state or joins or leaves.
+	gen atomic.Uint64
+	// Application I/O, for adaptive resync.
+	appOps, appInflight, appSeen atomic.Int64
+}
+
+var (
+	_ blockdev.Device      = (*Mirror)(nil)
+	_ blockdev.Trimmer     = (*Mirror)(nil)
+	_ blockdev.Zeroer      = (*Mirror)(nil)
+	_ blockdev.FUAWriter   = (*Mirror)(nil)
+	_ blockdev.BlockSizer  = (*Mirror)(nil)
+	_ blockdev.Mapper      = (*Mirror)(nil)
+	_ blockdev.Checksummer = (*Mirror)(nil)
+)
+
+// New returns a mirror of size bytes with no legs, whose write-intent
+// bitmap is bm (of the same volume size). The bitmap stays the caller's:
+// Close syncs it but does not close it.
+func New(size int64, bm *resync.Bitmap, o Options) (*Mirror, error) {
+	if bm == nil || bm.VolumeSize() != size {
+		return nil, fmt.Errorf("%w: bitmap does not describe a volume of %d bytes", resync.ErrGeometry, size)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Copies <= 0 {
+		o.Copies = 2
+	}
+	m := &Mirror{size: size, bm: bm, log: o.Logger, onFailed: o.OnLegFailed, copies: o.Copies}
+	m.gate.init()
+	m.locks.init(bm.RegionSize())
+	return m, nil
+}
+
+// Bitmap returns the mirror's write-intent bitmap.
+func (m *Mirror) Bitmap() *resync.Bitmap { return m.bm }
+
+// Size returns the volume size.
+func (m *Mirror) Size() int64 { return m.size }
+
+// BlockSize returns the largest logical block size of the legs.
+func (m *Mirror) BlockSize() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	bs := 512
+	for _, l := range m.legs {
+		bs = max(bs, blockdev.BlockSize(l.dev))
+	}
+	return bs
+}
+
+// AddLeg attaches dev as a leg. A leg joins InSync only when the caller
+// knows it holds the volume's data and no write is in flight (assembly);
+// a returning or new leg joins Resyncing and becomes InSync through
+// Resync; a leg may join Failed as the placeholder of an absent copy (it
+// gets nothing, and keeps the mirror from cleaning bits). The mirror owns
+// dev from now on: Close closes it, RemoveLeg gives it back. Names must
+// be unique among the legs that have not failed.
+func (m *Mirror) AddLeg(name string, dev blockdev.Device, state LegState, local bool) (*Leg, error) {
+	if state != InSync && state != Resyncing && state != Failed {
+		return nil, fmt.Errorf("%w: %s cannot join in state %d", ErrLeg, name, state)
+	}
+	if dev.Size() < m.size {
+		return nil, fmt.Errorf("%w: %s has %d bytes, the volume %d", ErrLeg, name, dev.Size(), m.size)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, fmt.Errorf("mirror: add leg: %w", blockdev.ErrClosed)
+	}
+	for _, l := range m.legs {
+		if l.name == name && l.State() != Failed && state != Failed {
+			return nil, fmt.Errorf("%w: a leg named %s is attached already", ErrLeg, name)
+		}
+	}
+	l := &Leg{m: m, name: name, dev: dev, local: local}
+	l.state.Store(int32(state))
+	m.legs = append(m.legs, l)
+	m.gen.Add(1)
+	m.log.Info("mirror: leg added", "leg", name, "state", state.String(), "local", local)
+	return l, nil
+}
+
+// RemoveLeg detaches l, waits for its I/O in flight, and gives its device
+// back to the caller (it is not closed). A resync of l ends with an error.
+func (m *Mirror) RemoveLeg(l *Leg) error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return fmt.Errorf("mirror: remove leg: %w", blockdev.ErrClosed)
+	}
+	i := slices.Index(m.legs, l)
+	if i < 0 {
+		m.mu.Unlock()
+		return fmt.Errorf("%w: not attached", ErrLeg)
+	}
+	m.legs = slices.Delete(m.legs, i, i+1)
+	l.removed = true
+	m.gen.Add(1)
+	m.mu.Unlock()
+	l.io.Wait()
+	m.log.Info("mirror: leg removed", "leg", l.name, "state", l.State().String())
+	return nil
+}
+
+// Legs returns the attached legs, in the order they were added.
+func (m *Mirror) Legs() []*Leg {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return slices.Clone(m.legs)
+}
+
+// Close refuses new I/O, waits for the I/O in flight, flushes the legs (so
+// that the bitmap can be cleaned), syncs the bitmap and closes the legs'
+// devices.
+func (m *Mirror) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return fmt.Errorf("mirror: %w: closed twice", blockdev.ErrClosed)
+	}
+	m.closed = true
+	legs := slices.Clone(m.legs)
+	m.mu.Unlock()
+	if err := m.gate.drain(context.Background()); err != nil {
+		return err
+	}
+	var errs []error
+	o := &op{}
+	for _, l := range legs {
+		if s := l.State(); s != Failed {
+			o.legs = append(o.legs, target{leg: l, inSync: s == InSync})
+		}
+	}
+	if len(o.legs) > 0 {
+		errs = append(errs, m.flush(o, m.gen.Load()))
+	}
+	errs = append(errs, m.bm.Sync())
+	for _, l := range legs {
+		if err := l.dev.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("mirror: close leg %s: %w", l.name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// LegStatus is one leg in a Status.
+type LegStatus struct {
+	Name  string
+	State LegState
+	Local bool
+	// Err is the error that failed the leg, if it failed.
+	Err   error
+	Stats LegStats
+}
+
+// Status is a snapshot of the mirror for status displays.
+type Status struct {
+	Size, RegionSize int64
+	Legs             []LegStatus
+	// DirtyRegions and DirtyBytes: the write-intent bitmap's dirty
+	// regions — writes in flight or not yet flushed everywhere, and
+	// everything a failed, absent or resyncing leg misses.
+	DirtyRegions, DirtyBytes int64
+}
+
+// Status returns the mirror's state now.
+func (m *Mirror) Status() Status {
+	s := Status{Size: m.size, RegionSize: m.bm.RegionSize(), DirtyRegions: m.bm.DirtyCount(), DirtyBytes: m.bm.DirtyBytes()}
+	for _, l := range m.Legs() {
+		s.Legs = append(s.Legs, LegStatus{Name: l.name, State: l.State(), Local: l.local, Err: l.Err(), Stats: l.Stats()})
+	}
+	return s
+}
+
+// busy reports whether the application did I/O since the last call.
+func (m *Mirror) busy() bool {
+	ops := m.appOps.Load()
+	return m.appSeen.Swap(ops) != ops || m.appInflight.Load() > 0
+}
