@@ -23,7 +23,8 @@ want ip iproute2
 want python3 python3
 python3 -c 'import nbd' 2>/dev/null || need+=(python3-libnbd)
 if [ "${1:-}" = "--broker" ]; then
-	[ -x /usr/share/activemq/bin/activemq ] || need+=(activemq)
+	[ -f /usr/share/activemq/bin/activemq.jar ] || need+=(activemq)
+	want strace strace
 fi
 
 if [ ${#need[@]} -eq 0 ]; then
