@@ -1,0 +1,23 @@
+// Package volume creates and assembles a node's local volume: member disks
+// carrying meta superblocks, striped by a stripe.Set over their data areas,
+// with the write-intent bitmaps kept on every member.
+//
+// Invariants:
+//   - Create writes nothing until every disk passed every check: exclusive
+//     open, no duplicate, no netraid superblock (unless forced), big enough.
+//     It zeroes the metadata area and makes that durable before it writes
+//     the superblocks, so a disk with a superblock has clean bitmaps.
+//   - Open assembles from the superblocks alone, in any order of paths,
+//     and writes nothing, whether it succeeds or refuses. Every refusal
+//     names the disk and says what to do.
+//   - The newest superblock (highest Seq) among the members is the volume's
+//     state; members must agree on identity and geometry.
+//   - UpdateSuper is serialised; on each member it writes the slot that
+//     does not hold that member's newest copy, then flushes, so a crash at
+//     any point leaves every member with a valid superblock.
+//   - Members marked failed get no metadata writes and serve no bitmap
+//     reads.
+//   - The Volume owns its disks: Close flushes and closes them, releasing
+//     the exclusive locks. Data and Bitmap belong to it; callers do not
+//     close them.
+package volume

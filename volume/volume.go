@@ -1,0 +1,145 @@
+package volume
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/netraid/netraid/blockdev"
+	"github.com/netraid/netraid/meta"
+	"github.com/netraid/netraid/stripe"
+)
+
+// Volume is a node's assembled local volume.
+type Volume struct {
+	log      *slog.Logger
+	readOnly bool
+	members  []*member // in member order
+	data     *blockdev.Aligned
+	bitmap   *blockdev.Aligned
+	// failed mirrors sb.FailedMembers for the bitmap's I/O path.
+	failed atomic.Uint64
+
+	// mu serialises UpdateSuper and Close and guards what follows and
+	// the members' slot fields.
+	mu     sync.Mutex
+	sb     meta.Superblock // newest, with member 0's per-member fields
+	closed bool
+}
+
+// member is one assembled member disk.
+type member struct {
+	*disk
+	index int
+	uuid  meta.UUID
+	// slot holds this member's newest valid superblock: the next update
+	// writes the other one.
+	slot int
+}
+
+// Member describes one member disk.
+type Member struct {
+	Index    int
+	Path     string
+	DiskUUID meta.UUID
+	// Size is the disk's size in bytes.
+	Size int64
+	// Failed: the volume's superblock marks the member failed.
+	Failed bool
+}
+
+// errClosed is returned by calls on a closed Volume.
+var errClosed = fmt.Errorf("volume: %w", blockdev.ErrClosed)
+
+// newVolume builds the data and bitmap devices over assembled members.
+func newVolume(members []*member, newest *meta.Superblock, readOnly bool, log *slog.Logger) (*Volume, error) {
+	v := &Volume{log: log, readOnly: readOnly, members: members, sb: *newest}
+	v.sb.Member, v.sb.DiskUUID = 0, members[0].uuid
+	v.failed.Store(newest.FailedMembers)
+	l := newest.Layout()
+	data := make([]blockdev.Device, len(members))
+	bitmaps := make([]*blockdev.Section, len(members))
+	for i, m := range members {
+		var err error
+		if data[i], err = blockdev.NewSection(m.file, l.DataOffset, l.MemberDataSize); err != nil {
+			return nil, fmt.Errorf("volume: %s: %w", m.path, err)
+		}
+		if bitmaps[i], err = blockdev.NewSection(m.file, l.BitmapOffset, 2*l.BitmapBytes); err != nil {
+			return nil, fmt.Errorf("volume: %s: %w", m.path, err)
+		}
+	}
+	set, err := stripe.New(data, l.Chunk)
+	if err != nil {
+		return nil, fmt.Errorf("volume: %s: %w", newest.Name, err)
+	}
+	v.data = blockdev.NewAligned(set)
+	v.bitmap = blockdev.NewAligned(newBitmap(v, bitmaps, l.BitmapOffset))
+	return v, nil
+}
+
+// Data is the volume's data: a stripe over the members' data areas that
+// accepts any offset, length and buffer alignment. It belongs to the
+// Volume: do not close it.
+func (v *Volume) Data() blockdev.Device { return v.data }
+
+// Bitmap is a device of 2*BitmapBytes bytes: the dirty bitmap, then the
+// "used" bitmap. Writes go to every member not marked failed, in
+// parallel; reads come from the first such member that answers. It
+// accepts any alignment and belongs to the Volume: do not close it.
+func (v *Volume) Bitmap() blockdev.Device { return v.bitmap }
+
+// Super returns a copy of the volume's current superblock, with member
+// 0's per-member fields (Member, DiskUUID).
+func (v *Volume) Super() meta.Superblock {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.sb
+}
+
+// Members describes the member disks, in member order.
+func (v *Volume) Members() []Member {
+	failed := v.failed.Load()
+	out := make([]Member, len(v.members))
+	for i, m := range v.members {
+		out[i] = Member{Index: m.index, Path: m.path, DiskUUID: m.uuid, Size: m.file.Size(), Failed: failed&(1<<uint(i)) != 0}
+	}
+	return out
+}
+
+// Close waits for the I/O in flight on Data and Bitmap, flushes every
+// member (unless read-only) and closes them, releasing their locks.
+func (v *Volume) Close() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.closed {
+		return fmt.Errorf("%w: closed twice", errClosed)
+	}
+	v.closed = true
+	var errs []error
+	for _, d := range []blockdev.Device{v.data, v.bitmap} {
+		if err := d.Close(); err != nil && !errors.Is(err, blockdev.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if !v.readOnly {
+		errs = append(errs, eachMember(v.members, func(_ int, m *member) error { return m.flush(m.index) }))
+	}
+	for _, m := range v.members {
+		if err := m.close(); err != nil {
+			errs = append(errs, fmt.Errorf("volume: close %s: %w", m.path, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// eachMember runs f on every member of ms (i is the index in ms) in
+// parallel and joins the errors in that order.
+func eachMember(ms []*member, f func(i int, m *member) error) error {
+	disks := make([]*disk, len(ms))
+	for i, m := range ms {
+		disks[i] = m.disk
+	}
+	return eachDisk(disks, func(i int, _ *disk) error { return f(i, ms[i]) })
+}
