@@ -42,10 +42,10 @@ type ExportStatus struct {
 	Name         string `json:"name"`
 	ReadOnly     bool   `json:"read_only,omitempty"`
 	Clients      int    `json:"clients"`
-	Requests     uint64 `json:"requests"`
-	BytesRead    uint64 `json:"bytes_read"`
-	BytesWritten uint64 `json:"bytes_written"`
-	Errors       uint64 `json:"errors"`
+	Requests     int64  `json:"requests"`
+	BytesRead    int64  `json:"bytes_read"`
+	BytesWritten int64  `json:"bytes_written"`
+	Errors       int64  `json:"errors"`
 }
 
 // PeerStatus describes the replication link.
@@ -68,8 +68,8 @@ type LegStatus struct {
 	Name   string `json:"name"`
 	State  string `json:"state"` // up-to-date, resyncing, failed
 	Error  string `json:"error,omitempty"`
-	Reads  uint64 `json:"reads"`
-	Writes uint64 `json:"writes"`
+	Reads  int64  `json:"reads"`
+	Writes int64  `json:"writes"`
 }
 
 // ResyncStatus is the progress of a resync, rebuild or verify.

@@ -53,7 +53,7 @@ func printStatus(w io.Writer, st node.Status) {
 	}
 	if x := st.Export; x != nil {
 		fmt.Fprintf(w, "  export %q on %s: %d client(s), %d requests, read %s, written %s, %d errors\n",
-			x.Name, x.Address, x.Clients, x.Requests, bytesOf(int64(x.BytesRead)), bytesOf(int64(x.BytesWritten)), x.Errors)
+			x.Name, x.Address, x.Clients, x.Requests, bytesOf(x.BytesRead), bytesOf(x.BytesWritten), x.Errors)
 	}
 	if p := st.Peer; p != nil {
 		fmt.Fprintf(w, "  peer %s: %s", firstNonEmpty(p.Address, p.Listen), p.State)

@@ -7,13 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"testing"
 )
 
 // LoopDevice makes a sparse file of the given size under dir and attaches
 // a loop device to it with direct I/O, detached at cleanup. It returns
 // the loop device path and the backing file.
-func LoopDevice(t testing.TB, dir, name string, size int64) (dev, backing string) {
+func LoopDevice(t T, dir, name string, size int64) (dev, backing string) {
 	t.Helper()
 	backing = filepath.Join(dir, name+".img")
 	f, err := os.Create(backing)

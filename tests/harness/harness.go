@@ -8,13 +8,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"testing"
 	"time"
 )
 
 // RequireRoot skips the test unless it runs as root with the given
 // commands on PATH.
-func RequireRoot(t testing.TB, cmds ...string) {
+func RequireRoot(t T, cmds ...string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (loop devices, mounts, network namespaces)")
@@ -28,7 +27,7 @@ func RequireRoot(t testing.TB, cmds ...string) {
 
 // Run runs a command and fails the test if it fails, returning its
 // standard output.
-func Run(t testing.TB, name string, args ...string) string {
+func Run(t T, name string, args ...string) string {
 	t.Helper()
 	out, err := Try(name, args...)
 	if err != nil {
@@ -53,7 +52,7 @@ func Try(name string, args ...string) (string, error) {
 
 // Binary returns the netraid binary under test: $NETRAID_BIN, or one
 // built once into a temporary directory.
-func Binary(t testing.TB) string {
+func Binary(t T) string {
 	t.Helper()
 	if p := os.Getenv("NETRAID_BIN"); p != "" {
 		return p
@@ -97,7 +96,7 @@ func moduleRoot() (string, error) {
 
 // WaitFor polls cond every 50ms until it returns true or the timeout
 // passes, then fails the test with what.
-func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+func WaitFor(t T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -14,7 +13,7 @@ import (
 // export as a file, a loop device is attached to that file, and the loop
 // device is mounted.
 type Mount struct {
-	t      testing.TB
+	t      T
 	Dir    string // where the filesystem is mounted
 	fuse   string // nbdfuse mount point
 	loop   string
@@ -24,7 +23,7 @@ type Mount struct {
 // MountNBD presents the export at uri as a file with nbdfuse, attaches a
 // loop device to it and, if mkfs, makes ext4 on it; then mounts it under
 // dir. Unmount (or the test's cleanup) undoes it all.
-func MountNBD(t testing.TB, dir, uri string, mkfs bool) *Mount {
+func MountNBD(t T, dir, uri string, mkfs bool) *Mount {
 	t.Helper()
 	m := &Mount{t: t, Dir: filepath.Join(dir, "mnt"), fuse: filepath.Join(dir, "fuse")}
 	for _, d := range []string{m.Dir, m.fuse} {
@@ -32,7 +31,7 @@ func MountNBD(t testing.TB, dir, uri string, mkfs bool) *Mount {
 			t.Fatal(err)
 		}
 	}
-	cmd := exec.Command("nbdfuse", "-f", m.fuse, "--uri", uri)
+	cmd := exec.Command("nbdfuse", m.fuse, uri)
 	logf, err := os.Create(filepath.Join(dir, "nbdfuse.log"))
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package harness
 
 import (
 	"fmt"
-	"testing"
 )
 
 // Machine is a network namespace standing in for a machine, joined to its
@@ -13,10 +12,10 @@ type Machine struct {
 	Addr string // its address on the link
 }
 
-// Pair makes two machines, a and b, joined by one veth link with the
+// MachinePair makes two machines, a and b, joined by one veth link with the
 // addresses 10.213.N.1 and 10.213.N.2 (only inside the two namespaces),
 // removed at cleanup.
-func Pair(t testing.TB) (a, b *Machine) {
+func MachinePair(t T) (a, b *Machine) {
 	t.Helper()
 	id := Unique("")
 	a = &Machine{Name: "nra" + id, Veth: "va" + id}
@@ -41,13 +40,13 @@ func Pair(t testing.TB) (a, b *Machine) {
 }
 
 // LinkDown cuts the machine's link, as a pulled cable would.
-func (m *Machine) LinkDown(t testing.TB) {
+func (m *Machine) LinkDown(t T) {
 	t.Helper()
 	Run(t, "ip", "-n", m.Name, "link", "set", m.Veth, "down")
 }
 
 // LinkUp restores the machine's link.
-func (m *Machine) LinkUp(t testing.TB) {
+func (m *Machine) LinkUp(t T) {
 	t.Helper()
 	Run(t, "ip", "-n", m.Name, "link", "set", m.Veth, "up")
 }

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/netraid/netraid/node"
@@ -16,7 +15,7 @@ import (
 
 // Node is a netraid daemon under test, optionally inside a Machine.
 type Node struct {
-	t       testing.TB
+	t       T
 	Name    string
 	Machine *Machine // nil: the host's namespace
 	Dir     string
@@ -31,7 +30,7 @@ type Node struct {
 
 // NewNode describes a node with its disks; Start runs it. Its control
 // socket and NBD socket live in dir.
-func NewNode(t testing.TB, name, dir string, m *Machine, disks []string, args ...string) *Node {
+func NewNode(t T, name, dir string, m *Machine, disks []string, args ...string) *Node {
 	return &Node{
 		t: t, Name: name, Machine: m, Dir: dir, Disks: disks, Args: args,
 		Control: filepath.Join(dir, name+".ctl"),

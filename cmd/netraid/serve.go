@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/netraid/netraid/node"
+)
+
+func init() {
+	register(command{name: "serve", summary: "run the volume: assemble the disks, export over NBD, mirror to the peer", run: runServe})
+}
+
+func runServe(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "serve", "[FLAGS] DISK...", `
+Assemble the volume from its member disks (in any order: the superblocks
+say which is which) and run it until SIGTERM or SIGINT, which drain the
+requests in flight and flush.
+
+Without --peer the node is standalone: it exports the volume over NBD at
+once. With --peer and --listen-peer it is one of a mirrored pair: run the
+same command on both machines, each naming the other. Both start as
+secondary; 'netraid promote' on one makes it the primary, which exports
+the volume and mirrors every write to the other before answering it.`)
+	listen := fs.String("listen", "127.0.0.1:10809", "NBD export address: HOST:PORT, or a unix socket path")
+	export := fs.String("export", "", "NBD export name (default: the volume name)")
+	readOnly := fs.Bool("read-only", false, "export the volume read-only")
+	control := fs.String("control", controlDefault(), "control socket for the admin commands (env NETRAID_CONTROL)")
+	listenPeer := fs.String("listen-peer", "", "address where this node accepts its primary's replication link, HOST:PORT")
+	peer := fs.String("peer", "", "the other node's --listen-peer address, HOST:PORT")
+	primary := fs.Bool("primary", false, "promote at start (as 'netraid promote' would, with the same checks)")
+	timeout := fs.Duration("peer-timeout", 5*time.Second, "a peer request not answered within this fails the link")
+	rate := fs.String("resync-rate", "0", "resync rate limit per second, e.g. 200MB; 0 = no limit")
+	adaptive := fs.Bool("resync-adaptive", true, "slow the resync down while the volume is busy")
+	debug := fs.Bool("debug", false, "log every request")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return usagef("give the volume's member DISKs")
+	}
+	if (*peer == "") != (*listenPeer == "") {
+		return usagef("--peer and --listen-peer go together: each node names the other's address and its own")
+	}
+	r, err := humanize.ParseBytes(*rate)
+	if err != nil {
+		return usagef("bad --resync-rate %q: %v", *rate, err)
+	}
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	cfg := node.Config{
+		Disks:          fs.Args(),
+		Listen:         *listen,
+		Export:         *export,
+		ReadOnly:       *readOnly,
+		Control:        *control,
+		ListenPeer:     *listenPeer,
+		Peer:           *peer,
+		Primary:        *primary,
+		PeerTimeout:    *timeout,
+		ResyncRate:     int64(r),
+		ResyncAdaptive: *adaptive,
+		Logger:         log,
+	}
+	return node.Run(ctx, cfg)
+}

@@ -1,0 +1,202 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/netraid/netraid/resync"
+)
+
+// Do runs a control action and returns a message for the operator.
+func (n *Node) Do(ctx context.Context, action string, r Request) (string, error) {
+	switch action {
+	case ActPromote:
+		return n.promote(r.Force)
+	case ActDemote:
+		return n.demote(r.Force)
+	case ActConnect:
+		return n.connect(r.DiscardLocal)
+	case ActDisconnect:
+		return n.disconnect()
+	case ActResyncPause, ActResyncResume, ActResyncRate, ActResyncFull:
+		return n.resyncControl(action, r.Rate)
+	case ActVerify:
+		return n.runVerify(ctx, r.Repair, r.Wait)
+	case ActDiskFail:
+		return n.diskFail(r.Disk)
+	case ActDiskReplace:
+		return n.diskReplace(r.Disk, r.NewDisk)
+	}
+	return "", fmt.Errorf("unknown action %q", action)
+}
+
+// primaryOrErr returns the primary machinery or says the action needs it.
+func (n *Node) primaryOrErr(what string) (*primary, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.prim == nil {
+		return nil, fmt.Errorf("%s runs on the primary; this node is secondary", what)
+	}
+	return n.prim, nil
+}
+
+func (n *Node) connect(discard bool) (string, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cfg.standalone() {
+		return "", errors.New("this node has no peer: serve it with --peer and --listen-peer")
+	}
+	if discard && n.prim != nil {
+		return "", errors.New("--discard-local throws this node's changes away, so it must be secondary: run 'netraid demote' first")
+	}
+	n.disconnected = false
+	n.discardLocal = discard
+	if n.prim != nil {
+		select {
+		case n.prim.kick <- struct{}{}:
+		default:
+		}
+	}
+	if discard {
+		return "connecting; this node's changes since the nodes parted will be discarded and it will be resynced from the peer", nil
+	}
+	return "connecting", nil
+}
+
+func (n *Node) disconnect() (string, error) {
+	n.mu.Lock()
+	if n.cfg.standalone() {
+		n.mu.Unlock()
+		return "", errors.New("this node has no peer")
+	}
+	n.disconnected = true
+	p := n.prim
+	n.setPeer("disconnected", nil)
+	if n.sec.srv != nil && n.primaryConnected() {
+		n.sec.srv.DropClients(n.sb.Name)
+	}
+	n.mu.Unlock()
+	if p != nil {
+		p.mu.Lock()
+		c := p.client
+		p.mu.Unlock()
+		if c != nil {
+			c.Close()
+		}
+	}
+	return "disconnected: the link stays down until 'netraid connect'", nil
+}
+
+func (n *Node) resyncControl(action string, rate int64) (string, error) {
+	p, err := n.primaryOrErr("resync")
+	if err != nil {
+		return "", err
+	}
+	switch action {
+	case ActResyncFull:
+		if err := n.bm.SetAll(); err != nil {
+			return "", err
+		}
+		p.mu.Lock()
+		c := p.client
+		p.mu.Unlock()
+		if c != nil {
+			// Reconnecting starts a resync of everything now dirty.
+			c.Close()
+		}
+		return fmt.Sprintf("the whole volume is marked out of sync; the peer will be resynced (%d bytes)", n.bm.DirtyBytes()), nil
+	case ActResyncRate:
+		n.mu.Lock()
+		n.cfg.ResyncRate = rate
+		n.mu.Unlock()
+		if e := p.currentEngine(); e != nil {
+			e.SetRate(rate)
+		}
+		if rate == 0 {
+			return "resync rate: unlimited", nil
+		}
+		return fmt.Sprintf("resync rate: %d bytes/s", rate), nil
+	case ActResyncPause, ActResyncResume:
+		pause := action == ActResyncPause
+		n.mu.Lock()
+		n.resyncPaused = pause
+		n.mu.Unlock()
+		if e := p.currentEngine(); e != nil {
+			if pause {
+				e.Pause()
+			} else {
+				e.Resume()
+			}
+		}
+		if pause {
+			return "resync paused (writes are still mirrored and tracked)", nil
+		}
+		return "resync resumed", nil
+	}
+	return "", fmt.Errorf("unknown resync action %q", action)
+}
+
+func (n *Node) runVerify(ctx context.Context, repair, wait bool) (string, error) {
+	p, err := n.primaryOrErr("verify")
+	if err != nil {
+		return "", err
+	}
+	n.mu.Lock()
+	if n.verify != nil && n.verify.Running {
+		n.mu.Unlock()
+		return "", errors.New("a verify is already running: see 'netraid status'")
+	}
+	vs := &VerifyStatus{Running: true, Total: n.size}
+	n.verify = vs
+	n.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		res, err := p.mir.Verify(n.ctx, resync.VerifyOptions{Repair: repair, UsedOnly: true, Progress: func(pr resync.Progress) {
+			n.mu.Lock()
+			vs.Done, vs.Total = pr.Done, pr.Total
+			n.mu.Unlock()
+		}})
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		vs.Running = false
+		vs.Finished = time.Now().UTC().Format(time.RFC3339)
+		vs.Mismatched = res.Mismatched
+		vs.Repaired = repair && err == nil
+		if err != nil {
+			vs.Error = err.Error()
+		}
+	}()
+	if !wait {
+		return "verify started: see 'netraid status'", nil
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if vs.Error != "" {
+		return "", fmt.Errorf("verify: %s", vs.Error)
+	}
+	msg := fmt.Sprintf("verify: %d mismatched region(s)", len(vs.Mismatched))
+	if len(vs.Mismatched) > 0 {
+		msg += fmt.Sprintf(": %v", vs.Mismatched)
+		if repair {
+			msg += "; repaired from the primary"
+		} else {
+			msg += "; run 'netraid verify --repair' to copy them again from the primary"
+		}
+	}
+	return msg, nil
+}
+
+// currentEngine returns the engine of the resync under way, if any.
+func (p *primary) currentEngine() *resync.Engine {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.engine
+}

@@ -1,0 +1,244 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/netraid/netraid/blockdev"
+	"github.com/netraid/netraid/meta"
+	"github.com/netraid/netraid/mirror"
+	"github.com/netraid/netraid/nbd"
+	"github.com/netraid/netraid/resync"
+)
+
+// linkLoop keeps the primary connected to its secondary: dial, meet,
+// resync, then wait for the link to fail, and again, until ctx ends.
+func (p *primary) linkLoop(ctx context.Context) {
+	n := p.n
+	for ctx.Err() == nil {
+		n.mu.Lock()
+		down := n.disconnected
+		if !down {
+			n.setPeer("connecting", nil)
+		}
+		n.mu.Unlock()
+		if !down {
+			err := p.connectOnce(ctx)
+			if err != nil && ctx.Err() == nil {
+				n.log.Debug("peer link", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-p.kick:
+		case <-time.After(n.cfg.ReconnectInterval):
+		}
+	}
+}
+
+// connectOnce dials the peer, meets it, resyncs, and returns when the
+// link fails.
+func (p *primary) connectOnce(ctx context.Context) error {
+	n := p.n
+	n.mu.Lock()
+	hello := n.helloFor("primary")
+	n.mu.Unlock()
+	dctx, cancel := context.WithTimeout(ctx, n.cfg.PeerTimeout)
+	c, err := nbd.Dial(dctx, "tcp", n.cfg.Peer, nbd.ClientOptions{Export: hello.Name, Timeout: n.cfg.PeerTimeout, Hello: encode(hello)})
+	cancel()
+	if err != nil {
+		var he *nbd.HelloError
+		n.mu.Lock()
+		if errors.As(err, &he) {
+			// The peer refused the meeting: split brain, another volume…
+			n.setPeer("standalone", errors.New(he.Msg))
+			n.peer.verdict = verdictFromText(he.Msg)
+			n.log.Error("peer refused the connection", "reason", he.Msg)
+		} else {
+			n.setPeer("connecting", err)
+		}
+		n.mu.Unlock()
+		return err
+	}
+	defer c.Close()
+	peer, err := decodeHello(c.HelloReply())
+	if err != nil {
+		return err
+	}
+	if c.Size() < n.size {
+		// The secondary checks this too; never mirror to a smaller copy.
+		return p.refuse(fmt.Errorf("the peer's volume is %d bytes, smaller than this node's %d", c.Size(), n.size))
+	}
+	n.mu.Lock()
+	v := Decide(n.gens(), peer.Gens, peer.Discard)
+	n.peer.verdict, n.peer.hello, n.peer.met = v, &peer, true
+	n.mu.Unlock()
+	if v.Refused() {
+		return p.refuse(fmt.Errorf("%v: local %s, peer %s", v, hello.Gens, peer.Gens))
+	}
+	var dev blockdev.Device = c
+	if c.Size() > n.size {
+		s, err := blockdev.NewSection(c, 0, n.size)
+		if err != nil {
+			return err
+		}
+		dev = s
+	}
+	return p.runLink(ctx, c, dev, peer, v)
+}
+
+// refuse records a meeting this node will not go through with.
+func (p *primary) refuse(err error) error {
+	p.n.mu.Lock()
+	p.n.setPeer("standalone", err)
+	p.n.mu.Unlock()
+	p.n.log.Error("refusing to sync with the peer", "err", err)
+	return err
+}
+
+// runLink attaches the peer as a resyncing leg, copies what it lacks,
+// marks it in sync, and waits for the link to end.
+func (p *primary) runLink(ctx context.Context, c *nbd.Client, dev blockdev.Device, peer Hello, v Verdict) error {
+	n := p.n
+	if len(peer.Dirty) > 0 {
+		if err := n.bm.Merge(peer.Dirty); err != nil {
+			return fmt.Errorf("merging the peer's dirty bitmap: %w", err)
+		}
+	}
+	full := v == FullSync
+	if full {
+		if err := n.bm.SetAll(); err != nil {
+			return err
+		}
+	}
+	p.mu.Lock()
+	old := p.remote
+	p.remote = nil
+	p.mu.Unlock()
+	if old != nil {
+		if err := p.mir.RemoveLeg(old); err != nil {
+			return fmt.Errorf("removing the old peer leg: %w", err)
+		}
+	}
+	leg, err := p.mir.AddLeg("peer", dev, mirror.Resyncing, false)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.client, p.remote = c, leg
+	p.mu.Unlock()
+	n.mu.Lock()
+	n.setPeer("connected", nil)
+	n.peer.lastErr = ""
+	n.mu.Unlock()
+	n.log.Info("peer connected", "verdict", v.String(), "peer_generations", peer.Gens.String(), "out_of_sync", n.bm.DirtyBytes())
+
+	if err := p.resyncPeer(ctx, c, full); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case <-c.Done():
+	}
+	return c.Err()
+}
+
+// resyncPeer copies every dirty region to the peer and records the
+// outcome in both nodes' generations.
+func (p *primary) resyncPeer(ctx context.Context, c *nbd.Client, full bool) error {
+	n := p.n
+	total := n.bm.DirtyBytes()
+	n.mu.Lock()
+	g := n.gens()
+	if total > 0 && g.Bitmap == 0 {
+		// The target will hold a mix of old and new until the resync
+		// ends: name the old data so that an interrupted resync resumes
+		// from the bitmap instead of starting again.
+		g.Diverge()
+		if err := n.updateSuper(func(sb *meta.Superblock) { setGens(sb, g) }); err != nil {
+			n.mu.Unlock()
+			return err
+		}
+	}
+	n.mu.Unlock()
+	if total > 0 {
+		if _, err := c.Control(encode(Message{Kind: MsgSyncStart, Gens: g, Total: total})); err != nil {
+			return fmt.Errorf("peer: sync start: %w", err)
+		}
+	}
+	n.mu.Lock()
+	rate, paused := n.cfg.ResyncRate, n.resyncPaused
+	n.mu.Unlock()
+	rs := newResyncState(kindOf(full, total), total, rate)
+	eng := resync.NewEngine(resync.Options{
+		Rate:       rate,
+		Adaptive:   n.cfg.ResyncAdaptive,
+		SkipUnused: full,
+		Progress:   rs.update,
+	})
+	if paused {
+		eng.Pause()
+	}
+	p.mu.Lock()
+	leg := p.remote
+	p.sync, p.engine = rs, eng
+	p.mu.Unlock()
+	err := p.mir.Resync(ctx, leg, eng)
+	p.mu.Lock()
+	p.sync, p.engine = nil, nil
+	p.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("resync to the peer: %w", err)
+	}
+	n.log.Info("peer in sync", "copied", total)
+	// Tell the target first: if this node dies before recording its own
+	// side, the next meeting finds the same generation and has nothing
+	// to do rather than a full sync.
+	n.mu.Lock()
+	g = n.gens()
+	n.mu.Unlock()
+	if _, err := c.Control(encode(Message{Kind: MsgSyncDone, Gens: g})); err != nil {
+		return fmt.Errorf("peer: sync done: %w", err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if leg.State() != mirror.InSync {
+		return errors.New("peer leg left the in-sync state before the resync was recorded")
+	}
+	g = n.gens()
+	g.SyncedAsSource()
+	return n.updateSuper(func(sb *meta.Superblock) {
+		setGens(sb, g)
+		sb.PeerSetUUID, _ = meta.ParseUUID(n.peer.helloSet())
+		sb.ResyncCursor, sb.ResyncTotal = 0, 0
+	})
+}
+
+func (s peerStatus) helloSet() string {
+	if s.hello == nil {
+		return ""
+	}
+	return s.hello.SetUUID
+}
+
+func kindOf(full bool, total int64) string {
+	switch {
+	case full:
+		return "full"
+	case total == 0:
+		return "none"
+	}
+	return "bitmap"
+}
+
+// verdictFromText recovers the verdict a refusing peer named.
+func verdictFromText(msg string) Verdict {
+	for _, v := range []Verdict{SplitBrain, Unrelated, TargetNewer} {
+		if containsWord(msg, v.String()) {
+			return v
+		}
+	}
+	return -1
+}

@@ -1,0 +1,173 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/netraid/netraid/meta"
+	"github.com/netraid/netraid/nbd"
+)
+
+// secondaryState is the accepting side of the replication link.
+type secondaryState struct {
+	srv       *nbd.Server
+	ln        net.Listener
+	done      chan struct{}
+	syncTotal int64
+}
+
+// startPeerServer accepts the primary's replication link on ListenPeer.
+// It runs for the node's whole life; a primary refuses every hello.
+func (n *Node) startPeerServer(ctx context.Context) error {
+	ln, err := net.Listen("tcp", n.cfg.ListenPeer)
+	if err != nil {
+		return fmt.Errorf("node: peer address %s: %w", n.cfg.ListenPeer, err)
+	}
+	srv := nbd.NewServer(nbd.ServerOptions{
+		Logger:  n.log.With("side", "secondary"),
+		Hello:   n.onHello,
+		Control: n.onControl,
+	})
+	srv.AddExport(nbd.Export{Name: n.sb.Name, Description: "netraid replication", Dev: n.vol.Data()})
+	n.sec.srv, n.sec.ln, n.sec.done = srv, ln, make(chan struct{})
+	go func() {
+		defer close(n.sec.done)
+		if err := srv.Serve(ctx, ln); err != nil && ctx.Err() == nil {
+			n.log.Error("peer listener stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+func (n *Node) stopPeerServer() {
+	if n.sec.srv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n.sec.srv.Shutdown(ctx)
+	<-n.sec.done
+}
+
+// onHello meets a primary: the secondary checks identity, size, role and
+// generations, and refuses with a message that says what to do.
+func (n *Node) onHello(_ context.Context, _ string, req []byte) ([]byte, error) {
+	h, err := decodeHello(req)
+	if err != nil {
+		return nil, err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	refuse := func(v Verdict, format string, a ...any) ([]byte, error) {
+		err := fmt.Errorf(format, a...)
+		n.setPeer("standalone", err)
+		if v >= 0 {
+			n.peer.verdict = v
+		}
+		n.peer.hello = &h
+		n.log.Error("refused a primary", "peer", h.SetUUID, "reason", err)
+		return nil, err
+	}
+	switch {
+	case n.disconnected:
+		return refuse(-1, "the secondary was disconnected by its operator: run 'netraid connect' there")
+	case h.Name != n.sb.Name:
+		return refuse(Unrelated, "another volume: the primary serves volume %q and this node volume %q", h.Name, n.sb.Name)
+	case h.Size > n.size:
+		return refuse(-1, "this node's volume (%d bytes) is smaller than the primary's (%d bytes): give it disks at least as large, and create it again", n.size, h.Size)
+	case n.prim != nil:
+		return refuse(SplitBrain, "%s: both nodes are primary (local generations %s, peer %s): demote the node whose changes are to be discarded and run 'netraid connect --discard-local' there",
+			SplitBrain, n.gens(), h.Gens)
+	}
+	v := Decide(h.Gens, n.gens(), n.discardLocal)
+	n.peer.verdict, n.peer.hello, n.peer.met = v, &h, true
+	switch v {
+	case SplitBrain:
+		return refuse(v, "%s: both nodes took writes since they parted (primary %s, this node %s): "+
+			"run 'netraid connect --discard-local' on the node whose changes are to be thrown away (demote it first if it is primary)", v, h.Gens, n.gens())
+	case Unrelated:
+		return refuse(v, "%s: the primary's data and this node's share no history (primary %s, this node %s): "+
+			"if this node's data may go, run 'netraid connect --discard-local' here", v, h.Gens, n.gens())
+	case TargetNewer:
+		return refuse(v, "%s: this secondary holds newer data than the primary (primary %s, this node %s): "+
+			"demote the primary and promote this node, or run 'netraid connect --discard-local' here to take the primary's data", v, h.Gens, n.gens())
+	}
+	// A primary that dials again found its old link dead; this side may
+	// not have noticed yet. The new link wins.
+	n.sec.srv.DropClients(n.sb.Name)
+	n.setPeer("connected", nil)
+	n.peer.lastErr = ""
+	reply := n.helloFor("secondary")
+	reply.Verdict = v.String()
+	reply.Discard = n.discardLocal
+	reply.Dirty = n.bm.Snapshot()
+	n.log.Info("primary connected", "verdict", v.String(), "peer_generations", h.Gens.String())
+	return encode(reply), nil
+}
+
+// onControl handles the primary's messages about the resync.
+func (n *Node) onControl(_ context.Context, _ string, req []byte) ([]byte, error) {
+	var m Message
+	if err := json.Unmarshal(req, &m); err != nil {
+		return nil, fmt.Errorf("bad control message: %w", err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch m.Kind {
+	case MsgSyncStart:
+		g := n.gens()
+		if m.Gens.Bitmap != 0 && g.Current != m.Gens.Bitmap {
+			g.push(g.Current)
+			g.Current = m.Gens.Bitmap
+		}
+		g.Bitmap = 0
+		n.sec.syncTotal = m.Total
+		err := n.updateSuper(func(sb *meta.Superblock) {
+			setGens(sb, g)
+			sb.DiskState = meta.Inconsistent
+			sb.ResyncCursor, sb.ResyncTotal = 0, uint64(m.Total)
+		})
+		if err != nil {
+			return nil, err
+		}
+		n.log.Info("resync from the primary started", "bytes", m.Total)
+	case MsgSyncDone:
+		g := n.gens()
+		g.SyncedAsTarget(m.Gens)
+		err := n.updateSuper(func(sb *meta.Superblock) {
+			setGens(sb, g)
+			sb.DiskState = meta.UpToDate
+			sb.ResyncCursor, sb.ResyncTotal = 0, 0
+		})
+		if err != nil {
+			return nil, err
+		}
+		// This node's own dirty regions were sent in the hello and are
+		// now covered by the resync.
+		if err := n.bm.ClearAll(); err != nil {
+			return nil, err
+		}
+		n.discardLocal = false
+		n.sec.syncTotal = 0
+		n.log.Info("in sync with the primary", "generations", g.String())
+	case MsgPing:
+	default:
+		return nil, fmt.Errorf("unknown control message %q", m.Kind)
+	}
+	return encode(n.helloFor("secondary")), nil
+}
+
+// primaryConnected reports whether a primary is attached to the peer
+// export now. Callers hold n.mu.
+func (n *Node) primaryConnected() bool {
+	return n.sec.srv != nil && n.sec.srv.Clients(n.sb.Name) > 0
+}
+
+func containsWord(s, w string) bool { return strings.Contains(s, w) }
+
+var _ = errors.New
