@@ -75,7 +75,7 @@ func (n *Node) disconnect() (string, error) {
 	p := n.prim
 	n.setPeer("disconnected", nil)
 	if n.sec.srv != nil && n.primaryConnected() {
-		n.sec.srv.DropClients(n.sb.Name)
+		n.sec.srv.DropClients(peerExport)
 	}
 	n.mu.Unlock()
 	if p != nil {

@@ -63,3 +63,7 @@ func decodeHello(b []byte) (Hello, error) {
 	}
 	return h, nil
 }
+
+// peerExport is the export name of the replication link on a secondary;
+// which volume it holds is checked in the hello.
+const peerExport = "netraid-peer"

@@ -46,7 +46,7 @@ func (p *primary) connectOnce(ctx context.Context) error {
 	hello := n.helloFor("primary")
 	n.mu.Unlock()
 	dctx, cancel := context.WithTimeout(ctx, n.cfg.PeerTimeout)
-	c, err := nbd.Dial(dctx, "tcp", n.cfg.Peer, nbd.ClientOptions{Export: hello.Name, Timeout: n.cfg.PeerTimeout, Hello: encode(hello)})
+	c, err := nbd.Dial(dctx, "tcp", n.cfg.Peer, nbd.ClientOptions{Export: peerExport, Timeout: n.cfg.PeerTimeout, Hello: encode(hello)})
 	cancel()
 	if err != nil {
 		var he *nbd.HelloError

@@ -33,7 +33,7 @@ func (n *Node) startPeerServer(ctx context.Context) error {
 		Hello:   n.onHello,
 		Control: n.onControl,
 	})
-	srv.AddExport(nbd.Export{Name: n.sb.Name, Description: "netraid replication", Dev: n.vol.Data()})
+	srv.AddExport(nbd.Export{Name: peerExport, Description: "netraid replication", Dev: n.vol.Data()})
 	n.sec.srv, n.sec.ln, n.sec.done = srv, ln, make(chan struct{})
 	go func() {
 		defer close(n.sec.done)
@@ -99,7 +99,7 @@ func (n *Node) onHello(_ context.Context, _ string, req []byte) ([]byte, error) 
 	}
 	// A primary that dials again found its old link dead; this side may
 	// not have noticed yet. The new link wins.
-	n.sec.srv.DropClients(n.sb.Name)
+	n.sec.srv.DropClients(peerExport)
 	n.setPeer("connected", nil)
 	n.peer.lastErr = ""
 	reply := n.helloFor("secondary")
@@ -165,7 +165,7 @@ func (n *Node) onControl(_ context.Context, _ string, req []byte) ([]byte, error
 // primaryConnected reports whether a primary is attached to the peer
 // export now. Callers hold n.mu.
 func (n *Node) primaryConnected() bool {
-	return n.sec.srv != nil && n.sec.srv.Clients(n.sb.Name) > 0
+	return n.sec.srv != nil && n.sec.srv.Clients(peerExport) > 0
 }
 
 func containsWord(s, w string) bool { return strings.Contains(s, w) }
