@@ -1,0 +1,58 @@
+// Package nbd speaks the Network Block Device protocol (fixed newstyle
+// handshake, simple and structured replies, base:allocation block
+// status): a Server that exports any blockdev.Device, and a pipelined
+// Client that is itself a blockdev.Device, used as the remote leg of a
+// mirror.
+//
+// Layout: proto.go and optcodec.go are the wire format, negotiate_*.go the
+// handshakes, serve.go the server's transmission loop, commands.go and
+// reply.go what it does per request, client*.go the client, netraid.go the
+// netraid extension.
+//
+// Server invariants:
+//   - A request is checked (command, flags, range, size, export mode)
+//     before any allocation or I/O; a bad one gets an error reply and the
+//     connection goes on. Only a broken stream (bad request magic, a
+//     payload cut short by a disconnect) ends it, and a write whose payload
+//     did not arrive whole is never applied.
+//   - A WRITE larger than MaxRequest is refused with EINVAL after its
+//     payload is read and discarded through a fixed buffer, never stored,
+//     so the stream stays in step; the same holds for refused control
+//     requests and for writes to a read-only export.
+//   - One reader per connection; at most MaxInflight requests and
+//     MaxInflightBytes of buffers per connection; when full, the reader
+//     stops reading, so a client cannot make the server allocate without
+//     bound. Replies go out whole, one at a time, in completion order.
+//   - Errors become reply values in exactly one place, errnoOf.
+//   - A reply is sent only after the device call returned: FUA writes after
+//     the data is durable, FLUSH after every write acknowledged before it
+//     is. Flush is device-wide, so CAN_MULTI_CONN is always advertised.
+//   - A connection that acknowledged writes and did not flush them
+//     flushes its export when it ends, however it ends.
+//   - Shutdown and a cancelled Serve context drain: requests received
+//     finish and are answered, later ones get ESHUTDOWN, then exports are
+//     flushed and connections closed. The server never closes a device.
+//
+// Client invariants:
+//   - Requests are checked locally (range, minimum block size, read-only)
+//     and split at the server's maximum block size; the pieces are in
+//     flight together, at most MaxInflight requests in all.
+//   - One reader goroutine owns every reply buffer until it completes the
+//     call; a caller's buffer is never touched after its call returns.
+//   - A request without a reply within Timeout, a failed send or receive,
+//     or any reply the protocol forbids breaks the client for good: every
+//     pending and later call fails with ErrBroken and the cause. A server
+//     that answers ESHUTDOWN gets no new requests, and a NBD_CMD_DISC once
+//     the pending ones are answered.
+//
+// The netraid extension, between two netraid nodes: the client may send
+// OptNetraidHello before NBD_OPT_GO (data: 32-bit export name length, the
+// name, the hello bytes); the server answers through ServerOptions.Hello
+// with a RepNetraidHello reply carrying its response, or refuses with
+// NBD_REP_ERR_POLICY and the error's text (a HelloError on the client).
+// On connections that did the hello, CmdNetraidControl carries a payload
+// like WRITE and is answered by a simple reply header, a 32-bit length
+// and the response. A request starting with 'C' followed by a 64-bit
+// offset and length asks the server for the blockdev.Checksum of that
+// range (Client.Checksum); others go to ServerOptions.Control.
+package nbd

@@ -1,0 +1,320 @@
+package nbd
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/netraid/netraid/blockdev"
+)
+
+// conn is one client connection. Its goroutine (serve) negotiates and then
+// reads requests; each request runs in a handler goroutine of its own, at
+// most MaxInflight at a time, and replies are serialized by wmu.
+type conn struct {
+	s      *Server
+	nc     net.Conn
+	l      net.Listener // the listener it came from
+	rr     requestReader
+	log    *slog.Logger
+	ctx    context.Context // cancelled when the connection is aborted
+	cancel context.CancelFunc
+	done   chan struct{} // closed when serve has returned
+
+	// Set by the handshake, read-only in transmission phase.
+	exp        *export
+	sess       session
+	align      int // buffer alignment for the device
+	structured bool
+
+	wmu  sync.Mutex // serializes replies on nc
+	werr error      // first reply that failed to go out; guarded by wmu
+
+	mu            sync.Mutex // guards the fields below
+	budget        *sync.Cond // signalled when a request releases its budget
+	transmitting  bool
+	draining      bool
+	busy          bool // the reader holds a request it has not handed off
+	inflight      int
+	inflightBytes int
+
+	handlers sync.WaitGroup
+	writes   atomic.Uint64 // writes completed (the connection's dirty count)
+	flushed  atomic.Uint64 // writes known durable
+}
+
+// Reasons a connection's reader stops without a fault.
+var (
+	errDisconnect = errors.New("nbd: client sent NBD_CMD_DISC")
+	errDrained    = errors.New("nbd: connection drained")
+	errAborted    = errors.New("nbd: connection aborted")
+)
+
+func newConn(ctx context.Context, s *Server, nc net.Conn, l net.Listener) *conn {
+	c := &conn{
+		s:    s,
+		nc:   nc,
+		l:    l,
+		log:  s.log.With("remote", nc.RemoteAddr().String()),
+		done: make(chan struct{}),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	c.rr.r = bufio.NewReaderSize(nc, 64<<10)
+	c.budget = sync.NewCond(&c.mu)
+	return c
+}
+
+// serve runs the connection to its end.
+func (c *conn) serve() {
+	defer close(c.done)
+	defer c.s.detach(c)
+	defer c.cancel()
+	if err := c.negotiate(); err != nil {
+		c.nc.Close()
+		if errors.Is(err, errAbortOption) {
+			c.log.Debug("client aborted the handshake")
+		} else {
+			c.log.Info("handshake failed", "err", err)
+		}
+		return
+	}
+	c.log = c.log.With("export", c.exp.Name)
+	c.log.Info("client connected", "structured", c.structured)
+	err := c.transmit()
+	c.handlers.Wait()
+	c.flushOnClose()
+	c.nc.Close()
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, errDisconnect), errors.Is(err, errDrained), errors.Is(err, errAborted):
+		c.log.Info("client disconnected", "reason", err)
+	default:
+		c.log.Warn("connection failed", "err", err)
+	}
+}
+
+// startTransmission marks the end of the handshake; it fails if the
+// connection is being drained. Called by Server.attach.
+func (c *conn) startTransmission(e *export) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.draining {
+		return ErrShutdown
+	}
+	c.exp = e
+	c.transmitting = true
+	return nil
+}
+
+// setHandshakeDeadline arms the handshake's deadline unless the
+// connection is already draining (drain's own deadline must win).
+func (c *conn) setHandshakeDeadline(t time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.draining {
+		return false
+	}
+	c.nc.SetDeadline(t)
+	return true
+}
+
+// drain ends the connection gracefully: a handshake is cut at once; in
+// transmission, requests already received run to completion, later ones
+// are answered with ESHUTDOWN, and the reader stops once none is left.
+func (c *conn) drain() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.draining {
+		return
+	}
+	c.draining = true
+	if !c.transmitting {
+		c.nc.SetDeadline(time.Now())
+		return
+	}
+	c.wakeIfDrained()
+}
+
+// wakeIfDrained stops the reader's wait for the next request once a
+// draining connection has nothing left in flight. Called with mu held.
+func (c *conn) wakeIfDrained() {
+	if c.draining && c.inflight == 0 && !c.busy {
+		c.nc.SetReadDeadline(time.Now())
+	}
+}
+
+// abort closes the connection at once.
+func (c *conn) abort() {
+	c.cancel()
+	c.nc.Close()
+}
+
+// transmit reads requests until the client disconnects, the connection is
+// drained or aborted, or the stream is broken.
+func (c *conn) transmit() error {
+	for {
+		if c.drained() {
+			return errDrained
+		}
+		req, err := c.rr.next()
+		if err != nil {
+			return c.readFailure(err)
+		}
+		if req.Type == CmdDisc {
+			return errDisconnect
+		}
+		c.s.requests.Add(1)
+		if err := c.accept(req); err != nil {
+			return c.readFailure(err)
+		}
+	}
+}
+
+// readFailure explains why the reader stopped.
+func (c *conn) readFailure(err error) error {
+	switch {
+	case c.ctx.Err() != nil:
+		return errAborted
+	case errors.Is(err, os.ErrDeadlineExceeded) && c.drained():
+		return errDrained
+	}
+	return err
+}
+
+func (c *conn) drained() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.draining && c.inflight == 0
+}
+
+// accept takes one request off the wire: it refuses it, or reads its
+// payload within the connection's budget and hands it to a handler.
+func (c *conn) accept(req Request) error {
+	if !c.hold() {
+		return c.refuse(&req, ErrShutdown)
+	}
+	defer c.unhold()
+	if err := checkRequest(&req, &c.sess); err != nil {
+		return c.refuse(&req, err)
+	}
+	need := 0
+	if req.Type == CmdRead || req.hasPayload() {
+		need = int(req.Length)
+	}
+	c.acquire(need)
+	var payload []byte
+	if req.hasPayload() {
+		payload = blockdev.GetBuffer(int(req.Length), c.align)
+		if err := c.rr.payload(payload); err != nil {
+			blockdev.PutBuffer(payload)
+			c.release(need)
+			return fmt.Errorf("nbd: %v off %d len %d: payload truncated: %w", req.Type, req.Offset, req.Length, err)
+		}
+	}
+	c.handlers.Add(1)
+	go c.handle(req, payload, need)
+	return nil
+}
+
+// hold marks the reader as holding a request, unless the connection is
+// draining.
+func (c *conn) hold() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.busy = !c.draining
+	return c.busy
+}
+
+func (c *conn) unhold() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.busy = false
+	c.wakeIfDrained()
+}
+
+// acquire waits for room for one more request holding need bytes.
+func (c *conn) acquire(need int) {
+	o := &c.s.opts
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.inflight >= o.MaxInflight || c.inflightBytes+need > o.MaxInflightBytes {
+		c.budget.Wait()
+	}
+	c.inflight++
+	c.inflightBytes += need
+}
+
+func (c *conn) release(need int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.inflight--
+	c.inflightBytes -= need
+	c.budget.Broadcast()
+	c.wakeIfDrained()
+}
+
+// refuse answers a request that will not run, skipping its payload.
+func (c *conn) refuse(req *Request, err error) error {
+	if req.hasPayload() {
+		if derr := c.rr.discard(int64(req.Length)); derr != nil {
+			return fmt.Errorf("nbd: %v off %d len %d: payload truncated: %w", req.Type, req.Offset, req.Length, derr)
+		}
+	}
+	c.replyError(req, err)
+	return nil
+}
+
+// handle runs one request and answers it.
+func (c *conn) handle(req Request, payload []byte, need int) {
+	defer c.handlers.Done()
+	defer c.release(need)
+	if payload != nil {
+		defer blockdev.PutBuffer(payload)
+	}
+	if err := c.exec(&req, payload); err != nil {
+		c.replyError(&req, err)
+	}
+	if c.log.Enabled(c.ctx, slog.LevelDebug) {
+		c.log.Debug("request", "op", req.Type, "off", req.Offset, "len", req.Length, "flags", req.Flags)
+	}
+}
+
+// flushOnClose makes the connection's acknowledged writes durable if no
+// flush has since: a client that disconnects without flushing loses
+// nothing the server acknowledged.
+func (c *conn) flushOnClose() {
+	w := c.writes.Load()
+	if w == c.flushed.Load() {
+		return
+	}
+	if err := c.exp.Dev.Flush(); err != nil {
+		c.log.Warn("flush on disconnect failed", "err", err)
+		return
+	}
+	c.flushed.Store(w)
+}
+
+// send writes one reply, made of bufs, under the reply lock. A reply that
+// fails to go out whole leaves the stream unusable, so the connection is
+// aborted.
+func (c *conn) send(bufs ...[]byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return c.werr
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.ReplyTimeout))
+	if _, err := writeBuffers(c.nc, bufs); err != nil {
+		c.werr = fmt.Errorf("nbd: send reply: %w", err)
+		c.abort()
+		return c.werr
+	}
+	return nil
+}

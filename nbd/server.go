@@ -1,0 +1,259 @@
+package nbd
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/netraid/netraid/blockdev"
+)
+
+// ServerOptions configure a Server. Zero values take the defaults.
+type ServerOptions struct {
+	Logger *slog.Logger
+	// MaxRequest is the largest READ, WRITE or control payload (default
+	// 32 MiB, at most 1 GiB). It is advertised as the maximum block size.
+	MaxRequest int
+	// NegotiationTimeout bounds the whole handshake (default 10s).
+	NegotiationTimeout time.Duration
+	// ReplyTimeout bounds the sending of one reply; a client that does not
+	// read its replies for that long is disconnected (default 30s).
+	ReplyTimeout time.Duration
+	// MaxInflight bounds the requests one connection has in progress
+	// (default 64).
+	MaxInflight int
+	// MaxInflightBytes bounds the payload and read buffers one connection
+	// holds (default 4*MaxRequest, at least MaxRequest).
+	MaxInflightBytes int
+	// Hello answers the netraid hello (OptNetraidHello). Nil: the option
+	// is unsupported. An error refuses the client with its text.
+	Hello func(ctx context.Context, export string, req []byte) (resp []byte, err error)
+	// Control answers netraid control requests other than checksums, on
+	// connections that did the hello. Nil: such requests fail with EINVAL.
+	Control func(ctx context.Context, export string, req []byte) (resp []byte, err error)
+}
+
+const (
+	defaultMaxRequest         = 32 << 20
+	maxMaxRequest             = 1 << 30
+	defaultNegotiationTimeout = 10 * time.Second
+	defaultReplyTimeout       = 30 * time.Second
+	defaultServerInflight     = 64
+)
+
+func (o ServerOptions) withDefaults() ServerOptions {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.MaxRequest <= 0 {
+		o.MaxRequest = defaultMaxRequest
+	}
+	o.MaxRequest = min(o.MaxRequest, maxMaxRequest)
+	if o.NegotiationTimeout <= 0 {
+		o.NegotiationTimeout = defaultNegotiationTimeout
+	}
+	if o.ReplyTimeout <= 0 {
+		o.ReplyTimeout = defaultReplyTimeout
+	}
+	if o.MaxInflight <= 0 {
+		o.MaxInflight = defaultServerInflight
+	}
+	if o.MaxInflightBytes <= 0 {
+		o.MaxInflightBytes = 4 * o.MaxRequest
+	}
+	o.MaxInflightBytes = max(o.MaxInflightBytes, o.MaxRequest)
+	return o
+}
+
+// Export is a device served under a name.
+type Export struct {
+	Name        string
+	Description string
+	Dev         blockdev.Device
+	ReadOnly    bool
+}
+
+// export is a registered Export and its live state.
+type export struct {
+	Export
+	clients int // connections in transmission phase; guarded by Server.mu
+}
+
+// Stats are a server's counters.
+type Stats struct {
+	Connections      int64 // open now, in handshake or transmission
+	TotalConnections int64 // accepted since the server started
+	Requests         int64 // transmission requests received
+	BytesRead        int64 // bytes read from exports for clients
+	BytesWritten     int64 // bytes written to exports by clients
+	Errors           int64 // error replies sent
+}
+
+// Server serves exports over NBD. Its methods are safe for concurrent use.
+type Server struct {
+	opts ServerOptions
+	log  *slog.Logger
+
+	mu        sync.Mutex
+	exports   []*export // in the order they were added; the first is the default
+	conns     map[*conn]struct{}
+	listeners map[net.Listener]struct{}
+	shutdown  bool
+	idle      chan struct{} // closed when shut down and no connection is left
+
+	nconns, total, requests, bytesRead, bytesWritten, errors atomic.Int64
+}
+
+// NewServer returns a server with no exports.
+func NewServer(o ServerOptions) *Server {
+	o = o.withDefaults()
+	return &Server{
+		opts:      o,
+		log:       o.Logger,
+		conns:     map[*conn]struct{}{},
+		listeners: map[net.Listener]struct{}{},
+		idle:      make(chan struct{}),
+	}
+}
+
+// AddExport registers e. The server never closes e.Dev.
+func (s *Server) AddExport(e Export) error {
+	if e.Dev == nil {
+		return fmt.Errorf("nbd: export %q has no device", e.Name)
+	}
+	if err := checkString("export name", e.Name); err != nil {
+		return err
+	}
+	if err := checkString("export description", e.Description); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown {
+		return ErrServerClosed
+	}
+	if s.find(e.Name) != nil {
+		return fmt.Errorf("%w: %q", ErrExportExists, e.Name)
+	}
+	s.exports = append(s.exports, &export{Export: e})
+	return nil
+}
+
+// RemoveExport unregisters an export, so that no new client can open it,
+// and drops its clients as DropClients does.
+func (s *Server) RemoveExport(name string) error {
+	s.mu.Lock()
+	e := s.find(name)
+	if e != nil {
+		s.exports = deleteExport(s.exports, e)
+	}
+	s.mu.Unlock()
+	if e == nil {
+		return fmt.Errorf("%w: %q", ErrUnknownExport, name)
+	}
+	s.drop(e)
+	return nil
+}
+
+func deleteExport(l []*export, e *export) []*export {
+	for i, x := range l {
+		if x == e {
+			return append(l[:i:i], l[i+1:]...)
+		}
+	}
+	return l
+}
+
+// find returns the export of that name, nil if none. Called with mu held.
+func (s *Server) find(name string) *export {
+	for _, e := range s.exports {
+		if e.Name == name {
+			return e
+		}
+	}
+	return nil
+}
+
+// lookup resolves a client's export name: "" is the first export, unless
+// an export is really named "".
+func (s *Server) lookup(name string) *export {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.find(name); e != nil || name != "" || len(s.exports) == 0 {
+		return e
+	}
+	return s.exports[0]
+}
+
+// exportList returns the registered exports.
+func (s *Server) exportList() []*export {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*export(nil), s.exports...)
+}
+
+// Clients returns how many connections are in transmission phase on the
+// named export.
+func (s *Server) Clients(name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.find(name); e != nil {
+		return e.clients
+	}
+	return 0
+}
+
+// DropClients disconnects every client of the named export at once,
+// without answering their outstanding requests, and waits until the
+// requests already handed to the device have returned. It returns how
+// many connections it dropped.
+func (s *Server) DropClients(name string) int {
+	s.mu.Lock()
+	e := s.find(name)
+	s.mu.Unlock()
+	if e == nil {
+		return 0
+	}
+	return s.drop(e)
+}
+
+func (s *Server) drop(e *export) int {
+	victims := s.connsWhere(func(c *conn) bool { return c.exp == e })
+	for _, c := range victims {
+		c.abort()
+	}
+	for _, c := range victims {
+		<-c.done
+	}
+	return len(victims)
+}
+
+// connsWhere returns the connections that match.
+func (s *Server) connsWhere(match func(*conn) bool) []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var l []*conn
+	for c := range s.conns {
+		if match(c) {
+			l = append(l, c)
+		}
+	}
+	return l
+}
+
+// Stats returns a snapshot of the server's counters.
+func (s *Server) Stats() Stats {
+	return Stats{
+		Connections:      s.nconns.Load(),
+		TotalConnections: s.total.Load(),
+		Requests:         s.requests.Load(),
+		BytesRead:        s.bytesRead.Load(),
+		BytesWritten:     s.bytesWritten.Load(),
+		Errors:           s.errors.Load(),
+	}
+}
