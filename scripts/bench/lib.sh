@@ -1,0 +1,220 @@
+# shellcheck shell=bash
+# Shared machinery for scripts/bench.sh: logging, the servers the benchmark
+# starts (and only those), page-cache control, fio runs and the result log
+# that report.py turns into the table and bench-results.json.
+#
+# Sourced, not run. Expects WORK (the run's scratch directory), RESULTS (the
+# result log, JSON lines), RUNTIME, RAMP, TRANSPORT and CLK_TCK to be set by
+# bench.sh.
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() {
+	log "error: $*"
+	exit 1
+}
+
+# ---------------------------------------------------------------- processes
+
+# PIDS lists every process this run started in the background (servers,
+# bounded commands) and has not yet reaped.
+declare -a PIDS=()
+
+forget_pid() { # forget_pid PID
+	local p keep=()
+	for p in "${PIDS[@]}"; do
+		[ "$p" = "$1" ] || keep+=("$p")
+	done
+	PIDS=("${keep[@]}")
+}
+
+# stop_pid PID NAME: SIGTERM, wait up to 15 s for the exit, then SIGKILL.
+# Returns the process's exit status (143 = died of the SIGTERM itself).
+stop_pid() {
+	local pid=$1 name=$2 i rc=0
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -TERM "$pid" 2>/dev/null || true
+		for ((i = 0; i < 150; i++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			log "$name (pid $pid) ignored SIGTERM for 15 s; killing it"
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+	fi
+	wait "$pid" 2>/dev/null || rc=$?
+	forget_pid "$pid"
+	return "$rc"
+}
+
+# stop_all stops whatever is still running; the EXIT trap calls it.
+stop_all() {
+	local p
+	for p in "${PIDS[@]}"; do
+		stop_pid "$p" "process" || true
+	done
+}
+
+# bounded SECONDS COMMAND...: run COMMAND for at most SECONDS, in the
+# background so that a signal to bench.sh is handled at once (its trap
+# stops COMMAND with the servers) rather than after COMMAND ends.
+bounded() {
+	local secs=$1 pid rc=0
+	shift
+	timeout --kill-after=10 "$secs" "$@" &
+	pid=$!
+	PIDS+=("$pid")
+	wait "$pid" || rc=$?
+	forget_pid "$pid"
+	return "$rc"
+}
+
+# wait_nbd URI PID NAME: wait until an NBD client can connect to URI, for
+# at most 30 s, failing early if PID exits.
+wait_nbd() {
+	local uri=$1 pid=$2 name=$3 i
+	for ((i = 0; i < 300; i++)); do
+		if nbdinfo --size "$uri" >/dev/null 2>&1; then
+			return 0
+		fi
+		kill -0 "$pid" 2>/dev/null || die "$name exited before serving $uri (log: $WORK/$name.log)"
+		sleep 0.1
+	done
+	die "$name did not serve $uri within 30 s (log: $WORK/$name.log)"
+}
+
+# ---------------------------------------------------------------- addresses
+
+# free_port prints a TCP port on 127.0.0.1 that was free a moment ago.
+free_port() {
+	python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+# nbd_uri ADDRESS EXPORT: the NBD URI of an export at a unix socket path or
+# at HOST:PORT.
+nbd_uri() {
+	case $1 in
+	/*) printf 'nbd+unix:///%s?socket=%s\n' "$2" "$1" ;;
+	*) printf 'nbd://%s/%s\n' "$1" "$2" ;;
+	esac
+}
+
+# listen_addr NAME: where server NAME should listen for this run's
+# transport. A socket left by an earlier server of that name is removed.
+listen_addr() {
+	case $TRANSPORT in
+	unix)
+		rm -f "$WORK/$1.sock"
+		printf '%s/%s.sock\n' "$WORK" "$1"
+		;;
+	tcp) printf '127.0.0.1:%s\n' "$(free_port)" ;;
+	*) die "unknown transport $TRANSPORT (unix or tcp)" ;;
+	esac
+}
+
+# ---------------------------------------------------------------- files
+
+# make_backing FILE SIZE: a preallocated file filled with incompressible
+# data written once with O_DIRECT, so that reads hit real blocks and no
+# extent is still "unwritten" (which the filesystem answers with zeroes).
+make_backing() {
+	local file=$1 size=$2
+	fallocate -l "$size" "$file"
+	bounded 600 fio --name=fill --filename="$file" --ioengine=libaio --direct=1 \
+		--rw=write --bs=1M --iodepth=8 --size="$size" --refill_buffers \
+		--output="$WORK/fill.log" >/dev/null ||
+		die "filling $file failed: $(cat "$WORK/fill.log")"
+}
+
+# drop_cache FILE...: write back and drop the files' pages from the page
+# cache, so no server starts a run with the data already in memory.
+drop_cache() {
+	local f
+	for f in "$@"; do
+		dd of="$f" oflag=nocache conv=notrunc,fdatasync count=0 status=none
+		dd if="$f" iflag=nocache count=0 status=none
+	done
+}
+
+# ---------------------------------------------------------------- results
+
+json_str() { # json_str TEXT: TEXT as a JSON string
+	local s=$1
+	s=${s//\\/\\\\}
+	s=${s//\"/\\\"}
+	s=${s//$'\n'/\\n}
+	s=${s//$'\t'/\\t}
+	s=${s//$'\r'/}
+	printf '"%s"' "$s"
+}
+
+# record KEY=VALUE...: append one JSON object to the result log. Values that
+# look like numbers are written as numbers, anything else as a string.
+record() {
+	local kv k v out=""
+	for kv in "$@"; do
+		k=${kv%%=*}
+		v=${kv#*=}
+		if [[ $v =~ ^-?(0|[1-9][0-9]*)(\.[0-9]+)?$ ]]; then
+			out+="${out:+,}$(json_str "$k"):$v"
+		else
+			out+="${out:+,}$(json_str "$k"):$(json_str "$v")"
+		fi
+	done
+	printf '{%s}\n' "$out" >>"$RESULTS"
+}
+
+# millis MS: MS milliseconds as seconds with a decimal point.
+millis() { printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)); }
+
+# cpu_ticks PID: user+system clock ticks the process has used so far.
+cpu_ticks() {
+	local stat
+	stat=$(<"/proc/$1/stat") || return 1
+	stat=${stat##*) } # the command name may contain spaces
+	# shellcheck disable=SC2086 # split on purpose
+	set -- $stat
+	echo $((${12} + ${13}))
+}
+
+# peak_rss_kib PID: the process's peak resident set (VmHWM) in KiB.
+peak_rss_kib() {
+	awk '$1 == "VmHWM:" { print $2 }' "/proc/$1/status"
+}
+
+# run_fio SUITE TARGET WORKLOAD ROUND SERVER_PID FIO_ARGS...: one
+# time-bounded fio run; its JSON output is kept and the run is recorded
+# with the server's CPU use (SERVER_PID "-" when there is no server). A
+# failed run is recorded as such and does not stop the benchmark.
+run_fio() {
+	local suite=$1 target=$2 workload=$3 round=$4 pid=$5
+	shift 5
+	local out="$WORK/fio/$suite-$target-$workload-$round.json" err="$WORK/fio/$suite-$target-$workload-$round.err"
+	local t0 t1 c0=0 c1=0 status=ok
+	mkdir -p "$WORK/fio"
+	[ "$pid" = - ] || c0=$(cpu_ticks "$pid")
+	t0=$(date +%s%N)
+	# Bounded twice: fio's own --runtime, and timeout(1) should it hang.
+	if ! bounded $((RUNTIME + RAMP + 60)) fio --name="$workload" --time_based --runtime="${RUNTIME}s" --ramp_time="${RAMP}s" \
+		--output-format=json --output="$out" "$@" >"$err" 2>&1; then
+		status=failed
+	fi
+	t1=$(date +%s%N)
+	if [ "$pid" != - ]; then
+		if kill -0 "$pid" 2>/dev/null; then
+			c1=$(cpu_ticks "$pid")
+		else
+			status=failed
+			echo "server pid $pid exited during the run" >>"$err"
+		fi
+	fi
+	if [ "$status" = failed ]; then
+		log "$suite/$target/$workload failed: $(tail -n 3 "$err" | tr '\n' ' ')"
+	fi
+	record kind=run suite="$suite" target="$target" workload="$workload" round="$round" status="$status" \
+		fio_json="$out" error_log="$err" wall_s="$(millis "$(((t1 - t0) / 1000000))")" \
+		server_cpu_s="$(millis "$(((c1 - c0) * 1000 / CLK_TCK))")"
+}
