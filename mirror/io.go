@@ -58,6 +58,7 @@ func (m *Mirror) fanout(o *op, name string, k kind, off, n int64, do func(*Leg) 
 	}
 	switch {
 	case ok:
+		m.failBarrier()
 		return len(failed) == 0, nil
 	case len(failed) == 1:
 		return false, failed[0]

@@ -99,6 +99,11 @@ func (l *Leg) Stats() LegStats {
 func (l *Leg) fail(op string, off, n int64, err error) *LegError {
 	le := &LegError{Leg: l.name, Op: op, Off: off, Len: n, Err: err}
 	l.errors.Add(1)
+	// Held across the state change and OnLegFailed, so that no write the
+	// failed leg did not get is answered before the callback is done
+	// (see (*Mirror).failBarrier).
+	l.m.failMu.Lock()
+	defer l.m.failMu.Unlock()
 	for {
 		s := l.state.Load()
 		if LegState(s) == Failed {

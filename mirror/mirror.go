@@ -42,6 +42,9 @@ type Mirror struct {
 
 	gate  gate
 	locks rangeLocks
+	// failMu is held while a leg fails and OnLegFailed runs; an operation
+	// that succeeded passes through it (failBarrier) before it answers.
+	failMu sync.RWMutex
 	// gen changes whenever a leg changes state or joins or leaves.
 	gen atomic.Uint64
 	// Application I/O, for adaptive resync.
@@ -222,4 +225,20 @@ func (m *Mirror) Status() Status {
 func (m *Mirror) busy() bool {
 	ops := m.appOps.Load()
 	return m.appSeen.Swap(ops) != ops || m.appInflight.Load() > 0
+}
+
+// failBarrier waits for a leg failure in progress, and its OnLegFailed
+// callback, to finish. Every mirrored operation passes it before it
+// answers success: a write that skipped a leg because the leg had just
+// failed is not acknowledged until the caller has recorded the failure
+// (the node starts a new data generation there).
+func (m *Mirror) failBarrier() {
+	m.failMu.RLock()
+	m.failMu.RUnlock() //nolint:staticcheck // an empty critical section is the point: a barrier
+}
+
+// FailLeg fails l as an I/O error would, for a caller that learnt another
+// way that the leg is gone (a dead link found by a keepalive).
+func (m *Mirror) FailLeg(l *Leg, err error) {
+	l.fail("keepalive", 0, 0, err)
 }
