@@ -169,6 +169,9 @@ func (n *negotiation) info(opt Option, data []byte) (bool, error) {
 	if opt == OptGo && n.hello != nil && n.hello != e {
 		return false, n.replyErr(opt, RepErrPolicy, fmt.Sprintf("netraid hello was for export %q", n.hello.Name))
 	}
+	if opt == OptGo && e.RequireHello && n.hello != e {
+		return false, n.replyErr(opt, RepErrPolicy, fmt.Sprintf("export %q is a netraid replication link: only a netraid primary that said hello may open it", e.Name))
+	}
 	sizes := n.c.s.blockSizes(e)
 	if err := n.reply(opt, RepInfo, encodeInfoExport(uint64(e.Dev.Size()), transmissionFlags(e, n.structured))); err != nil {
 		return false, err
@@ -205,6 +208,9 @@ func (n *negotiation) exportName(data []byte) error {
 	e := n.c.s.lookup(name)
 	if e == nil {
 		return fmt.Errorf("%w: %q", ErrUnknownExport, name)
+	}
+	if e.RequireHello && n.hello != e {
+		return fmt.Errorf("%w: export %q needs the netraid hello", ErrNoHello, name)
 	}
 	return n.enter(OptExportName, e)
 }

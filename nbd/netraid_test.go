@@ -165,3 +165,31 @@ func TestControlRaw(t *testing.T) {
 		t.Fatalf("checksum reply % x", resp)
 	}
 }
+
+// TestRequireHello: an export marked RequireHello (the replication link)
+// cannot be opened by a client that did not say the netraid hello, by
+// OPT_GO or by the old OPT_EXPORT_NAME; one that did can.
+func TestRequireHello(t *testing.T) {
+	h := &hooks{}
+	mem := blockdev.NewMem(expSize)
+	ts := startServer(t, "unix", ServerOptions{Hello: h.hello, Control: h.ctl},
+		Export{Name: "peer", Dev: mem, RequireHello: true})
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	_, err := Dial(ctx, ts.network, ts.addr, ClientOptions{Export: "peer"})
+	var oe *OptionError
+	if !errors.As(err, &oe) || oe.Reply != RepErrPolicy {
+		t.Fatalf("plain client on a hello-only export: %v, want a policy refusal", err)
+	}
+	r := ts.raw(t)
+	r.greet(clientFixedNewstyle | clientNoZeroes)
+	r.option(OptExportName, []byte("peer"))
+	r.expectClosed()
+	c := ts.dial(t, ClientOptions{Export: "peer", Hello: []byte("node-a")})
+	if _, err := c.WriteAt(pattern(1, 4096), 0); err != nil {
+		t.Fatalf("write after hello: %v", err)
+	}
+	if got := mem.Bytes()[:4096]; !bytes.Equal(got, pattern(1, 4096)) {
+		t.Fatal("the write after hello did not land")
+	}
+}

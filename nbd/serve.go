@@ -150,6 +150,19 @@ func (c *conn) wakeIfDrained() {
 	}
 }
 
+// armIdle gives the client IdleTimeout to send its next request (and its
+// payload), unless the connection is draining, whose own deadline wins.
+func (c *conn) armIdle() {
+	if c.s.opts.IdleTimeout <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.draining {
+		c.nc.SetReadDeadline(time.Now().Add(c.s.opts.IdleTimeout))
+	}
+}
+
 // abort closes the connection at once.
 func (c *conn) abort() {
 	c.cancel()
@@ -163,6 +176,7 @@ func (c *conn) transmit() error {
 		if c.drained() {
 			return errDrained
 		}
+		c.armIdle()
 		req, err := c.rr.next()
 		if err != nil {
 			return c.readFailure(err)

@@ -24,6 +24,10 @@ type ServerOptions struct {
 	// ReplyTimeout bounds the sending of one reply; a client that does not
 	// read its replies for that long is disconnected (default 30s).
 	ReplyTimeout time.Duration
+	// IdleTimeout closes a connection in transmission that sends no
+	// request for that long: a peer whose link died without a word.
+	// Zero: no limit.
+	IdleTimeout time.Duration
 	// MaxInflight bounds the requests one connection has in progress
 	// (default 64).
 	MaxInflight int
@@ -76,6 +80,9 @@ type Export struct {
 	Description string
 	Dev         blockdev.Device
 	ReadOnly    bool
+	// RequireHello: only a client that did the netraid hello for this
+	// export may open it (the replication link).
+	RequireHello bool
 }
 
 // export is a registered Export and its live state.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/netraid/netraid/blockdev"
@@ -135,14 +136,51 @@ func (p *primary) runLink(ctx context.Context, c *nbd.Client, dev blockdev.Devic
 	n.mu.Unlock()
 	n.log.Info("peer connected", "verdict", v.String(), "peer_generations", peer.Gens.String(), "out_of_sync", n.bm.DirtyBytes())
 
+	// Drain a stale signal from the link before this one.
+	select {
+	case <-p.linkDown:
+	default:
+	}
+	kctx, stopKeepalive := context.WithCancel(ctx)
+	var kwg sync.WaitGroup
+	defer kwg.Wait()
+	defer stopKeepalive()
+	kwg.Go(func() { p.keepalive(kctx, c, leg) })
 	if err := p.resyncPeer(ctx, c, full); err != nil {
+		p.mir.FailLeg(leg, err)
 		return err
 	}
 	select {
 	case <-ctx.Done():
-	case <-c.Done():
+		return ctx.Err()
+	case <-p.linkDown:
 	}
-	return c.Err()
+	return errors.New("peer leg failed")
+}
+
+// keepalive finds a link that died while idle: it pings the secondary
+// every half time-out and fails the peer leg when a ping fails, so that
+// the primary starts a new generation before it answers another write.
+func (p *primary) keepalive(ctx context.Context, c *nbd.Client, leg *mirror.Leg) {
+	t := time.NewTicker(p.n.cfg.PeerTimeout / 2)
+	defer t.Stop()
+	ping := encode(Message{Kind: MsgPing})
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.Done():
+			p.mir.FailLeg(leg, fmt.Errorf("replication link: %w", c.Err()))
+			return
+		case <-t.C:
+			if _, err := c.Control(ping); err != nil {
+				if ctx.Err() == nil {
+					p.mir.FailLeg(leg, fmt.Errorf("replication link keepalive: %w", err))
+				}
+				return
+			}
+		}
+	}
 }
 
 // resyncPeer copies every dirty region to the peer and records the

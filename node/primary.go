@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/netraid/netraid/blockdev"
@@ -29,6 +30,10 @@ type primary struct {
 	wg     sync.WaitGroup
 	// kick wakes the link loop (connect, resync full).
 	kick chan struct{}
+	// linkDown tells the link that the mirror failed the peer leg.
+	linkDown chan struct{}
+	// stopping: demote or shutdown has drained and flushed the export.
+	stopping atomic.Bool
 
 	mu     sync.Mutex
 	remote *mirror.Leg    // the peer leg, or nil
@@ -45,9 +50,6 @@ func (n *Node) promote(force bool) (string, error) {
 	if n.prim != nil {
 		return "already primary", nil
 	}
-	if n.primaryConnected() {
-		return "", errors.New("the peer is primary and connected to this node: demote it first ('netraid demote' there)")
-	}
 	warn := ""
 	switch n.sb.DiskState {
 	case meta.UpToDate, meta.JustCreated:
@@ -59,6 +61,9 @@ func (n *Node) promote(force bool) (string, error) {
 		}
 		warn = fmt.Sprintf("WARNING: promoted a copy that is %s; whatever only the peer holds will be overwritten when they resync", n.sb.DiskState)
 		n.log.Warn("forced promotion", "disk_state", n.sb.DiskState.String())
+	}
+	if n.primaryConnected() {
+		return "", errors.New("the peer is primary and connected to this node: demote it first ('netraid demote' there)")
 	}
 	if n.sb.FailedMembers != 0 {
 		return "", fmt.Errorf("member disk(s) %#x of this node failed: replace them ('netraid disk replace') or promote the peer", n.sb.FailedMembers)
@@ -107,7 +112,7 @@ func (n *Node) diskStateWhy() string {
 // Callers hold n.mu.
 func (n *Node) startPrimary() (*primary, error) {
 	ctx, cancel := context.WithCancel(n.ctx)
-	p := &primary{n: n, cancel: cancel, kick: make(chan struct{}, 1), export: n.cfg.Export}
+	p := &primary{n: n, cancel: cancel, kick: make(chan struct{}, 1), linkDown: make(chan struct{}, 1), export: n.cfg.Export}
 	if p.export == "" {
 		p.export = n.sb.Name
 	}
@@ -193,7 +198,10 @@ func (p *primary) stop(force bool) error {
 	if force {
 		p.srv.DropClients(p.export)
 	}
-	err := p.srv.Shutdown(ctx)
+	// Drain and flush while the link is still up: after this no write
+	// can come, and the peer holds everything this node holds.
+	err := errors.Join(p.srv.Shutdown(ctx), p.mir.Flush())
+	p.stopping.Store(true)
 	p.cancel()
 	p.mu.Lock()
 	if p.client != nil {
@@ -201,7 +209,7 @@ func (p *primary) stop(force bool) error {
 	}
 	p.mu.Unlock()
 	p.wg.Wait()
-	return errors.Join(err, p.mir.Flush(), p.n.bm.Sync())
+	return errors.Join(err, p.n.bm.Sync())
 }
 
 // legFailed runs when the mirror fails a leg, before any write that the
@@ -215,6 +223,16 @@ func (p *primary) legFailed(leg *mirror.Leg, err error) {
 		n.updateSuper(func(sb *meta.Superblock) { sb.DiskState = meta.Failed })
 		return
 	}
+	n.setPeer("connecting", err)
+	select {
+	case p.linkDown <- struct{}{}:
+	default:
+	}
+	if p.stopping.Load() {
+		// Stopping: the export is drained and the last flush reached the
+		// peer; the link going down now loses it nothing.
+		return
+	}
 	// The peer no longer gets our writes: a new generation, so that the
 	// next meeting knows this node went on without it.
 	g := n.gens()
@@ -222,13 +240,7 @@ func (p *primary) legFailed(leg *mirror.Leg, err error) {
 	if uerr := n.updateSuper(func(sb *meta.Superblock) { setGens(sb, g) }); uerr != nil {
 		n.log.Error("could not record the new generation after losing the peer", "err", uerr)
 	}
-	n.setPeer("connecting", err)
 	n.log.Warn("peer leg failed: serving from the local disks, tracking changes", "err", err, "generations", g.String())
-	p.mu.Lock()
-	if p.client != nil {
-		p.client.Close()
-	}
-	p.mu.Unlock()
 }
 
 // disconnected is the peer leg while there is no link: it fails all I/O.

@@ -32,8 +32,15 @@ func (n *Node) startPeerServer(ctx context.Context) error {
 		Logger:  n.log.With("side", "secondary"),
 		Hello:   n.onHello,
 		Control: n.onControl,
+		// The primary pings every half time-out: a link silent for
+		// longer than a few of those is dead, even if no FIN came.
+		IdleTimeout: 3 * n.cfg.PeerTimeout,
 	})
-	srv.AddExport(nbd.Export{Name: peerExport, Description: "netraid replication", Dev: n.vol.Data()})
+	err = srv.AddExport(nbd.Export{Name: peerExport, Description: "netraid replication", Dev: n.vol.Data(), RequireHello: true})
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	n.sec.srv, n.sec.ln, n.sec.done = srv, ln, make(chan struct{})
 	go func() {
 		defer close(n.sec.done)
@@ -81,20 +88,20 @@ func (n *Node) onHello(_ context.Context, _ string, req []byte) ([]byte, error) 
 	case h.Size > n.size:
 		return refuse(-1, "this node's volume (%d bytes) is smaller than the primary's (%d bytes): give it disks at least as large, and create it again", n.size, h.Size)
 	case n.prim != nil:
-		return refuse(SplitBrain, "%s: both nodes are primary (local generations %s, peer %s): demote the node whose changes are to be discarded and run 'netraid connect --discard-local' there",
+		return refuse(SplitBrain, "%s: both nodes are primary (generations: %s on the node that refused, %s on the node that dialed): demote the node whose changes are to be discarded and run 'netraid connect --discard-local' there",
 			SplitBrain, n.gens(), h.Gens)
 	}
 	v := Decide(h.Gens, n.gens(), n.discardLocal)
 	n.peer.verdict, n.peer.hello, n.peer.met = v, &h, true
 	switch v {
 	case SplitBrain:
-		return refuse(v, "%s: both nodes took writes since they parted (primary %s, this node %s): "+
+		return refuse(v, "%s: both nodes took writes since they parted (generations: %s on the primary, %s on the secondary): "+
 			"run 'netraid connect --discard-local' on the node whose changes are to be thrown away (demote it first if it is primary)", v, h.Gens, n.gens())
 	case Unrelated:
-		return refuse(v, "%s: the primary's data and this node's share no history (primary %s, this node %s): "+
+		return refuse(v, "%s: the primary's data and this node's share no history (generations: %s on the primary, %s on the secondary): "+
 			"if this node's data may go, run 'netraid connect --discard-local' here", v, h.Gens, n.gens())
 	case TargetNewer:
-		return refuse(v, "%s: this secondary holds newer data than the primary (primary %s, this node %s): "+
+		return refuse(v, "%s: this secondary holds newer data than the primary (generations: %s on the primary, %s on the secondary): "+
 			"demote the primary and promote this node, or run 'netraid connect --discard-local' here to take the primary's data", v, h.Gens, n.gens())
 	}
 	// A primary that dials again found its old link dead; this side may

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
+	"runtime"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -67,5 +69,20 @@ the volume and mirrors every write to the other before answering it.`)
 		ResyncAdaptive: *adaptive,
 		Logger:         log,
 	}
+	setProcs()
 	return node.Run(ctx, cfg)
+}
+
+// setProcs raises GOMAXPROCS for the daemon unless the environment sets
+// it. Each request blocks its thread in an O_DIRECT pread or pwrite; the
+// runtime hands that thread's P to another only after sysmon notices
+// (tens of microseconds or more), so with one P per core a 2-core machine
+// keeps about two disk requests in flight however deep the client's
+// queue. More Ps than cores let the blocked calls overlap; the work
+// between them is small, so the extra Ps cost little.
+func setProcs() {
+	if os.Getenv("GOMAXPROCS") != "" {
+		return
+	}
+	runtime.GOMAXPROCS(max(runtime.NumCPU()*8, 32))
 }
