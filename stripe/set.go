@@ -191,3 +191,24 @@ func (s *Set) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Replace puts d in member i's place, after the calls in flight finish,
+// and returns the device it replaced (not closed). d must be the size of
+// the other members.
+func (s *Set) Replace(i int, d blockdev.Device) (blockdev.Device, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, fmt.Errorf("stripe: replace: %w", blockdev.ErrClosed)
+	}
+	if i < 0 || i >= len(s.disks) {
+		return nil, fmt.Errorf("%w: no member %d of %d", ErrGeometry, i, len(s.disks))
+	}
+	if d.Size() != s.memberSize {
+		return nil, fmt.Errorf("%w: replacement for member %d has %d bytes, the members %d", ErrGeometry, i, d.Size(), s.memberSize)
+	}
+	old := s.disks[i]
+	s.disks[i] = d
+	s.blockSize = max(s.blockSize, blockdev.BlockSize(d))
+	return old, nil
+}

@@ -17,8 +17,10 @@ type Volume struct {
 	log      *slog.Logger
 	readOnly bool
 	members  []*member // in member order
+	set      *stripe.Set
 	data     *blockdev.Aligned
 	bitmap   *blockdev.Aligned
+	bm       *bitmapDev
 	// failed mirrors sb.FailedMembers for the bitmap's I/O path.
 	failed atomic.Uint64
 
@@ -74,8 +76,10 @@ func newVolume(members []*member, newest *meta.Superblock, readOnly bool, log *s
 	if err != nil {
 		return nil, fmt.Errorf("volume: %s: %w", newest.Name, err)
 	}
+	v.set = set
 	v.data = blockdev.NewAligned(set)
-	v.bitmap = blockdev.NewAligned(newBitmap(v, bitmaps, l.BitmapOffset))
+	v.bm = newBitmap(v, bitmaps, l.BitmapOffset)
+	v.bitmap = blockdev.NewAligned(v.bm)
 	return v, nil
 }
 
