@@ -50,6 +50,14 @@ var (
 	ErrTooSmall = errors.New("meta: disk too small")
 )
 
+// Superblock flags.
+const (
+	// FlagNeedFullSync: a member of this node was replaced and its data
+	// is not rebuilt; the node's copy must be synced in full from its
+	// peer before it is trusted (cleared when that is done).
+	FlagNeedFullSync uint32 = 1 << 0
+)
+
 // Role is a node's replication role, as the superblock records it.
 type Role uint8
 
@@ -185,7 +193,7 @@ type Superblock struct {
 	Role Role
 	// DiskState is what the node knows of its data.
 	DiskState DiskState
-	// Flags are state flags for later use; unknown bits are kept.
+	// Flags are state flags (Flag*); unknown bits are kept.
 	Flags uint32
 	// Generations are the node's data generation identifiers.
 	Generations Generations

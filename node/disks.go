@@ -1,11 +1,201 @@
 package node
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 
-func (n *Node) diskFail(disk string) (string, error) {
-	return "", errors.New("disk fail: not available yet")
+	"github.com/netraid/netraid/blockdev"
+	"github.com/netraid/netraid/meta"
+	"github.com/netraid/netraid/mirror"
+	"github.com/netraid/netraid/resync"
+	"github.com/netraid/netraid/stripe"
+)
+
+// memberIndex finds the member whose disk is path (by name, or by being
+// the same file or device). Callers hold n.mu.
+func (n *Node) memberIndex(path string) (int, error) {
+	want, werr := os.Stat(path)
+	abs, _ := filepath.Abs(path)
+	for _, m := range n.vol.Members() {
+		if m.Path == path || m.Path == abs {
+			return m.Index, nil
+		}
+		if werr == nil {
+			if fi, err := os.Stat(m.Path); err == nil && os.SameFile(fi, want) {
+				return m.Index, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("%s is not a member disk of volume %s: 'netraid status' lists them", path, n.sb.Name)
 }
 
-func (n *Node) diskReplace(old, new string) (string, error) {
-	return "", errors.New("disk replace: not available yet")
+// peerInSync reports whether the primary's peer leg holds everything.
+func (p *primary) peerInSync() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.remote != nil && p.remote.State() == mirror.InSync
+}
+
+// diskFail marks a member failed, as mdadm --fail does. On the primary
+// the local leg fails and the volume is served through the peer; on a
+// secondary the node stops taking the primary's writes until the disk
+// is replaced.
+func (n *Node) diskFail(path string) (string, error) {
+	n.mu.Lock()
+	idx, err := n.memberIndex(path)
+	if err != nil {
+		n.mu.Unlock()
+		return "", err
+	}
+	if n.sb.MemberFailed(idx) {
+		n.mu.Unlock()
+		return fmt.Sprintf("member %d (%s) is already failed", idx, path), nil
+	}
+	p := n.prim
+	if p != nil && !p.peerInSync() {
+		n.mu.Unlock()
+		return "", fmt.Errorf("the peer is not in sync, so it cannot serve in this node's place: failing %s would leave the volume without a copy", path)
+	}
+	err = n.updateSuper(func(sb *meta.Superblock) {
+		sb.FailedMembers |= 1 << uint(idx)
+		sb.DiskState = meta.Failed
+	})
+	if err != nil {
+		n.mu.Unlock()
+		return "", err
+	}
+	n.log.Warn("member disk failed by the operator", "member", idx, "disk", path)
+	if p == nil {
+		if n.sec.srv != nil {
+			n.sec.srv.DropClients(peerExport)
+		}
+		n.mu.Unlock()
+		return fmt.Sprintf("member %d (%s) failed: this secondary takes no writes until the disk is replaced ('netraid disk replace %s NEW')", idx, path, path), nil
+	}
+	n.mu.Unlock()
+	p.mir.FailLeg(p.local, fmt.Errorf("member %d (%s) failed by the operator", idx, path))
+	return fmt.Sprintf("member %d (%s) failed: the volume is served through the peer; replace it with 'netraid disk replace %s NEW'", idx, path, path), nil
+}
+
+// diskReplace puts a new disk in a member's place. On the primary the
+// local leg rebuilds that disk's share from the peer while the volume
+// keeps serving; on a secondary the node asks its primary for a full
+// resync.
+func (n *Node) diskReplace(old, newPath string) (string, error) {
+	if newPath == "" {
+		return "", errors.New("disk replace needs the OLD and the NEW disk")
+	}
+	n.mu.Lock()
+	idx, err := n.memberIndex(old)
+	if err != nil {
+		n.mu.Unlock()
+		return "", err
+	}
+	p := n.prim
+	if p != nil && !p.peerInSync() {
+		n.mu.Unlock()
+		return "", errors.New("the peer is not in sync: it is the source of the rebuild, so wait for it ('netraid status')")
+	}
+	failedBefore := n.sb.MemberFailed(idx)
+	n.mu.Unlock()
+	if p != nil && !failedBefore {
+		if _, err := n.diskFail(old); err != nil {
+			return "", err
+		}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	err = n.vol.Replace(idx, newPath, false, func(sb *meta.Superblock) {
+		sb.DiskState = meta.Inconsistent
+		sb.Flags |= meta.FlagNeedFullSync
+	})
+	if err != nil {
+		return "", err
+	}
+	n.sb = n.vol.Super()
+	n.log.Info("member disk replaced", "member", idx, "old", old, "new", newPath)
+	if p == nil {
+		if n.sec.srv != nil {
+			n.sec.srv.DropClients(peerExport)
+		}
+		return fmt.Sprintf("member %d is now %s; this node will be resynced in full from its primary", idx, newPath), nil
+	}
+	if err := p.startRebuild(idx); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("member %d is now %s; rebuilding its share from the peer ('netraid status' shows progress)", idx, newPath), nil
+}
+
+// startRebuild swaps a fresh local leg in (resyncing: it takes every new
+// write, serves no read) and copies the replaced member's share from the
+// peer in the background. Callers hold n.mu.
+func (p *primary) startRebuild(idx int) error {
+	n := p.n
+	if err := p.mir.RemoveLeg(p.local); err != nil {
+		return fmt.Errorf("detaching the failed local leg: %w", err)
+	}
+	leg, err := p.mir.AddLeg("local", n.vol.Data(), mirror.Resyncing, true)
+	if err != nil {
+		return err
+	}
+	p.local = leg
+	visit, err := resync.OpenBitmap(blockdev.NewMem(resync.StoreSize(n.size, int64(n.sb.RegionSize))), n.size, int64(n.sb.RegionSize), resync.BitmapOptions{})
+	if err != nil {
+		return err
+	}
+	if err := visit.SetAll(); err != nil {
+		visit.Close()
+		return err
+	}
+	for r := range visit.Regions() {
+		if !n.bm.Used(r) && !n.bm.Dirty(r) {
+			visit.Clean(r, r)
+		}
+	}
+	chunk, members := int64(n.sb.Chunk), int(n.sb.Members)
+	pieces := func(off, len int64) [][2]int64 {
+		var out [][2]int64
+		for _, e := range stripe.Map(off, len, chunk, members) {
+			if e.Disk == idx {
+				out = append(out, [2]int64{off + e.BufOff, e.Len})
+			}
+		}
+		return out
+	}
+	n.log.Info("rebuilding a replaced member from the peer", "member", idx, "regions_bytes", visit.DirtyBytes(),
+		"used_bytes", n.bm.UsedBytes(), "dirty_bytes", n.bm.DirtyBytes())
+	rs := newResyncState("rebuild", visit.DirtyBytes(), n.cfg.ResyncRate)
+	n.rebuild = rs.status()
+	eng := resync.NewEngine(resync.Options{Rate: n.cfg.ResyncRate, Adaptive: n.cfg.ResyncAdaptive, Progress: func(pr resync.Progress) {
+		rs.update(pr)
+		n.mu.Lock()
+		n.rebuild = rs.status()
+		n.mu.Unlock()
+	}})
+	ctx := p.ctx
+	p.wg.Go(func() {
+		defer visit.Close()
+		err := p.mir.Rebuild(ctx, leg, eng, mirror.RebuildOptions{Visit: visit, Pieces: pieces})
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if err != nil {
+			n.log.Error("rebuild of the replaced disk failed", "member", idx, "err", err)
+			if n.rebuild != nil {
+				n.rebuild.Kind = "rebuild failed: " + err.Error()
+			}
+			return
+		}
+		n.rebuild = nil
+		if uerr := n.updateSuper(func(sb *meta.Superblock) {
+			sb.DiskState = meta.UpToDate
+			sb.Flags &^= meta.FlagNeedFullSync
+		}); uerr != nil {
+			n.log.Error("recording the end of the rebuild", "err", uerr)
+			return
+		}
+		n.log.Info("rebuild of the replaced disk done", "member", idx, "copied", leg.Stats().SyncBytes)
+	})
+	return nil
 }

@@ -23,6 +23,9 @@ type Hello struct {
 	Verdict string `json:"verdict,omitempty"`
 	// Discard: the secondary's operator said to discard its changes.
 	Discard bool `json:"discard,omitempty"`
+	// NeedFull: the secondary's copy must be synced in full (a member
+	// was replaced), whatever the generations say.
+	NeedFull bool `json:"need_full,omitempty"`
 	// Dirty is the secondary's dirty bitmap, in its answer: regions it
 	// may have written that the primary must copy to it again.
 	Dirty []byte `json:"dirty,omitempty"`

@@ -74,6 +74,9 @@ func (p *primary) connectOnce(ctx context.Context) error {
 	}
 	n.mu.Lock()
 	v := Decide(n.gens(), peer.Gens, peer.Discard)
+	if peer.NeedFull && !v.Refused() {
+		v = FullSync
+	}
 	n.peer.verdict, n.peer.hello, n.peer.met = v, &peer, true
 	n.mu.Unlock()
 	if v.Refused() {

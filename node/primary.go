@@ -26,6 +26,7 @@ type primary struct {
 	ln     net.Listener
 	addr   string
 	export string
+	ctx    context.Context // ends when the node stops being primary
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	// kick wakes the link loop (connect, resync full).
@@ -112,7 +113,7 @@ func (n *Node) diskStateWhy() string {
 // Callers hold n.mu.
 func (n *Node) startPrimary() (*primary, error) {
 	ctx, cancel := context.WithCancel(n.ctx)
-	p := &primary{n: n, cancel: cancel, kick: make(chan struct{}, 1), linkDown: make(chan struct{}, 1), export: n.cfg.Export}
+	p := &primary{n: n, ctx: ctx, cancel: cancel, kick: make(chan struct{}, 1), linkDown: make(chan struct{}, 1), export: n.cfg.Export}
 	if p.export == "" {
 		p.export = n.sb.Name
 	}

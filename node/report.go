@@ -60,7 +60,7 @@ func (n *Node) Status() Status {
 		}
 		for _, l := range p.mir.Legs() {
 			ls := l.Stats()
-			st.Legs = append(st.Legs, LegStatus{Name: l.Name(), State: legState(l.State()), Error: errText(l.Err()), Reads: ls.Reads, Writes: ls.Writes})
+			st.Legs = append(st.Legs, LegStatus{Name: l.Name(), State: legState(l.State()), Error: errText(l.Err()), Reads: ls.Reads, Writes: ls.Writes, Resynced: ls.SyncBytes})
 		}
 		p.mu.Lock()
 		if p.sync != nil {

@@ -83,6 +83,8 @@ func (n *Node) onHello(_ context.Context, _ string, req []byte) ([]byte, error) 
 	switch {
 	case n.disconnected:
 		return refuse(-1, "the secondary was disconnected by its operator: run 'netraid connect' there")
+	case n.sb.FailedMembers != 0:
+		return refuse(-1, "the secondary's member disk(s) %#x failed: replace them there ('netraid disk replace OLD NEW')", n.sb.FailedMembers)
 	case h.Name != n.sb.Name:
 		return refuse(Unrelated, "another volume: the primary serves volume %q and this node volume %q", h.Name, n.sb.Name)
 	case h.Size > n.size:
@@ -112,6 +114,7 @@ func (n *Node) onHello(_ context.Context, _ string, req []byte) ([]byte, error) 
 	reply := n.helloFor("secondary")
 	reply.Verdict = v.String()
 	reply.Discard = n.discardLocal
+	reply.NeedFull = n.sb.Flags&meta.FlagNeedFullSync != 0
 	reply.Dirty = n.bm.Snapshot()
 	n.log.Info("primary connected", "verdict", v.String(), "peer_generations", h.Gens.String())
 	return encode(reply), nil
@@ -149,6 +152,7 @@ func (n *Node) onControl(_ context.Context, _ string, req []byte) ([]byte, error
 		err := n.updateSuper(func(sb *meta.Superblock) {
 			setGens(sb, g)
 			sb.DiskState = meta.UpToDate
+			sb.Flags &^= meta.FlagNeedFullSync
 			sb.ResyncCursor, sb.ResyncTotal = 0, 0
 		})
 		if err != nil {

@@ -70,6 +70,8 @@ type LegStatus struct {
 	Error  string `json:"error,omitempty"`
 	Reads  int64  `json:"reads"`
 	Writes int64  `json:"writes"`
+	// Resynced is what resyncs and rebuilds wrote to the leg.
+	Resynced int64 `json:"resynced_bytes"`
 }
 
 // ResyncStatus is the progress of a resync, rebuild or verify.

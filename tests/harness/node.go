@@ -91,7 +91,12 @@ func (n *Node) Start() {
 	}
 	n.cmd, n.done = cmd, make(chan struct{})
 	go func() { cmd.Wait(); logf.Close(); close(n.done) }()
-	n.t.Cleanup(n.Kill)
+	n.t.Cleanup(func() {
+		n.Kill()
+		if n.t.Failed() {
+			n.t.Logf("--- log of %s:\n%s", n.Name, n.Tail())
+		}
+	})
 	WaitFor(n.t, 30*time.Second, n.Name+" control socket", func() bool {
 		select {
 		case <-n.done:

@@ -10,4 +10,5 @@ type T interface {
 	Skip(args ...any)
 	Skipf(format string, args ...any)
 	Cleanup(func())
+	Failed() bool
 }
