@@ -28,6 +28,8 @@ func (n *Node) Do(ctx context.Context, action string, r Request) (string, error)
 		return n.diskFail(r.Disk)
 	case ActDiskReplace:
 		return n.diskReplace(r.Disk, r.NewDisk)
+	case ActDiskInject, ActDiskHeal:
+		return n.diskInject(r.Disk, action == ActDiskHeal)
 	}
 	return "", fmt.Errorf("unknown action %q", action)
 }

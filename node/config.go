@@ -27,6 +27,12 @@ type Config struct {
 	PeerTimeout time.Duration
 	// ReconnectInterval is the wait between attempts to reach the peer.
 	ReconnectInterval time.Duration
+	// DiskTimeout fails the local leg when an I/O on the local disks takes
+	// longer (a hung disk); 0 = never.
+	DiskTimeout time.Duration
+	// FaultInjection wraps each local disk in a fault injector that
+	// 'netraid disk inject-error' arms: for tests and drills only.
+	FaultInjection bool
 	// ResyncRate limits resync in bytes per second; 0 = unlimited.
 	ResyncRate int64
 	// ResyncAdaptive slows resync down while the volume is busy.

@@ -49,6 +49,8 @@ const (
 	ActVerify       = "verify"
 	ActDiskFail     = "disk-fail"
 	ActDiskReplace  = "disk-replace"
+	ActDiskInject   = "disk-inject-error"
+	ActDiskHeal     = "disk-heal"
 )
 
 // handler is what serves the control API: the Node.
@@ -116,6 +118,9 @@ type Client struct {
 // NewClient returns a client for the control socket at path.
 func NewClient(path string) *Client {
 	return &Client{path: path, hc: &http.Client{Transport: &http.Transport{
+		// One request per connection: an admin command makes one call,
+		// and a poller must not leave idle connections behind.
+		DisableKeepAlives: true,
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", path)

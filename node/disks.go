@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/netraid/netraid/blockdev"
+	"github.com/netraid/netraid/blockdev/fault"
 	"github.com/netraid/netraid/meta"
 	"github.com/netraid/netraid/mirror"
 	"github.com/netraid/netraid/resync"
@@ -136,7 +137,7 @@ func (p *primary) startRebuild(idx int) error {
 	if err := p.mir.RemoveLeg(p.local); err != nil {
 		return fmt.Errorf("detaching the failed local leg: %w", err)
 	}
-	leg, err := p.mir.AddLeg("local", n.vol.Data(), mirror.Resyncing, true)
+	leg, err := p.mir.AddLeg("local", n.localDev(), mirror.Resyncing, true)
 	if err != nil {
 		return err
 	}
@@ -198,4 +199,30 @@ func (p *primary) startRebuild(idx int) error {
 		n.log.Info("rebuild of the replaced disk done", "member", idx, "copied", leg.Stats().SyncBytes)
 	})
 	return nil
+}
+
+// errInjected is what an armed fault injector fails every I/O with.
+var errInjected = errors.New("injected I/O error")
+
+// diskInject makes every I/O on a member's data area fail (or, heal,
+// work again), when the node runs with fault injection: a disk dying
+// under the volume, for tests and drills.
+func (n *Node) diskInject(path string, heal bool) (string, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	idx, err := n.memberIndex(path)
+	if err != nil {
+		return "", err
+	}
+	f := n.faults[idx]
+	if f == nil {
+		return "", errors.New("fault injection is off: serve the node with --fault-injection to use it")
+	}
+	if heal {
+		f.Heal()
+		return fmt.Sprintf("member %d (%s): I/O works again", idx, path), nil
+	}
+	f.FailAll(fault.Any, errInjected)
+	n.log.Warn("fault injection: every I/O on a member now fails", "member", idx, "disk", path)
+	return fmt.Sprintf("member %d (%s): every I/O now fails", idx, path), nil
 }

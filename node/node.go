@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/netraid/netraid/blockdev"
+	"github.com/netraid/netraid/blockdev/fault"
 	"github.com/netraid/netraid/meta"
 	"github.com/netraid/netraid/resync"
 	"github.com/netraid/netraid/volume"
@@ -44,6 +46,9 @@ type Node struct {
 	verify       *VerifyStatus
 	rebuild      *ResyncStatus
 
+	// faults are the members' fault injectors, with FaultInjection.
+	faults map[int]*fault.Device
+
 	wg sync.WaitGroup // the node's own goroutines
 }
 
@@ -73,7 +78,16 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.setDefaults(); err != nil {
 		return err
 	}
-	vol, err := volume.Open(cfg.Disks, volume.OpenOptions{Logger: cfg.Logger})
+	faults := map[int]*fault.Device{}
+	oo := volume.OpenOptions{Logger: cfg.Logger}
+	if cfg.FaultInjection {
+		oo.WrapData = func(i int, d blockdev.Device) blockdev.Device {
+			f := fault.Wrap(d)
+			faults[i] = f
+			return f
+		}
+	}
+	vol, err := volume.Open(cfg.Disks, oo)
 	if err != nil {
 		return err
 	}
@@ -85,7 +99,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	n := &Node{
 		cfg: cfg, log: cfg.Logger.With("volume", sb.Name), vol: vol, bm: bm,
-		size: int64(sb.VolumeSize), sb: sb, started: time.Now(), ctx: ctx,
+		size: int64(sb.VolumeSize), sb: sb, started: time.Now(), ctx: ctx, faults: faults,
 	}
 	n.peer.state = "standalone"
 	if !cfg.standalone() {

@@ -127,7 +127,7 @@ func (n *Node) startPrimary() (*primary, error) {
 		return nil, err
 	}
 	p.mir = mir
-	if p.local, err = mir.AddLeg("local", n.vol.Data(), mirror.InSync, true); err != nil {
+	if p.local, err = mir.AddLeg("local", n.localDev(), mirror.InSync, true); err != nil {
 		cancel()
 		return nil, err
 	}
@@ -256,3 +256,12 @@ func (d disconnected) Size() int64                        { return d.size }
 func (d disconnected) Close() error                       { return nil }
 
 var _ blockdev.Device = disconnected{}
+
+// localDev is the local leg's device: the volume's stripe, with I/O that
+// takes longer than the disk time-out failed (and so the leg with it).
+func (n *Node) localDev() blockdev.Device {
+	if n.cfg.DiskTimeout <= 0 {
+		return n.vol.Data()
+	}
+	return blockdev.WithTimeout(n.vol.Data(), n.cfg.DiskTimeout)
+}

@@ -10,17 +10,27 @@ import (
 )
 
 // TestDiskFailServedThroughPeer: a local disk of the primary fails while
-// a verifying workload runs; the workload sees no error: the volume is
-// served through the peer.
+// a verifying workload runs — marked failed by the operator, or failing
+// every I/O (fault injection in the daemon) — and the workload sees no
+// error: the volume is served through the peer.
 func TestDiskFailServedThroughPeer(t *testing.T) {
 	requirePair(t)
-	p := harness.NewPair(t, harness.PairOptions{})
+	t.Run("operator", func(t *testing.T) {
+		testDiskFail(t, func(p *harness.Pair) { p.A.CLI("disk", "fail", p.A.Disks[1]) })
+	})
+	t.Run("io-errors", func(t *testing.T) {
+		testDiskFail(t, func(p *harness.Pair) { p.A.CLI("disk", "inject-error", p.A.Disks[1]) })
+	})
+}
+
+func testDiskFail(t *testing.T, fail func(*harness.Pair)) {
+	p := harness.NewPair(t, harness.PairOptions{Args: []string{"--fault-injection"}})
 	promoteA(t, p)
 	load := harness.StartFio(t, p.A.URI("vol"), "--rw=randwrite", "--bs=4k", "--iodepth=16",
 		"--size=48M", "--number_ios=12000", "--verify=crc32c", "--do_verify=1", "--verify_backlog=512", "--rate_iops=3000")
 	p.A.WaitStatus(time.Minute, "writes under way", func(s node.Status) bool { return s.Export.BytesWritten > 2<<20 })
-	p.A.CLI("disk", "fail", p.A.Disks[1])
-	st := p.A.WaitStatus(10*time.Second, "the local leg failed", func(s node.Status) bool {
+	fail(p)
+	st := p.A.WaitStatus(30*time.Second, "the local leg failed", func(s node.Status) bool {
 		return legState(s, "local") == "failed" && len(s.Problems) > 0
 	})
 	t.Logf("after the disk failed: %s", st.Problems[0])

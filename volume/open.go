@@ -2,6 +2,7 @@ package volume
 
 import (
 	"fmt"
+	"github.com/netraid/netraid/blockdev"
 	"log/slog"
 	"strings"
 
@@ -17,6 +18,9 @@ type OpenOptions struct {
 	// Logger gets warnings about members (a stale or damaged superblock
 	// slot); nil discards them.
 	Logger *slog.Logger
+	// WrapData, if set, wraps each member's data area before it joins the
+	// stripe (and a replacement's): fault injection for tests.
+	WrapData func(member int, d blockdev.Device) blockdev.Device
 }
 
 // found is a disk Open has read a superblock from.
@@ -77,7 +81,7 @@ func Open(paths []string, o OpenOptions) (*Volume, error) {
 				"dev", f.path, "seq", f.sb.Seq, "newest", newest.Seq)
 		}
 	}
-	v, err := newVolume(members, newest, o.ReadOnly, log)
+	v, err := newVolume(members, newest, o.ReadOnly, log, o.WrapData)
 	if err != nil {
 		return nil, err
 	}

@@ -87,7 +87,7 @@ func (v *Volume) takeDisk(index int, d *disk, force bool) error {
 	}); err != nil {
 		return err
 	}
-	old, err := v.set.Replace(index, data)
+	old, err := v.set.Replace(index, v.wrap(index, data))
 	if err != nil {
 		return err
 	}

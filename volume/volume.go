@@ -21,6 +21,7 @@ type Volume struct {
 	data     *blockdev.Aligned
 	bitmap   *blockdev.Aligned
 	bm       *bitmapDev
+	wrap     func(int, blockdev.Device) blockdev.Device
 	// failed mirrors sb.FailedMembers for the bitmap's I/O path.
 	failed atomic.Uint64
 
@@ -56,18 +57,22 @@ type Member struct {
 var errClosed = fmt.Errorf("volume: %w", blockdev.ErrClosed)
 
 // newVolume builds the data and bitmap devices over assembled members.
-func newVolume(members []*member, newest *meta.Superblock, readOnly bool, log *slog.Logger) (*Volume, error) {
-	v := &Volume{log: log, readOnly: readOnly, members: members, sb: *newest}
+func newVolume(members []*member, newest *meta.Superblock, readOnly bool, log *slog.Logger, wrap func(int, blockdev.Device) blockdev.Device) (*Volume, error) {
+	if wrap == nil {
+		wrap = func(_ int, d blockdev.Device) blockdev.Device { return d }
+	}
+	v := &Volume{log: log, readOnly: readOnly, members: members, sb: *newest, wrap: wrap}
 	v.sb.Member, v.sb.DiskUUID = 0, members[0].uuid
 	v.failed.Store(newest.FailedMembers)
 	l := newest.Layout()
 	data := make([]blockdev.Device, len(members))
 	bitmaps := make([]*blockdev.Section, len(members))
 	for i, m := range members {
-		var err error
-		if data[i], err = blockdev.NewSection(m.file, l.DataOffset, l.MemberDataSize); err != nil {
+		sec, err := blockdev.NewSection(m.file, l.DataOffset, l.MemberDataSize)
+		if err != nil {
 			return nil, fmt.Errorf("volume: %s: %w", m.path, err)
 		}
+		data[i] = wrap(i, sec)
 		if bitmaps[i], err = blockdev.NewSection(m.file, l.BitmapOffset, 2*l.BitmapBytes); err != nil {
 			return nil, fmt.Errorf("volume: %s: %w", m.path, err)
 		}

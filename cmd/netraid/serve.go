@@ -34,9 +34,11 @@ the volume and mirrors every write to the other before answering it.`)
 	peer := fs.String("peer", "", "the other node's --listen-peer address, HOST:PORT")
 	primary := fs.Bool("primary", false, "promote at start (as 'netraid promote' would, with the same checks)")
 	timeout := fs.Duration("peer-timeout", 5*time.Second, "a peer request not answered within this fails the link")
+	diskTimeout := fs.Duration("disk-timeout", 10*time.Second, "a local disk I/O not done within this fails the local copy (0: never)")
 	rate := fs.String("resync-rate", "0", "resync rate limit per second, e.g. 200MB; 0 = no limit")
 	adaptive := fs.Bool("resync-adaptive", true, "slow the resync down while the volume is busy")
 	debug := fs.Bool("debug", false, "log every request")
+	faults := fs.Bool("fault-injection", false, "let 'netraid disk inject-error' fail a local disk (tests and drills only)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -65,6 +67,8 @@ the volume and mirrors every write to the other before answering it.`)
 		Peer:           *peer,
 		Primary:        *primary,
 		PeerTimeout:    *timeout,
+		DiskTimeout:    *diskTimeout,
+		FaultInjection: *faults,
 		ResyncRate:     int64(r),
 		ResyncAdaptive: *adaptive,
 		Logger:         log,

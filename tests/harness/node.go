@@ -140,6 +140,24 @@ func (n *Node) signal(sig syscall.Signal) {
 	}
 }
 
+// Dump ends the daemon with SIGQUIT, so that the Go runtime writes every
+// goroutine's stack to its log, and returns the log's end: for a test
+// that found the daemon stuck.
+func (n *Node) Dump() string {
+	if n.Running() {
+		n.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-n.done:
+		case <-time.After(10 * time.Second):
+		}
+	}
+	b, _ := os.ReadFile(n.Log)
+	if len(b) > 1<<20 {
+		b = b[len(b)-1<<20:]
+	}
+	return string(b)
+}
+
 // Tail returns the end of the node's log, for failure messages.
 func (n *Node) Tail() string {
 	b, _ := os.ReadFile(n.Log)
@@ -176,7 +194,7 @@ func (n *Node) WaitStatus(timeout time.Duration, what string, cond func(node.Sta
 		last, lastErr = st, err
 		if time.Now().After(deadline) {
 			b, _ := json.MarshalIndent(last, "", " ")
-			n.t.Fatalf("%s: timed out after %v waiting for %s (last error %v)\nstatus: %s\nlog:\n%s", n.Name, timeout, what, lastErr, b, n.Tail())
+			n.t.Fatalf("%s: timed out after %v waiting for %s (last error %v)\nstatus: %s\nlog and goroutines:\n%s", n.Name, timeout, what, lastErr, b, n.Dump())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
