@@ -22,7 +22,7 @@ install: build ## install netraid into $(PREFIX)/bin
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/netraid
 
 deps: ## install the Debian packages the tests and demo use (when missing)
-	./scripts/deps.sh
+	./scripts/deps.sh --broker
 
 test: deps build ## everything: unit tests (race), fuzz smoke, end-to-end on loop devices, FUSE, netns
 	$(GO) vet $(PKGS)
@@ -39,8 +39,11 @@ e2e: build ## end-to-end tests (root: loop devices, nbdfuse, ext4, network names
 fuzz: ## a short run of every fuzz target (FUZZTIME each)
 	./scripts/fuzz.sh $(FUZZTIME)
 
-demo: deps build ## the story on loop devices: mount, write, lose a machine, promote, read back
-	./scripts/demo.sh
+demo: deps build ## the story: a broker on a mirrored volume loses a disk, then a machine; nothing lost
+	NETRAID_BIN=$(CURDIR)/$(BIN) ./scripts/demo.sh
+
+trials: deps build ## randomized fault trials (TRIALS=N, default 10)
+	NETRAID_BIN=$(CURDIR)/$(BIN) ./scripts/trials.sh $(TRIALS)
 
 bench: deps build ## fio against netraid, nbdkit, qemu-nbd and raw; prints ratios
 	./scripts/bench.sh
