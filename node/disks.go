@@ -226,3 +226,96 @@ func (n *Node) diskInject(path string, heal bool) (string, error) {
 	n.log.Warn("fault injection: every I/O on a member now fails", "member", idx, "disk", path)
 	return fmt.Sprintf("member %d (%s): every I/O now fails", idx, path), nil
 }
+
+// failedMembers returns the mask of the members an I/O error names (a
+// stripe.DiskError, possibly joined or wrapped).
+func failedMembers(err error) uint64 {
+	var mask uint64
+	var walk func(error)
+	walk = func(err error) {
+		var de *stripe.DiskError
+		if errors.As(err, &de) && de.Disk >= 0 && de.Disk < 64 {
+			mask |= 1 << uint(de.Disk)
+		}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				walk(e)
+			}
+		} else if u := errors.Unwrap(err); u != nil {
+			walk(u)
+		}
+	}
+	walk(err)
+	return mask
+}
+
+// watchedData is the secondary's data device as the primary writes it:
+// an I/O error of a member disk marks that member failed, so that the
+// node stops taking writes (the primary goes on alone and tracks them)
+// until the disk is replaced.
+type watchedData struct {
+	blockdev.Device
+	n *Node
+}
+
+func (w watchedData) check(err error) error {
+	if err == nil {
+		return nil
+	}
+	if mask := failedMembers(err); mask != 0 {
+		w.n.wg.Go(func() { w.n.membersFailed(mask, err) })
+	}
+	return err
+}
+
+func (w watchedData) ReadAt(p []byte, off int64) (int, error) {
+	n, err := w.Device.ReadAt(p, off)
+	return n, w.check(err)
+}
+
+func (w watchedData) WriteAt(p []byte, off int64) (int, error) {
+	n, err := w.Device.WriteAt(p, off)
+	return n, w.check(err)
+}
+
+func (w watchedData) WriteAtFUA(p []byte, off int64) (int, error) {
+	n, err := blockdev.WriteFUA(w.Device, p, off)
+	return n, w.check(err)
+}
+
+func (w watchedData) Flush() error { return w.check(w.Device.Flush()) }
+
+func (w watchedData) Trim(off, n int64) error {
+	return w.check(blockdev.Trim(w.Device, off, n))
+}
+
+func (w watchedData) WriteZeroes(off, n int64, mayTrim bool) error {
+	return w.check(blockdev.WriteZeroes(w.Device, off, n, mayTrim))
+}
+
+func (w watchedData) BlockSize() int { return blockdev.BlockSize(w.Device) }
+
+func (w watchedData) Checksum(off, n int64) (blockdev.Sum, error) {
+	s, err := blockdev.Checksum(w.Device, off, n)
+	return s, w.check(err)
+}
+
+// membersFailed records members that failed under the primary's writes
+// on a secondary, and cuts the primary off.
+func (n *Node) membersFailed(mask uint64, cause error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.prim != nil || n.sb.FailedMembers&mask == mask {
+		return
+	}
+	n.log.Error("member disk(s) failed: taking no more writes from the primary", "members", fmt.Sprintf("%#x", mask), "err", cause)
+	if err := n.updateSuper(func(sb *meta.Superblock) {
+		sb.FailedMembers |= mask
+		sb.DiskState = meta.Failed
+	}); err != nil {
+		n.log.Error("could not record the failed disks", "err", err)
+	}
+	if n.sec.srv != nil {
+		n.sec.srv.DropClients(peerExport)
+	}
+}

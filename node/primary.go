@@ -221,7 +221,13 @@ func (p *primary) legFailed(leg *mirror.Leg, err error) {
 	defer n.mu.Unlock()
 	if leg == p.local {
 		n.log.Error("local disks failed: serving through the peer", "err", err)
-		n.updateSuper(func(sb *meta.Superblock) { sb.DiskState = meta.Failed })
+		failed := failedMembers(err)
+		if uerr := n.updateSuper(func(sb *meta.Superblock) {
+			sb.DiskState = meta.Failed
+			sb.FailedMembers |= failed
+		}); uerr != nil {
+			n.log.Error("could not record the failed disks", "err", uerr)
+		}
 		return
 	}
 	n.setPeer("connecting", err)

@@ -36,7 +36,7 @@ func (n *Node) startPeerServer(ctx context.Context) error {
 		// longer than a few of those is dead, even if no FIN came.
 		IdleTimeout: 3 * n.cfg.PeerTimeout,
 	})
-	err = srv.AddExport(nbd.Export{Name: peerExport, Description: "netraid replication", Dev: n.vol.Data(), RequireHello: true})
+	err = srv.AddExport(nbd.Export{Name: peerExport, Description: "netraid replication", Dev: watchedData{Device: n.vol.Data(), n: n}, RequireHello: true})
 	if err != nil {
 		ln.Close()
 		return err

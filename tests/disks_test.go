@@ -85,3 +85,31 @@ func leg(s node.Status, name string) node.LegStatus {
 }
 
 func legState(s node.Status, name string) string { return leg(s, name).State }
+
+// TestSecondaryDiskFails: a disk of the secondary fails under the
+// primary's writes; the primary goes on alone (the workload sees no
+// error), the secondary marks the disk failed and takes no more writes;
+// after 'disk replace' there, the secondary is resynced in full and the
+// copies end identical.
+func TestSecondaryDiskFails(t *testing.T) {
+	requirePair(t)
+	p := harness.NewPair(t, harness.PairOptions{Args: []string{"--fault-injection"}})
+	promoteA(t, p)
+	load := harness.StartFio(t, p.A.URI("vol"), "--rw=randwrite", "--bs=4k", "--iodepth=16",
+		"--size=48M", "--number_ios=12000", "--verify=crc32c", "--do_verify=1", "--verify_backlog=512", "--rate_iops=3000")
+	p.A.WaitStatus(time.Minute, "writes under way", func(s node.Status) bool { return s.Export.BytesWritten > 2<<20 })
+	p.B.CLI("disk", "inject-error", p.B.Disks[0])
+	p.B.WaitStatus(30*time.Second, "B marks its disk failed", func(s node.Status) bool {
+		return s.DiskState == "failed" && len(s.Members) == 2 && s.Members[0].State == "failed"
+	})
+	p.A.WaitStatus(30*time.Second, "A goes on alone", func(s node.Status) bool { return legState(s, "peer") == "failed" })
+	load.Wait(t, 5*time.Minute)
+
+	fresh, _ := harness.LoopDevice(t, p.Dir, "b-new", 128<<20)
+	t.Logf("%s", p.B.CLI("disk", "replace", p.B.Disks[0], fresh))
+	p.B.Disks[0] = fresh
+	st := harness.WaitInSync(t, p.A, 2*time.Minute)
+	t.Logf("B resynced: %s copied to the peer leg in all", humanize.IBytes(uint64(leg(st, "peer").Resynced)))
+	p.A.CLI("demote")
+	harness.SameData(t, p.A, p.B)
+}
