@@ -5,17 +5,17 @@
 # writes the results to bench-results.json in the working directory.
 #
 # Suites (BENCH_SUITES, space-separated; each is scripts/bench/suite_NAME.sh
-# defining suite_NAME):
+# defining suite_NAME; scripts/bench/README.md says more):
 #   single   one node: raw libaio, nbdkit, qemu-nbd, netraid on one file
-# Planned, to slot in the same way (record kind=suite/workload/target/run/
-# rss lines as suite_single.sh does; report.py needs no change):
 #   mirror   writes through a primary whose peer is a second netraid node on
-#            this machine, beside raw fio writing two files at once
-#   resync   resync rate beside a raw direct-I/O copy of the same size
-#   tls      the mirror and the export with TLS beside plaintext
+#            this machine (loopback), beside a single node and beside raw
+#            fio writing two files at once (per copy)
+#   resync   resync of a secondary that was down, beside a raw direct-I/O
+#            copy of the same bytes
+# Planned: TLS beside plaintext (the hook is mirror_tls in suite_mirror.sh).
 #
 # Environment:
-#   BENCH_SUITES     suites to run (default: single)
+#   BENCH_SUITES     suites to run (default: single mirror resync)
 #   BENCH_SIZE       backing file size (default 1G; IEC suffixes)
 #   BENCH_RUNTIME    seconds measured per run (default 10)
 #   BENCH_RAMP       seconds of warm-up per run, not measured (default 2)
@@ -38,7 +38,7 @@ set -Eeuo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 here="$root/scripts/bench"
 
-SUITES=${BENCH_SUITES:-single}
+SUITES=${BENCH_SUITES:-single mirror resync}
 SIZE=$(numfmt --from=iec "${BENCH_SIZE:-1G}")
 RUNTIME=${BENCH_RUNTIME:-10}
 RAMP=${BENCH_RAMP:-2}
@@ -53,7 +53,7 @@ CLK_TCK=$(getconf CLK_TCK)
 # shellcheck source=scripts/bench/servers.sh
 . "$here/servers.sh"
 
-for tool in fio nbdkit qemu-nbd nbdinfo python3 fallocate numfmt timeout; do
+for tool in fio nbdkit qemu-nbd nbdinfo python3 fallocate numfmt timeout dd; do
 	command -v "$tool" >/dev/null || die "$tool is missing (make deps)"
 done
 [[ $RUNTIME =~ ^[1-9][0-9]*$ && $RAMP =~ ^[0-9]+$ ]] || die "BENCH_RUNTIME and BENCH_RAMP are whole seconds"

@@ -185,17 +185,45 @@ peak_rss_kib() {
 	awk '$1 == "VmHWM:" { print $2 }' "/proc/$1/status"
 }
 
-# run_fio SUITE TARGET WORKLOAD ROUND SERVER_PID FIO_ARGS...: one
+# cpu_ticks_of PIDS: cpu_ticks summed over a comma-separated list of pids.
+cpu_ticks_of() {
+	local p sum=0 t
+	local -a pids
+	IFS=, read -ra pids <<<"$1"
+	for p in "${pids[@]}"; do
+		t=$(cpu_ticks "$p") || return 1
+		sum=$((sum + t))
+	done
+	echo "$sum"
+}
+
+# all_alive PIDS: whether every pid of a comma-separated list still runs.
+all_alive() {
+	local p
+	local -a pids
+	IFS=, read -ra pids <<<"$1"
+	for p in "${pids[@]}"; do
+		kill -0 "$p" 2>/dev/null || return 1
+	done
+}
+
+# RUN_CHECK, when set, names a function run_fio calls after each run as
+# "$RUN_CHECK TARGET": whatever it prints marks the run failed, with that
+# as the reason (a mirror whose peer dropped out measured something else).
+RUN_CHECK=
+
+# run_fio SUITE TARGET WORKLOAD ROUND SERVER_PIDS FIO_ARGS...: one
 # time-bounded fio run; its JSON output is kept and the run is recorded
-# with the server's CPU use (SERVER_PID "-" when there is no server). A
-# failed run is recorded as such and does not stop the benchmark.
+# with the servers' CPU use (SERVER_PIDS: a pid, several joined by commas,
+# whose CPU times are added, or "-" when there is no server). A failed run
+# is recorded as such and does not stop the benchmark.
 run_fio() {
 	local suite=$1 target=$2 workload=$3 round=$4 pid=$5
 	shift 5
 	local out="$WORK/fio/$suite-$target-$workload-$round.json" err="$WORK/fio/$suite-$target-$workload-$round.err"
-	local t0 t1 c0=0 c1=0 status=ok
+	local t0 t1 c0=0 c1=0 status=ok why
 	mkdir -p "$WORK/fio"
-	[ "$pid" = - ] || c0=$(cpu_ticks "$pid")
+	[ "$pid" = - ] || c0=$(cpu_ticks_of "$pid")
 	t0=$(date +%s%N)
 	# Bounded twice: fio's own --runtime, and timeout(1) should it hang.
 	if ! bounded $((RUNTIME + RAMP + 60)) fio --name="$workload" --time_based --runtime="${RUNTIME}s" --ramp_time="${RAMP}s" \
@@ -204,12 +232,16 @@ run_fio() {
 	fi
 	t1=$(date +%s%N)
 	if [ "$pid" != - ]; then
-		if kill -0 "$pid" 2>/dev/null; then
-			c1=$(cpu_ticks "$pid")
+		if all_alive "$pid"; then
+			c1=$(cpu_ticks_of "$pid")
 		else
 			status=failed
-			echo "server pid $pid exited during the run" >>"$err"
+			echo "server pid(s) $pid exited during the run" >>"$err"
 		fi
+	fi
+	if [ -n "$RUN_CHECK" ] && why=$("$RUN_CHECK" "$target") && [ -n "$why" ]; then
+		status=failed
+		echo "after the run: $why" >>"$err"
 	fi
 	if [ "$status" = failed ]; then
 		log "$suite/$target/$workload failed: $(tail -n 3 "$err" | tr '\n' ' ')"

@@ -3,19 +3,28 @@
 
 RESULTS is the log bench.sh writes, one JSON object per line, by kind:
   meta      facts about the run (merged)
-  suite     suite, title, subject, min_ratio_peer, rss_limit_mib
-  workload  suite, workload, desc, metric (MiB/s or kIOPS)
-  target    suite, target, role (baseline | peer | subject | info), desc
+  suite     suite, title, subject, min_ratio_peer, rss_limit_mib;
+            reference (optional): the role the verdicts compare with,
+            "peer" (the best peer; the default) or "baseline"
+  workload  suite, workload, desc, metric (MiB/s or kIOPS); min_ratio
+            (optional): this workload's own minimum ratio to the
+            reference; informative=1 (optional): ratios, no verdict
+  target    suite, target, role (baseline | peer | subject | info), desc;
+            copies (optional): a fio run wrote this many copies at once
+            (one job per copy, group_reporting), and its figures are per
+            copy: the totals divided by copies
   run       suite, target, workload, status, and either fio_json (fio's
             JSON output) or value (a figure measured some other way, in
             the workload's metric); wall_s, server_cpu_s
-  rss       suite, target, peak_rss_kib
+  rss       suite, target, peak_rss_kib; daemon (optional) names one of
+            several processes of the target (primary, secondary)
   probe     suite, anything: printed and kept
   note      suite, target?, text
 
 For every subject (and, marked informative, every info target) it prints
-the ratio to the best peer and to the baseline on every workload, and its
-peak RSS against the limit, each with "target met" or "TARGET MISSED".
+the ratio to the best peer and to the baseline on every workload, and the
+peak RSS of its processes against the limit, each with "target met" or
+"TARGET MISSED".
 Exits 0 when every run completed (targets met or not), 3 when a run failed.
 """
 
@@ -47,7 +56,7 @@ def load(path):
             elif kind == "run":
                 s["runs"].setdefault((rec["target"], rec["workload"]), []).append(rec)
             elif kind == "rss":
-                s["rss"][rec["target"]] = rec["peak_rss_kib"]
+                s["rss"].setdefault(rec["target"], []).append((rec.get("daemon"), rec["peak_rss_kib"]))
             elif kind == "probe":
                 s["probes"].append(rec)
             elif kind == "note":
@@ -55,8 +64,9 @@ def load(path):
     return meta, suites
 
 
-def fio_figures(path, metric):
-    """The figures of a one-job fio run, over both directions."""
+def fio_figures(path, metric, copies=1):
+    """The figures of a one-job fio run (or of a group-reported one, per
+    copy), over both directions."""
     with open(path) as f:
         job = json.load(f)["jobs"][0]
     if job.get("error"):
@@ -64,8 +74,8 @@ def fio_figures(path, metric):
     dirs = [job[d] for d in ("read", "write") if job[d]["io_bytes"] > 0]
     if not dirs:
         raise ValueError("fio did no I/O")
-    bw = sum(d["bw_bytes"] for d in dirs)
-    iops = sum(d["iops"] for d in dirs)
+    bw = sum(d["bw_bytes"] for d in dirs) / copies
+    iops = sum(d["iops"] for d in dirs) / copies
     lat = dirs[0]["clat_ns"]
     pct = lat.get("percentile", {})
     return {
@@ -77,12 +87,12 @@ def fio_figures(path, metric):
     }
 
 
-def one_run(run, metric, server):
+def one_run(run, metric, server, copies=1):
     """Figures of one run, or raises ValueError."""
     if run["status"] != "ok":
         raise ValueError(f"failed (see {run.get('error_log', 'log')})")
     try:
-        out = {"value": float(run["value"])} if "value" in run else fio_figures(run["fio_json"], metric)
+        out = {"value": float(run["value"])} if "value" in run else fio_figures(run["fio_json"], metric, copies)
     except (OSError, KeyError, IndexError) as e:
         raise ValueError(f"unreadable result: {e}") from e
     if server and run.get("wall_s"):
@@ -98,8 +108,9 @@ def figures(suite, target, wl):
     if not runs:
         return None, "not run"
     server = target_role(suite, target) != "baseline"
+    copies = target_of(suite, target).get("copies", 1)
     try:
-        got = sorted((one_run(r, wl["metric"], server) for r in runs), key=lambda f: f["value"])
+        got = sorted((one_run(r, wl["metric"], server, copies) for r in runs), key=lambda f: f["value"])
     except ValueError as e:
         return None, str(e)
     out = dict(got[(len(got) - 1) // 2])
@@ -108,13 +119,18 @@ def figures(suite, target, wl):
     return out, None
 
 
+def target_of(suite, name):
+    return next(t for t in suite["targets"] if t["target"] == name)
+
+
 def target_role(suite, name):
-    return next(t["role"] for t in suite["targets"] if t["target"] == name)
+    return target_of(suite, name)["role"]
 
 
 def compare(suite):
-    """Ratios and verdicts for the subject and info targets."""
-    need = float(suite.get("min_ratio_peer", 1.0))
+    """Ratios and verdicts for the subject and info targets, against the
+    best peer or against the baseline (the suite's reference)."""
+    against = suite.get("reference", "peer")
     peers = [t["target"] for t in suite["targets"] if t["role"] == "peer"]
     base = next((t["target"] for t in suite["targets"] if t["role"] == "baseline"), None)
     res = suite["results"]
@@ -124,6 +140,7 @@ def compare(suite):
             continue
         for wl in suite["workloads"]:
             w = wl["workload"]
+            need = float(wl.get("min_ratio", suite.get("min_ratio_peer", 1.0)))
             mine = res[t["target"]][w]["value"]
             got = [(res[p][w]["value"], p) for p in peers if res[p][w]["value"] is not None]
             best_v, best = max(got) if got else (None, None)
@@ -134,29 +151,54 @@ def compare(suite):
                 "ratio_best_peer": mine / best_v if mine is not None and best_v else None,
                 "baseline": base, "baseline_value": base_v,
                 "ratio_baseline": mine / base_v if mine is not None and base_v else None,
-                "min_ratio_best_peer": need,
+                "reference": against, "min_ratio": need,
             }
-            if t["role"] == "info":
+            got = row["ratio_best_peer"] if against == "peer" else row["ratio_baseline"]
+            if t["role"] == "info" or wl.get("informative"):
                 row["verdict"] = "informative"
-            elif row["ratio_best_peer"] is None:
-                row["verdict"] = "TARGET MISSED" if mine is None else "no peer figure"
+                row["min_ratio"] = None
+            elif got is None:
+                row["verdict"] = "TARGET MISSED" if mine is None else f"no {against} figure"
             else:
-                row["verdict"] = "target met" if row["ratio_best_peer"] >= need else "TARGET MISSED"
+                row["verdict"] = "target met" if got >= need else "TARGET MISSED"
             rows.append(row)
     return rows
 
 
 def rss_rows(suite):
+    """The peak RSS of every process of the subject and info targets
+    against the limit; a subject without any figure misses it (an info
+    target may share its subject's processes and have none)."""
     limit = suite.get("rss_limit_mib")
     rows = []
     for t in suite["targets"]:
         if t["role"] not in ("subject", "info") or not limit:
             continue
-        kib = suite["rss"].get(t["target"])
-        mib = kib / 1024 if kib is not None else None
-        verdict = "TARGET MISSED" if mib is None or mib >= limit else "target met"
-        rows.append({"target": t["target"], "peak_rss_mib": mib, "limit_mib": limit, "verdict": verdict})
+        if t["role"] == "info" and t["target"] not in suite["rss"]:
+            continue
+        for daemon, kib in suite["rss"].get(t["target"]) or [(None, None)]:
+            mib = kib / 1024 if kib is not None else None
+            verdict = "TARGET MISSED" if mib is None or mib >= limit else "target met"
+            rows.append({"target": t["target"], "daemon": daemon, "peak_rss_mib": mib, "limit_mib": limit,
+                         "verdict": verdict})
     return rows
+
+
+def rss_cell(suite, name):
+    """The table cell of a target's peak RSS: one figure per process."""
+    got = suite["rss"].get(name)
+    return "/".join(fmt(kib / 1024) for _, kib in got) if got else "-"
+
+
+def target_doc(suite, t):
+    """A target in the JSON: peak_rss_mib is the largest of its processes'
+    and, where they are named, each is in peak_rss_mib_by_process."""
+    doc = dict(t, results=suite["results"][t["target"]])
+    got = suite["rss"].get(t["target"], [])
+    doc["peak_rss_mib"] = max(kib for _, kib in got) / 1024 if got else None
+    if any(d for d, _ in got):
+        doc["peak_rss_mib_by_process"] = {d or "": kib / 1024 for d, kib in got}
+    return doc
 
 
 def fmt(v, nd=1):
@@ -192,6 +234,10 @@ def other_cpu_pct(meta):
 def print_suite(name, s, out):
     print(f"\n== suite {name}: {s['title']} ==", file=out)
     names = [t["target"] for t in s["targets"]]
+    if not names:
+        for n in s["notes"]:
+            print(f"note: {n.get('target', '')} {n['text']}".replace("  ", " "), file=out)
+        return
     head = [["workload", "unit"] + names]
     body = []
     for wl in s["workloads"]:
@@ -201,26 +247,30 @@ def print_suite(name, s, out):
         w = wl["workload"]
         body.append([f"server CPU, {wl['workload']}", "%core"] +
                     [fmt(s["results"][n][w].get("server_cpu_pct"), 0) for n in names])
-    body.append(["peak RSS", "MiB"] +
-                [fmt(s["rss"][n] / 1024) if n in s["rss"] else "-" for n in names])
+    body.append(["peak RSS", "MiB"] + [rss_cell(s, n) for n in names])
     table(head + body, out, left=(0, 1))
     for t in s["targets"]:
         print(f"  {t['target']:<14} {t['role']:<8} {t['desc']}", file=out)
 
     base = next((t["target"] for t in s["targets"] if t["role"] == "baseline"), "baseline")
-    rows = [["", "workload", "value", "best peer", "", "vs peer", f"vs {base}", ""]]
+    peers = any(t["role"] == "peer" for t in s["targets"])
+    against = s.get("reference", "peer")
+    rows = [["", "workload", "value"] + (["best peer", "", "vs peer"] if peers else []) +
+            [f"vs {base}", "need", ""]]
     for c in s["comparisons"]:
         wl = next(w for w in s["workloads"] if w["workload"] == c["workload"])
-        rows.append([c["target"], wl["desc"], fmt(c["value"]), fmt(c["best_peer_value"]),
-                     c["best_peer"] or "", ratio(c["ratio_best_peer"]), ratio(c["ratio_baseline"]),
-                     c["verdict"]])
+        need = "-" if c["min_ratio"] is None else f">= {c['min_ratio']:.1f}x"
+        rows.append([c["target"], wl["desc"], fmt(c["value"])] +
+                    ([fmt(c["best_peer_value"]), c["best_peer"] or "", ratio(c["ratio_best_peer"])] if peers else []) +
+                    [ratio(c["ratio_baseline"]), need, c["verdict"]])
     for r in s["rss_check"]:
-        rows.append([r["target"], f"peak RSS, MiB (limit {r['limit_mib']})", fmt(r["peak_rss_mib"]),
-                     "", "", "", "", r["verdict"]])
+        who = f"{r['target']} ({r['daemon']})" if r["daemon"] else r["target"]
+        rows.append([who, "peak RSS, MiB", fmt(r["peak_rss_mib"])] + (["", "", ""] if peers else []) +
+                    ["", f"< {r['limit_mib']}", r["verdict"]])
     if len(rows) > 1:
-        need = s.get("min_ratio_peer", 1.0)
-        print(f"\ntargets: >= {need:.1f}x the best peer on every workload; peak RSS under the limit", file=out)
-        table(rows, out, left=(0, 1, 4, 7))
+        ref = "the best peer" if against == "peer" else base
+        print(f"\ntargets: at least the ratio in \"need\" to {ref}; peak RSS under the limit", file=out)
+        table(rows, out, left=(0, 1, 4, len(rows[0]) - 1) if peers else (0, 1, len(rows[0]) - 1))
     for p in s["probes"]:
         extra = {k: v for k, v in p.items() if k != "suite"}
         print("probe: " + ", ".join(f"{k}={v}" for k, v in extra.items()), file=out)
@@ -269,9 +319,7 @@ def main():
         doc["suites"][name] = {
             "title": s["title"], "subject": s.get("subject"),
             "workloads": s["workloads"],
-            "targets": [dict(t, results=s["results"][t["target"]],
-                             peak_rss_mib=s["rss"][t["target"]] / 1024 if t["target"] in s["rss"] else None)
-                        for t in s["targets"]],
+            "targets": [target_doc(s, t) for t in s["targets"]],
             "comparisons": s["comparisons"], "rss": s["rss_check"],
             "probes": s["probes"], "notes": s["notes"],
         }

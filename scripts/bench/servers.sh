@@ -1,10 +1,15 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034 # SERVER_PID and SERVER_URI are read by the suites
 # The NBD servers under test. Each start_* function starts one server in
-# the foreground as a child of bench.sh, records its pid in PIDS (so the
+# the background as a child of bench.sh, records its pid in PIDS (so the
 # EXIT trap stops it), waits until it answers NBD, and leaves the pid in
 # SERVER_PID and the client URI in SERVER_URI. Every server exports the
 # name "bench" (nbdkit's file plugin ignores the name).
+#
+# A mirrored netraid pair runs on loopback: start_netraid_node twice (each
+# node's replication port the other's peer, from free_ports2), then
+# promote_netraid on one and wait_in_sync. The pair's control sockets are
+# $WORK/NAME.ctl; pair_state and peer_since read the primary's status.
 #
 # Sourced after lib.sh.
 
@@ -95,26 +100,131 @@ sb = json.load(sys.stdin)
 print(sb["DataOffset"], sb["MemberDataSize"])'
 }
 
-# start_netraid NAME DISK...: serve the volume on DISKs (standalone: no
-# peer) until stopped.
-start_netraid() {
-	local name=$1 addr='' listen ctl="$WORK/$1.ctl" pid i
-	shift
-	listen=$(listen_addr "$name")
-	# TCP: let netraid bind a free port itself and read it back from status.
-	[ "$TRANSPORT" = tcp ] && listen=127.0.0.1:0
-	"$NETRAID" serve --listen "$listen" --control "$ctl" --export bench "$@" >"$WORK/$name.log" 2>&1 &
-	pid=$!
-	PIDS+=("$pid")
+# netraid_serve NAME LISTEN DISK-AND-FLAGS...: start 'netraid serve' in the
+# background with its control socket at $WORK/NAME.ctl, appending to
+# $WORK/NAME.log (a node restarted keeps one log). Leaves the pid in
+# SERVER_PID and in PIDS.
+netraid_serve() {
+	local name=$1 listen=$2
+	shift 2
+	"$NETRAID" serve --listen "$listen" --control "$WORK/$name.ctl" --export bench "$@" >>"$WORK/$name.log" 2>&1 &
+	SERVER_PID=$!
+	PIDS+=("$SERVER_PID")
+}
+
+# netraid_listen NAME: the --listen address for netraid server NAME. TCP:
+# netraid binds a free port itself and the address is read back from
+# status.
+netraid_listen() {
+	if [ "$TRANSPORT" = tcp ]; then
+		echo 127.0.0.1:0
+	else
+		listen_addr "$1"
+	fi
+}
+
+# wait_export NAME PID: wait until netraid server NAME (pid PID) reports
+# its export address and answers NBD there, for at most 30 s each; leaves
+# the URI in SERVER_URI.
+wait_export() {
+	local name=$1 pid=$2 addr='' i
 	for ((i = 0; i < 300; i++)); do
-		kill -0 "$pid" 2>/dev/null || die "netraid serve exited: $(tail -n 5 "$WORK/$name.log")"
-		addr=$(status_address "$ctl")
+		kill -0 "$pid" 2>/dev/null || die "netraid serve ($name) exited: $(tail -n 5 "$WORK/$name.log")"
+		addr=$(status_address "$WORK/$name.ctl")
 		[ -n "$addr" ] && break
 		sleep 0.1
 	done
-	[ -n "$addr" ] || die "netraid serve reported no export address within 30 s (log: $WORK/$name.log)"
-	forget_pid "$pid"
-	started "$name" "$pid" "$addr"
+	[ -n "$addr" ] || die "netraid serve ($name) reported no export address within 30 s (log: $WORK/$name.log)"
+	SERVER_PID=$pid
+	SERVER_URI=$(nbd_uri "$addr" bench)
+	wait_nbd "$SERVER_URI" "$pid" "$name"
+}
+
+# start_netraid NAME DISK...: serve the volume on DISKs (standalone: no
+# peer) until stopped.
+start_netraid() {
+	local name=$1
+	shift
+	netraid_serve "$name" "$(netraid_listen "$name")" "$@"
+	wait_export "$name" "$SERVER_PID"
+}
+
+# start_netraid_node NAME LISTEN_PEER PEER DISK...: one node of a mirrored
+# pair on loopback, accepting its primary's replication link on
+# LISTEN_PEER (127.0.0.1:PORT) and dialling PEER when it is the primary
+# itself. It starts as secondary, which exports nothing: this waits (30 s
+# at most) until its control socket answers, and leaves the pid in
+# SERVER_PID. 'promote_netraid' then makes a node primary.
+start_netraid_node() {
+	local name=$1 lpeer=$2 peer=$3 i
+	shift 3
+	netraid_serve "$name" "$(netraid_listen "$name")" --listen-peer "$lpeer" --peer "$peer" "$@"
+	for ((i = 0; i < 300; i++)); do
+		kill -0 "$SERVER_PID" 2>/dev/null || die "netraid serve ($name) exited: $(tail -n 5 "$WORK/$name.log")"
+		"$NETRAID" status --control "$WORK/$name.ctl" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	die "netraid serve ($name) did not answer on its control socket within 30 s (log: $WORK/$name.log)"
+}
+
+# promote_netraid NAME PID: make node NAME the primary and wait until it
+# serves its export (URI in SERVER_URI).
+promote_netraid() {
+	"$NETRAID" promote --control "$WORK/$1.ctl" >>"$WORK/$1.log" 2>&1 ||
+		die "netraid promote ($1) failed: $(tail -n 3 "$WORK/$1.log")"
+	wait_export "$1" "$2"
+}
+
+# free_ports2: two different TCP ports on 127.0.0.1 that were free a
+# moment ago, for a pair's replication links.
+free_ports2() {
+	local a b i
+	a=$(free_port)
+	for ((i = 0; i < 20; i++)); do
+		b=$(free_port)
+		[ "$a" != "$b" ] && break
+	done
+	[ "$a" != "$b" ] || die "no second free port on 127.0.0.1"
+	echo "$a $b"
+}
+
+# wait_in_sync NAME SECONDS [T0_NS [PID]]: wait until primary NAME is in
+# sync with its peer (insync.py), for at most SECONDS, giving up early if
+# PID (the peer, say) exits; its timings, relative to T0_NS (default: now),
+# are left in $WORK/NAME.insync.json.
+wait_in_sync() {
+	local name=$1 secs=$2 t0=${3:-$(date +%s%N)} pid=${4:-}
+	# shellcheck disable=SC2154 # here: bench.sh's scripts/bench directory
+	bounded $((secs + 15)) python3 "$here/insync.py" "$NETRAID" "$WORK/$name.ctl" "$t0" "$secs" ${pid:+"$pid"} \
+		>"$WORK/$name.insync.json" 2>"$WORK/$name.insync.err" ||
+		die "$name not in sync with its peer within $secs s: $(tail -c 600 "$WORK/$name.insync.err")"
+}
+
+# pair_state NAME [SINCE]: nothing when primary NAME's peer link is
+# connected (and has been since SINCE, a status .peer.since, when given)
+# and both legs are up to date; else what is wrong.
+pair_state() {
+	{ "$NETRAID" status --control "$WORK/$1.ctl" --json 2>/dev/null || echo '{}'; } | python3 -c '
+import json, sys
+try:
+    st = json.load(sys.stdin)
+except ValueError:
+    st = {}
+peer = st.get("peer") or {}
+legs = {l["name"]: l["state"] for l in st.get("legs") or []}
+state, since = peer.get("state"), peer.get("since")
+if state != "connected" or len(legs) != 2 or any(v != "up-to-date" for v in legs.values()):
+    print(f"peer link {state}, legs {legs or None}")
+elif sys.argv[1] and since != sys.argv[1]:
+    print(f"the peer link went down and came back (connected since {since}, not {sys.argv[1]})")' "${2:-}"
+}
+
+# peer_since NAME: when primary NAME's peer link last came up (status
+# .peer.since).
+peer_since() {
+	"$NETRAID" status --control "$WORK/$1.ctl" --json | python3 -c '
+import json, sys
+print((json.load(sys.stdin).get("peer") or {}).get("since") or "")'
 }
 
 # stop_server NAME PID: stop a server. It must exit 0 on SIGTERM
