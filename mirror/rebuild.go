@@ -53,13 +53,18 @@ func (j *rebuildJob) Copy(r int64, _ bool) error {
 	if j.m.bm.Dirty(r) {
 		return j.copyJob.Copy(r, false)
 	}
+	if err := j.firstErr(); err != nil {
+		return err
+	}
 	off, n := j.m.bm.Span(r)
-	for _, p := range j.o.Pieces(off, n) {
-		for pos := p[0]; pos < p[0]+p[1]; pos += copyChunk {
-			if err := j.copyChunk(pos, min(copyChunk, p[0]+p[1]-pos)); err != nil {
+	pieces := j.o.Pieces(off, n)
+	j.async(func() error {
+		for _, p := range pieces {
+			if err := j.copyRange(p[0], p[1]); err != nil {
 				return err
 			}
 		}
-	}
+		return nil
+	})
 	return nil
 }

@@ -3,6 +3,7 @@ package mirror
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/netraid/netraid/blockdev"
 	"github.com/netraid/netraid/resync"
@@ -80,24 +81,39 @@ func (m *Mirror) source() *Leg {
 // copyJob is a resync.Job: it copies regions from src to dsts under the
 // range locks. promote: dsts[0] is a Resyncing leg that becomes InSync at
 // the end (a resync); otherwise dsts are in-sync legs (a repair).
+//
+// Copies run asynchronously, copyDepth regions at a time, so that the
+// source's reads and the target's writes (a network round trip for a
+// remote leg) overlap. Flush waits for every copy started before it, and
+// only then records the coverage the engine reported: a region counts as
+// holding the source's data (so that its dirty bit may be cleaned) only
+// once its copy is done.
 type copyJob struct {
 	m       *Mirror
 	src     *Leg
 	dsts    []*Leg
 	promote bool
-	buf     []byte
+
+	slots chan struct{} // one per copy in flight
+	wg    sync.WaitGroup
+
+	mu                 sync.Mutex // guards what follows
+	err                error      // the first failed copy
+	covStart, covCount int64      // coverage reported by the engine
+	covSet             bool
 }
+
+// copyDepth is how many regions a copyJob copies at once.
+const copyDepth = 4
 
 var _ resync.Job = (*copyJob)(nil)
 
 func newCopyJob(m *Mirror, src *Leg, dsts []*Leg, promote bool) *copyJob {
-	align := max(m.BlockSize(), 4096)
-	return &copyJob{m: m, src: src, dsts: dsts, promote: promote, buf: blockdev.GetBuffer(copyChunk, align)}
+	return &copyJob{m: m, src: src, dsts: dsts, promote: promote, slots: make(chan struct{}, copyDepth)}
 }
 
 func (j *copyJob) release() {
-	blockdev.PutBuffer(j.buf)
-	j.buf = nil
+	j.wait()
 	if j.promote {
 		t := j.dsts[0]
 		t.mu.Lock()
@@ -106,24 +122,71 @@ func (j *copyJob) release() {
 	}
 }
 
+// async runs f as one of at most copyDepth copies in flight; its error
+// fails the job.
+func (j *copyJob) async(f func() error) {
+	j.slots <- struct{}{}
+	j.wg.Add(1)
+	go func() {
+		defer func() {
+			<-j.slots
+			j.wg.Done()
+		}()
+		if err := f(); err != nil {
+			j.mu.Lock()
+			if j.err == nil {
+				j.err = err
+			}
+			j.mu.Unlock()
+		}
+	}()
+}
+
+// wait waits for the copies in flight and returns the first error.
+func (j *copyJob) wait() error {
+	j.wg.Wait()
+	return j.firstErr()
+}
+
+func (j *copyJob) firstErr() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.err
+}
+
 func (j *copyJob) Bitmap() *resync.Bitmap { return j.m.bm }
 func (j *copyJob) Busy() bool             { return j.m.busy() }
 
+// Synced notes the engine's coverage; Flush applies it once the copies
+// it counts are done.
 func (j *copyJob) Synced(start, count int64) {
-	if j.promote {
-		j.dsts[0].setCoverage(start, count)
+	if !j.promote {
+		return
 	}
+	j.mu.Lock()
+	j.covStart, j.covCount, j.covSet = start, count, true
+	j.mu.Unlock()
 }
 
-// Copy copies region r chunk by chunk, or zeroes it on the targets if
-// skipUnused and it was never written.
+// Copy starts copying region r chunk by chunk, or zeroes it on the
+// targets if skipUnused and it was never written. It returns the error
+// of an earlier copy, if one failed.
 func (j *copyJob) Copy(r int64, skipUnused bool) error {
+	if err := j.firstErr(); err != nil {
+		return err
+	}
 	off, n := j.m.bm.Span(r)
 	if skipUnused {
 		if zeroed, err := j.zeroUnused(r, off, n); zeroed || err != nil {
 			return err
 		}
 	}
+	j.async(func() error { return j.copyRange(off, n) })
+	return nil
+}
+
+// copyRange copies [off, off+n) chunk by chunk.
+func (j *copyJob) copyRange(off, n int64) error {
 	for pos := off; pos < off+n; pos += copyChunk {
 		if err := j.copyChunk(pos, min(copyChunk, off+n-pos)); err != nil {
 			return err
@@ -179,7 +242,8 @@ func (j *copyJob) copyChunk(off, n int64) error {
 		return err
 	}
 	defer j.unlock(o, s, true)
-	buf := j.buf[:n]
+	buf := blockdev.GetBuffer(int(n), max(j.m.BlockSize(), 4096))
+	defer blockdev.PutBuffer(buf)
 	if _, err := j.src.dev.ReadAt(buf, off); err != nil {
 		return j.src.fail("resync read", off, n, err)
 	}
@@ -215,9 +279,19 @@ func (j *copyJob) zeroUnused(r, off, n int64) (bool, error) {
 	return true, nil
 }
 
-// Flush flushes every leg (cleaning what it may), then reports a failure
+// Flush waits for the copies in flight, records the coverage they make
+// true, flushes every leg (cleaning what it may), then reports a failure
 // of the job's legs.
 func (j *copyJob) Flush() error {
+	if err := j.wait(); err != nil {
+		return err
+	}
+	j.mu.Lock()
+	start, count, set := j.covStart, j.covCount, j.covSet
+	j.mu.Unlock()
+	if set {
+		j.dsts[0].setCoverage(start, count)
+	}
 	gen := j.m.gen.Load()
 	o, err := j.m.begin(false)
 	if err != nil {

@@ -18,6 +18,7 @@ type Mount struct {
 	fuse   string // nbdfuse mount point
 	loop   string
 	nbdPid int
+	nbdEnd chan struct{} // closed when nbdfuse has exited
 }
 
 // MountNBD presents the export at uri as a file with nbdfuse, attaches a
@@ -41,8 +42,8 @@ func MountNBD(t T, dir, uri string, mkfs bool) *Mount {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("nbdfuse: %v", err)
 	}
-	m.nbdPid = cmd.Process.Pid
-	go cmd.Wait()
+	m.nbdPid, m.nbdEnd = cmd.Process.Pid, make(chan struct{})
+	go func() { cmd.Wait(); close(m.nbdEnd) }()
 	file := filepath.Join(m.fuse, "nbd")
 	WaitFor(t, 20*time.Second, "nbdfuse to present "+file, func() bool {
 		_, err := os.Stat(file)
@@ -68,6 +69,7 @@ func (m *Mount) Unmount() {
 	Try("fusermount3", "-u", m.fuse)
 	if m.nbdPid > 0 {
 		syscall.Kill(m.nbdPid, syscall.SIGTERM)
+		m.waitNBD()
 	}
 	m.loop, m.nbdPid = "", 0
 }
@@ -78,6 +80,7 @@ func (m *Mount) Unmount() {
 func (m *Mount) Crash() {
 	if m.nbdPid > 0 {
 		syscall.Kill(m.nbdPid, syscall.SIGKILL)
+		m.waitNBD()
 		m.nbdPid = 0
 	}
 	Try("umount", "-l", m.Dir)
@@ -95,5 +98,16 @@ func (m *Mount) UnmountAndCheck() {
 	m.Unmount()
 	if err != nil {
 		m.t.Fatalf("e2fsck is not clean: %v\n%s", err, out)
+	}
+}
+
+// waitNBD waits for nbdfuse to exit (and so to close its connections),
+// killing it if a clean exit takes too long.
+func (m *Mount) waitNBD() {
+	select {
+	case <-m.nbdEnd:
+	case <-time.After(20 * time.Second):
+		syscall.Kill(m.nbdPid, syscall.SIGKILL)
+		<-m.nbdEnd
 	}
 }
