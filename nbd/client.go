@@ -3,6 +3,7 @@ package nbd
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -24,6 +25,11 @@ type ClientOptions struct {
 	// Hello, if not nil, is sent in the netraid hello before the export
 	// is opened; the server's answer is HelloReply.
 	Hello []byte
+	// TLS, if not nil, upgrades the connection with NBD_OPT_STARTTLS
+	// before any other option; a server that will not, or a certificate
+	// either side refuses, fails the handshake with ErrTLS. Dial sets
+	// ServerName to the address's host if it is empty.
+	TLS *tls.Config
 }
 
 const (
@@ -58,6 +64,7 @@ type Client struct {
 	metaID     uint32
 	hello      bool
 	helloReply []byte
+	tls        bool
 
 	wmu   sync.Mutex    // serializes requests on nc
 	slots chan struct{} // one token per request in flight
@@ -90,6 +97,9 @@ func Dial(ctx context.Context, network, addr string, o ClientOptions) (*Client, 
 	nc, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, fmt.Errorf("nbd: dial %s %s: %w", network, addr, err)
+	}
+	if network != "unix" {
+		o.TLS = withServerName(o.TLS, addr)
 	}
 	return NewClient(ctx, nc, o)
 }
@@ -132,6 +142,9 @@ func (c *Client) BlockSize() int { return int(max(c.sizes.min, 512)) }
 
 // Flags are the export's transmission flags.
 func (c *Client) Flags() TransmissionFlags { return c.flags }
+
+// TLS reports whether the connection is protected by TLS.
+func (c *Client) TLS() bool { return c.tls }
 
 // HelloReply is the server's answer to the netraid hello, nil without one.
 func (c *Client) HelloReply() []byte { return append([]byte(nil), c.helloReply...) }

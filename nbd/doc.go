@@ -5,9 +5,10 @@
 // mirror.
 //
 // Layout: proto.go and optcodec.go are the wire format, negotiate_*.go the
-// handshakes, serve.go the server's transmission loop, commands.go and
-// reply.go what it does per request, client*.go the client, netraid.go the
-// netraid extension.
+// handshakes, tls.go STARTTLS on both sides, serve.go the server's
+// transmission loop, commands.go and reply.go what it does per request,
+// lifecycle.go accepting and shutting down, client*.go the client,
+// netraid.go the netraid extension.
 //
 // Server invariants:
 //   - A request is checked (command, flags, range, size, export mode)
@@ -29,11 +30,25 @@
 //     is. Flush is device-wide, so CAN_MULTI_CONN is always advertised.
 //   - A connection that acknowledged writes and did not flush them
 //     flushes its export when it ends, however it ends.
+//   - TLS: a TLSRequired server answers every option but STARTTLS and
+//     ABORT with NBD_REP_ERR_TLS_REQD (EXPORT_NAME ends the connection),
+//     so nothing about its exports is told in plaintext. After STARTTLS
+//     the negotiation starts over with no state from before, and bytes
+//     sent between STARTTLS and the TLS handshake end the connection.
+//   - Bounded resources: at most MaxConnections connections (a newcomer
+//     displaces the one longest in its handshake, or is closed if all are
+//     in transmission); the handshake within NegotiationTimeout, a
+//     request's payload within PayloadTimeout, a reply taken within
+//     ReplyTimeout. Request buffers stay below MaxConnections ×
+//     MaxInflightBytes, plus a 64 KiB read buffer (and TLS's) each.
 //   - Shutdown and a cancelled Serve context drain: requests received
 //     finish and are answered, later ones get ESHUTDOWN, then exports are
 //     flushed and connections closed. The server never closes a device.
 //
 // Client invariants:
+//   - With ClientOptions.TLS, STARTTLS is the first option; a server that
+//     refuses it, or a certificate either side refuses, fails the
+//     handshake with ErrTLS: no fallback to plaintext.
 //   - Requests are checked locally (range, minimum block size, read-only)
 //     and split at the server's maximum block size; the pieces are in
 //     flight together, at most MaxInflight requests in all.

@@ -139,13 +139,16 @@ func (e *OptionError) Error() string {
 	return s
 }
 
-// Unwrap returns ErrUnknownExport or ErrShutdown for those replies.
+// Unwrap returns ErrUnknownExport, ErrShutdown or ErrTLSRequired for
+// those replies.
 func (e *OptionError) Unwrap() error {
 	switch e.Reply {
 	case RepErrUnknown:
 		return ErrUnknownExport
 	case RepErrShutdown:
 		return ErrShutdown
+	case RepErrTLSReqd:
+		return ErrTLSRequired
 	}
 	return nil
 }

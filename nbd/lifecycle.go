@@ -90,11 +90,14 @@ func (s *Server) isShutdown() bool {
 }
 
 // register creates a connection's state, or returns nil if the server is
-// shutting down.
+// shutting down or full (MaxConnections).
 func (s *Server) register(ctx context.Context, nc net.Conn, l net.Listener) *conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.shutdown {
+		return nil
+	}
+	if len(s.conns)-s.displaced >= s.opts.MaxConnections && !s.displaceOne(nc) {
 		return nil
 	}
 	c := newConn(ctx, s, nc, l)
@@ -102,6 +105,34 @@ func (s *Server) register(ctx context.Context, nc net.Conn, l net.Listener) *con
 	s.nconns.Add(1)
 	s.total.Add(1)
 	return c
+}
+
+// displaceOne makes room for a new connection, from remote, by closing
+// the one that has been in its handshake the longest: a client that
+// negotiates promptly is never displaced, and a flood of connections
+// that never finish cannot keep it out. If every connection is in
+// transmission there is none to close, and it returns false. Called
+// with mu held.
+func (s *Server) displaceOne(remote net.Conn) bool {
+	var victim *conn
+	for c := range s.conns {
+		if c.exp == nil && !c.displaced && (victim == nil || c.accepted.Before(victim.accepted)) {
+			victim = c
+		}
+	}
+	s.refused.Add(1)
+	if now := time.Now(); now.Sub(s.capLogged) >= time.Second {
+		s.capLogged = now
+		s.log.Warn("connection limit reached", "max_connections", s.opts.MaxConnections,
+			"remote", remote.RemoteAddr().String(), "displacing_handshake", victim != nil, "refused_so_far", s.refused.Load())
+	}
+	if victim == nil {
+		return false
+	}
+	victim.displaced = true
+	s.displaced++
+	victim.abort()
+	return true
 }
 
 // attach moves c into transmission phase on e, unless e was removed, the
@@ -128,6 +159,9 @@ func (s *Server) detach(c *conn) {
 	defer s.mu.Unlock()
 	delete(s.conns, c)
 	s.nconns.Add(-1)
+	if c.displaced {
+		s.displaced--
+	}
 	if c.exp != nil {
 		c.exp.clients--
 	}

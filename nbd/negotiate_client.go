@@ -21,9 +21,14 @@ func (c *Client) handshake(ctx context.Context, o ClientOptions) error {
 	if ok && ctxDeadline.Before(deadline) {
 		deadline = ctxDeadline
 	}
-	c.nc.SetDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(time.Unix(1, 0)) })
+	// STARTTLS replaces c.nc; the deadlines stay on the connection below.
+	raw := c.nc
+	raw.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
 	err := c.negotiate(o)
+	if err != nil && c.tls {
+		err = tlsRefusal(err)
+	}
 	if !stop() && err == nil {
 		err = context.Cause(ctx)
 	}
@@ -45,6 +50,11 @@ func (c *Client) negotiate(o ClientOptions) error {
 	noZeroes, err := c.greet()
 	if err != nil {
 		return err
+	}
+	if o.TLS != nil {
+		if err := c.startTLS(o.TLS); err != nil {
+			return err
+		}
 	}
 	if c.structured, err = c.optAck(OptStructuredReply, nil); err != nil {
 		return err

@@ -19,6 +19,9 @@ type negotiation struct {
 	c          *conn
 	ctx        context.Context // ends at the negotiation deadline
 	noZeroes   bool
+	fixed      bool // the client speaks fixed newstyle: TLS is possible
+	tls        bool // STARTTLS succeeded
+	toldTLS    bool // an option was refused for want of TLS
 	structured bool
 	meta       *export // export base:allocation was selected for, if any
 	hello      *export // export the netraid hello was done for, if any
@@ -39,6 +42,9 @@ func (c *conn) negotiate() error {
 	}
 	for {
 		opt, data, err := n.readOption()
+		if err != nil && n.toldTLS {
+			return fmt.Errorf("%w: the client left without starting TLS: %w", ErrTLSRequired, err)
+		}
 		if err != nil {
 			return err
 		}
@@ -67,6 +73,11 @@ func (n *negotiation) greet() error {
 		return fmt.Errorf("%w: unknown client flags %#x", ErrProtocol, flags)
 	}
 	n.noZeroes = flags&clientNoZeroes != 0
+	n.fixed = flags&clientFixedNewstyle != 0
+	if n.c.s.opts.TLSRequired && !n.fixed {
+		// TLS needs fixed newstyle (the protocol's TLS section).
+		return fmt.Errorf("%w: the client does not speak fixed newstyle, so it cannot start TLS", ErrTLSRequired)
+	}
 	return nil
 }
 
@@ -101,6 +112,9 @@ func (n *negotiation) option(opt Option, data []byte) (done bool, err error) {
 	if opt != OptAbort && n.c.s.isShutdown() {
 		return false, n.replyErr(opt, RepErrShutdown, "server is shutting down")
 	}
+	if n.c.s.opts.TLSRequired && !n.tls && opt != OptStartTLS && opt != OptAbort {
+		return n.tlsRequired(opt)
+	}
 	switch opt {
 	case OptExportName:
 		return true, n.exportName(data)
@@ -122,7 +136,7 @@ func (n *negotiation) option(opt Option, data []byte) (done bool, err error) {
 	case OptNetraidHello:
 		return false, n.netraidHello(data)
 	case OptStartTLS:
-		return false, n.replyErr(opt, RepErrUnsup, "TLS is not supported")
+		return false, n.startTLS(data)
 	}
 	return false, n.replyErr(opt, RepErrUnsup, "")
 }

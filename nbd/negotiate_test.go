@@ -119,7 +119,7 @@ func testOptErrors(t *testing.T, ts *testServer) {
 	r.option(Option(0x1234), []byte("whatever"))
 	r.expectReply(Option(0x1234), RepErrUnsup)
 	r.option(OptStartTLS, nil)
-	r.expectReply(OptStartTLS, RepErrUnsup)
+	r.expectReply(OptStartTLS, RepErrPolicy)
 	r.option(OptNetraidHello, encodeHello("first", nil))
 	r.expectReply(OptNetraidHello, RepErrUnsup)
 	meta := (&metaRequest{name: "first", queries: []string{metaBaseAllocation}}).encode()

@@ -20,9 +20,13 @@ import (
 // reads requests; each request runs in a handler goroutine of its own, at
 // most MaxInflight at a time, and replies are serialized by wmu.
 type conn struct {
-	s      *Server
+	s   *Server
+	raw net.Conn // the accepted connection: deadlines and abort go here
+	// nc carries the protocol: raw, or the TLS session over it once
+	// STARTTLS succeeded. It changes under mu, in the handshake only.
 	nc     net.Conn
-	l      net.Listener // the listener it came from
+	br     *bufio.Reader // reads nc; rr reads through it
+	l      net.Listener  // the listener it came from
 	rr     requestReader
 	log    *slog.Logger
 	ctx    context.Context // cancelled when the connection is aborted
@@ -43,12 +47,16 @@ type conn struct {
 	transmitting  bool
 	draining      bool
 	busy          bool // the reader holds a request it has not handed off
+	readArmed     bool // armRead set a read deadline
 	inflight      int
 	inflightBytes int
 
 	handlers sync.WaitGroup
 	writes   atomic.Uint64 // writes completed (the connection's dirty count)
 	flushed  atomic.Uint64 // writes known durable
+
+	accepted  time.Time // read-only
+	displaced bool      // closed by the connection cap; guarded by Server.mu
 }
 
 // Reasons a connection's reader stops without a fault.
@@ -60,14 +68,17 @@ var (
 
 func newConn(ctx context.Context, s *Server, nc net.Conn, l net.Listener) *conn {
 	c := &conn{
-		s:    s,
-		nc:   nc,
-		l:    l,
-		log:  s.log.With("remote", nc.RemoteAddr().String()),
-		done: make(chan struct{}),
+		s:        s,
+		raw:      nc,
+		nc:       nc,
+		l:        l,
+		log:      s.log.With("remote", nc.RemoteAddr().String()),
+		done:     make(chan struct{}),
+		accepted: time.Now(),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	c.rr.r = bufio.NewReaderSize(nc, 64<<10)
+	c.br = bufio.NewReaderSize(nc, 64<<10)
+	c.rr.r = c.br
 	c.budget = sync.NewCond(&c.mu)
 	return c
 }
@@ -79,9 +90,14 @@ func (c *conn) serve() {
 	defer c.cancel()
 	if err := c.negotiate(); err != nil {
 		c.nc.Close()
-		if errors.Is(err, errAbortOption) {
+		switch {
+		case errors.Is(err, errAbortOption):
 			c.log.Debug("client aborted the handshake")
-		} else {
+		case c.ctx.Err() != nil:
+			c.log.Debug("handshake cut: displaced or aborted", "err", err)
+		case errors.Is(err, ErrTLS), errors.Is(err, ErrTLSRequired):
+			c.log.Warn("client refused", "err", err)
+		default:
 			c.log.Info("handshake failed", "err", err)
 		}
 		return
@@ -121,7 +137,7 @@ func (c *conn) setHandshakeDeadline(t time.Time) bool {
 	if c.draining {
 		return false
 	}
-	c.nc.SetDeadline(t)
+	c.raw.SetDeadline(t)
 	return true
 }
 
@@ -136,7 +152,7 @@ func (c *conn) drain() {
 	}
 	c.draining = true
 	if !c.transmitting {
-		c.nc.SetDeadline(time.Now())
+		c.raw.SetDeadline(time.Now())
 		return
 	}
 	c.wakeIfDrained()
@@ -146,27 +162,31 @@ func (c *conn) drain() {
 // draining connection has nothing left in flight. Called with mu held.
 func (c *conn) wakeIfDrained() {
 	if c.draining && c.inflight == 0 && !c.busy {
-		c.nc.SetReadDeadline(time.Now())
+		c.raw.SetReadDeadline(time.Now())
 	}
 }
 
-// armIdle gives the client IdleTimeout to send its next request (and its
-// payload), unless the connection is draining, whose own deadline wins.
-func (c *conn) armIdle() {
-	if c.s.opts.IdleTimeout <= 0 {
-		return
-	}
+// armRead gives the client d (no limit if zero) to send what the reader
+// waits for next, unless the connection is draining, whose own deadline
+// wins.
+func (c *conn) armRead(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.draining {
-		c.nc.SetReadDeadline(time.Now().Add(c.s.opts.IdleTimeout))
+	if c.draining || (d <= 0 && !c.readArmed) {
+		return
 	}
+	var t time.Time
+	if d > 0 {
+		t = time.Now().Add(d)
+	}
+	c.raw.SetReadDeadline(t)
+	c.readArmed = d > 0
 }
 
 // abort closes the connection at once.
 func (c *conn) abort() {
 	c.cancel()
-	c.nc.Close()
+	c.raw.Close()
 }
 
 // transmit reads requests until the client disconnects, the connection is
@@ -176,7 +196,7 @@ func (c *conn) transmit() error {
 		if c.drained() {
 			return errDrained
 		}
-		c.armIdle()
+		c.armRead(c.s.opts.IdleTimeout)
 		req, err := c.rr.next()
 		if err != nil {
 			return c.readFailure(err)
@@ -225,6 +245,7 @@ func (c *conn) accept(req Request) error {
 	c.acquire(need)
 	var payload []byte
 	if req.hasPayload() {
+		c.armRead(c.s.opts.PayloadTimeout)
 		payload = blockdev.GetBuffer(int(req.Length), c.align)
 		if err := c.rr.payload(payload); err != nil {
 			blockdev.PutBuffer(payload)
@@ -277,6 +298,7 @@ func (c *conn) release(need int) {
 // refuse answers a request that will not run, skipping its payload.
 func (c *conn) refuse(req *Request, err error) error {
 	if req.hasPayload() {
+		c.armRead(c.s.opts.PayloadTimeout)
 		if derr := c.rr.discard(int64(req.Length)); derr != nil {
 			return fmt.Errorf("nbd: %v off %d len %d: payload truncated: %w", req.Type, req.Offset, req.Length, derr)
 		}

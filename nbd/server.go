@@ -2,6 +2,7 @@ package nbd
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -34,6 +35,24 @@ type ServerOptions struct {
 	// MaxInflightBytes bounds the payload and read buffers one connection
 	// holds (default 4*MaxRequest, at least MaxRequest).
 	MaxInflightBytes int
+	// PayloadTimeout bounds the reading of a request's payload once its
+	// header has arrived: a client that stalls in the middle of a
+	// request is disconnected (default 30s).
+	PayloadTimeout time.Duration
+	// MaxConnections bounds the connections open at once, in handshake
+	// or in transmission (default 256). When all are taken, a new
+	// connection displaces the one that has been in its handshake the
+	// longest; if every one is in transmission, the newcomer is closed.
+	MaxConnections int
+	// TLS, if not nil, lets a client upgrade with NBD_OPT_STARTTLS; the
+	// negotiation starts again under TLS. It must hold a certificate; it
+	// decides whether client certificates are required.
+	TLS *tls.Config
+	// TLSRequired answers every option but NBD_OPT_STARTTLS and
+	// NBD_OPT_ABORT with NBD_REP_ERR_TLS_REQD until TLS is on (the
+	// protocol's FORCEDTLS mode): no export is listed, opened or
+	// described in plaintext. Without TLS, no client gets in.
+	TLSRequired bool
 	// Hello answers the netraid hello (OptNetraidHello). Nil: the option
 	// is unsupported. An error refuses the client with its text.
 	Hello func(ctx context.Context, export string, req []byte) (resp []byte, err error)
@@ -48,6 +67,8 @@ const (
 	defaultNegotiationTimeout = 10 * time.Second
 	defaultReplyTimeout       = 30 * time.Second
 	defaultServerInflight     = 64
+	defaultPayloadTimeout     = 30 * time.Second
+	defaultMaxConnections     = 256
 )
 
 func (o ServerOptions) withDefaults() ServerOptions {
@@ -71,6 +92,12 @@ func (o ServerOptions) withDefaults() ServerOptions {
 		o.MaxInflightBytes = 4 * o.MaxRequest
 	}
 	o.MaxInflightBytes = max(o.MaxInflightBytes, o.MaxRequest)
+	if o.PayloadTimeout <= 0 {
+		o.PayloadTimeout = defaultPayloadTimeout
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = defaultMaxConnections
+	}
 	return o
 }
 
@@ -99,6 +126,9 @@ type Stats struct {
 	BytesRead        int64 // bytes read from exports for clients
 	BytesWritten     int64 // bytes written to exports by clients
 	Errors           int64 // error replies sent
+	// Refused counts connections MaxConnections closed: refused on
+	// arrival, or displaced during their handshake.
+	Refused int64
 }
 
 // Server serves exports over NBD. Its methods are safe for concurrent use.
@@ -112,8 +142,10 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	shutdown  bool
 	idle      chan struct{} // closed when shut down and no connection is left
+	displaced int           // connections in conns closed by the cap, not yet gone
+	capLogged time.Time     // when the cap was last logged
 
-	nconns, total, requests, bytesRead, bytesWritten, errors atomic.Int64
+	nconns, total, requests, bytesRead, bytesWritten, errors, refused atomic.Int64
 }
 
 // NewServer returns a server with no exports.
@@ -262,5 +294,6 @@ func (s *Server) Stats() Stats {
 		BytesRead:        s.bytesRead.Load(),
 		BytesWritten:     s.bytesWritten.Load(),
 		Errors:           s.errors.Load(),
+		Refused:          s.refused.Load(),
 	}
 }

@@ -40,7 +40,16 @@ type Config struct {
 	// BitmapFlush is how long cleared bitmap bits wait before they are
 	// written; the resync package's default if zero.
 	BitmapFlush time.Duration
-	Logger      *slog.Logger
+	// TLSDir is a node directory of certificates ('netraid certs issue'):
+	// with it the export offers TLS and the replication link requires
+	// it, both ways, with certificates of this volume's CA.
+	TLSDir string
+	// TLSRequired refuses NBD clients that do not start TLS.
+	TLSRequired bool
+	// MaxConnections bounds the export's connections; the nbd package's
+	// default if zero.
+	MaxConnections int
+	Logger         *slog.Logger
 }
 
 func (c *Config) setDefaults() error {
@@ -55,6 +64,9 @@ func (c *Config) setDefaults() error {
 	}
 	if (c.Peer == "") != (c.ListenPeer == "") {
 		return fmt.Errorf("node: --peer and --listen-peer go together")
+	}
+	if c.TLSRequired && c.TLSDir == "" {
+		return fmt.Errorf("node: TLS required but no TLS directory given")
 	}
 	if c.PeerTimeout <= 0 {
 		c.PeerTimeout = 5 * time.Second

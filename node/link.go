@@ -46,8 +46,18 @@ func (p *primary) connectOnce(ctx context.Context) error {
 	n.mu.Lock()
 	hello := n.helloFor("primary")
 	n.mu.Unlock()
+	peerTLS, err := n.peerTLS(hello.Name)
+	if err != nil {
+		n.mu.Lock()
+		if n.peer.lastErr != err.Error() {
+			n.log.Error("replication link: cannot load this node's certificates", "err", err)
+		}
+		n.setPeer("standalone", err)
+		n.mu.Unlock()
+		return err
+	}
 	dctx, cancel := context.WithTimeout(ctx, n.cfg.PeerTimeout)
-	c, err := nbd.Dial(dctx, "tcp", n.cfg.Peer, nbd.ClientOptions{Export: peerExport, Timeout: n.cfg.PeerTimeout, Hello: encode(hello)})
+	c, err := nbd.Dial(dctx, "tcp", n.cfg.Peer, nbd.ClientOptions{Export: peerExport, Timeout: n.cfg.PeerTimeout, Hello: encode(hello), TLS: peerTLS})
 	cancel()
 	if err != nil {
 		var he *nbd.HelloError
@@ -57,6 +67,12 @@ func (p *primary) connectOnce(ctx context.Context) error {
 			n.setPeer("standalone", errors.New(he.Msg))
 			n.peer.verdict = verdictFromText(he.Msg)
 			n.log.Error("peer refused the connection", "reason", he.Msg)
+		} else if tlsRefused(err) {
+			// A certificate either side will not take: no data moved.
+			if n.peer.lastErr != err.Error() {
+				n.log.Error("replication link refused by TLS", "peer", n.cfg.Peer, "err", err)
+			}
+			n.setPeer("standalone", err)
 		} else {
 			n.setPeer("connecting", err)
 		}

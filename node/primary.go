@@ -117,6 +117,11 @@ func (n *Node) startPrimary() (*primary, error) {
 	if p.export == "" {
 		p.export = n.sb.Name
 	}
+	exportTLS, err := n.exportTLS(n.sb.Name)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
 	copies := 2
 	if n.cfg.standalone() {
 		copies = 1
@@ -139,7 +144,7 @@ func (n *Node) startPrimary() (*primary, error) {
 			return nil, err
 		}
 	}
-	p.srv = nbd.NewServer(nbd.ServerOptions{Logger: n.log})
+	p.srv = nbd.NewServer(nbd.ServerOptions{Logger: n.log, TLS: exportTLS, TLSRequired: n.cfg.TLSRequired, MaxConnections: n.cfg.MaxConnections})
 	p.srv.AddExport(nbd.Export{Name: p.export, Description: "netraid volume " + n.sb.Name, Dev: p.mir, ReadOnly: n.cfg.ReadOnly})
 	ln, err := listen(n.cfg.Listen)
 	if err != nil {

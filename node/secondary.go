@@ -24,6 +24,13 @@ type secondaryState struct {
 // startPeerServer accepts the primary's replication link on ListenPeer.
 // It runs for the node's whole life; a primary refuses every hello.
 func (n *Node) startPeerServer(ctx context.Context) error {
+	n.mu.Lock()
+	volume := n.sb.Name
+	n.mu.Unlock()
+	peerTLS, err := n.peerTLS(volume)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", n.cfg.ListenPeer)
 	if err != nil {
 		return fmt.Errorf("node: peer address %s: %w", n.cfg.ListenPeer, err)
@@ -35,6 +42,9 @@ func (n *Node) startPeerServer(ctx context.Context) error {
 		// The primary pings every half time-out: a link silent for
 		// longer than a few of those is dead, even if no FIN came.
 		IdleTimeout: 3 * n.cfg.PeerTimeout,
+		// With certificates, only a node of this volume gets in.
+		TLS:         peerTLS,
+		TLSRequired: peerTLS != nil,
 	})
 	err = srv.AddExport(nbd.Export{Name: peerExport, Description: "netraid replication", Dev: watchedData{Device: n.vol.Data(), n: n}, RequireHello: true})
 	if err != nil {

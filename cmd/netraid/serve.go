@@ -25,7 +25,12 @@ Without --peer the node is standalone: it exports the volume over NBD at
 once. With --peer and --listen-peer it is one of a mirrored pair: run the
 same command on both machines, each naming the other. Both start as
 secondary; 'netraid promote' on one makes it the primary, which exports
-the volume and mirrors every write to the other before answering it.`)
+the volume and mirrors every write to the other before answering it.
+
+With --tls-dir, NBD clients may start TLS (--tls-required: must) and
+must present a client certificate of the volume's CA ('netraid certs
+client'); the replication link runs only over TLS, each node checking
+that the other's certificate is a node's of the same volume.`)
 	listen := fs.String("listen", "127.0.0.1:10809", "NBD export address: HOST:PORT, or a unix socket path")
 	export := fs.String("export", "", "NBD export name (default: the volume name)")
 	readOnly := fs.Bool("read-only", false, "export the volume read-only")
@@ -39,6 +44,9 @@ the volume and mirrors every write to the other before answering it.`)
 	adaptive := fs.Bool("resync-adaptive", true, "slow the resync down while the volume is busy")
 	debug := fs.Bool("debug", false, "log every request")
 	faults := fs.Bool("fault-injection", false, "let 'netraid disk inject-error' fail a local disk (tests and drills only)")
+	tlsDir := fs.String("tls-dir", "", "this node's certificates ('netraid certs issue'): TLS on the export, and required on the replication link")
+	tlsRequired := fs.Bool("tls-required", false, "refuse NBD clients that do not start TLS (needs --tls-dir)")
+	maxConns := fs.Int("max-connections", 256, "most NBD connections at once; a new one displaces the oldest still in its handshake")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -47,6 +55,12 @@ the volume and mirrors every write to the other before answering it.`)
 	}
 	if (*peer == "") != (*listenPeer == "") {
 		return usagef("--peer and --listen-peer go together: each node names the other's address and its own")
+	}
+	if *tlsRequired && *tlsDir == "" {
+		return usagef("--tls-required needs --tls-dir: make one with 'netraid certs issue'")
+	}
+	if *maxConns < 1 {
+		return usagef("--max-connections must be at least 1")
 	}
 	r, err := humanize.ParseBytes(*rate)
 	if err != nil {
@@ -71,6 +85,9 @@ the volume and mirrors every write to the other before answering it.`)
 		FaultInjection: *faults,
 		ResyncRate:     int64(r),
 		ResyncAdaptive: *adaptive,
+		TLSDir:         *tlsDir,
+		TLSRequired:    *tlsRequired,
+		MaxConnections: *maxConns,
 		Logger:         log,
 	}
 	setProcs()

@@ -43,7 +43,7 @@ type Fio struct {
 // options (each "--key=value"), with JSON output.
 func StartFio(t T, uri string, opts ...string) *Fio {
 	t.Helper()
-	args := append([]string{"--name=job", "--ioengine=nbd", "--uri=" + uri, "--output-format=json"}, opts...)
+	args := append([]string{"--name=job", "--ioengine=nbd", "--uri=" + uri, "--output-format=json", "--verify_state_save=0"}, opts...)
 	f := &Fio{done: make(chan struct{})}
 	f.cmd = exec.CommandContext(context.Background(), "fio", args...)
 	f.cmd.Stdout, f.cmd.Stderr = &f.out, &f.errb

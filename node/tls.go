@@ -1,0 +1,72 @@
+package node
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+
+	"github.com/netraid/netraid/nbd"
+	"github.com/netraid/netraid/pki"
+)
+
+// exportTLS is the NBD export's TLS configuration, nil without a TLS
+// directory. Clients must present a certificate of the volume's CA for
+// volume. It is read from the directory each time the export starts, so
+// that renewed certificates take effect at the next promotion.
+func (n *Node) exportTLS(volume string) (*tls.Config, error) {
+	if n.cfg.TLSDir == "" {
+		if !isUnixAddr(n.cfg.Listen) && !loopback(n.cfg.Listen) {
+			n.log.Warn("the NBD export listens beyond this machine without TLS: anyone who reaches it can read and write the volume",
+				"listen", n.cfg.Listen, "hint", "serve with --tls-dir and --tls-required")
+		}
+		return nil, nil
+	}
+	id, err := pki.ReadIdentity(filepath.Join(n.cfg.TLSDir, pki.ServerCert))
+	if err != nil {
+		return nil, fmt.Errorf("node: export TLS: %w", err)
+	}
+	if id.Volume != volume {
+		return nil, fmt.Errorf("node: export TLS: %w: %s is the certificate of %s, this node serves volume %q",
+			pki.ErrWrongVolume, filepath.Join(n.cfg.TLSDir, pki.ServerCert), id, volume)
+	}
+	cfg, err := pki.ServerTLS(n.cfg.TLSDir)
+	if err != nil {
+		return nil, fmt.Errorf("node: export TLS: %w", err)
+	}
+	return cfg, nil
+}
+
+// peerTLS is the replication link's TLS configuration, for both ends,
+// nil without a TLS directory. The primary reads it at each dial, so
+// that renewed certificates take effect at the next connection.
+func (n *Node) peerTLS(volume string) (*tls.Config, error) {
+	if n.cfg.TLSDir == "" {
+		return nil, nil
+	}
+	cfg, err := pki.PeerTLS(n.cfg.TLSDir, volume)
+	if err != nil {
+		return nil, fmt.Errorf("node: replication link TLS: %w", err)
+	}
+	return cfg, nil
+}
+
+// loopback reports whether a HOST:PORT listen address is on loopback only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// tlsRefused reports whether a failed dial of the peer was TLS refusing
+// it: a certificate either side would not take, or one side without TLS.
+func tlsRefused(err error) bool {
+	return errors.Is(err, nbd.ErrTLS) || errors.Is(err, nbd.ErrTLSRequired)
+}

@@ -1,0 +1,181 @@
+package pki
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+)
+
+// ServerTLS is the configuration of a node's NBD export, from a node
+// directory: the node's certificate, and a client certificate required
+// from every client, signed by the directory's CA and for the node's
+// volume.
+func ServerTLS(dir string) (*tls.Config, error) {
+	m, err := loadLeaf(dir, ServerCert, ServerKey, RoleNode)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{m.pair},
+		ClientCAs:    m.roots,
+		// NBD connections live long: resumption saves nothing, and
+		// without it every connection shows a certificate checked now.
+		SessionTicketsDisabled: true,
+		// Any certificate is asked for, and VerifyConnection verifies it
+		// (chain, usage, volume), so that a refusal says why; the
+		// client's proof that it holds the key is checked after it.
+		ClientAuth: tls.RequireAnyClientCert,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			_, err := m.checkPeer(cs.PeerCertificates, "", x509.ExtKeyUsageClientAuth)
+			return err
+		},
+	}, nil
+}
+
+// ClientTLS is the configuration of a netraid NBD client, from a client
+// directory: the client's certificate, and the server's verified against
+// the directory's CA, its host name and its volume. The caller (nbd.Dial)
+// sets ServerName.
+func ClientTLS(dir string) (*tls.Config, error) {
+	m, err := loadLeaf(dir, ClientCert, ClientKey, RoleClient)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{m.pair},
+		RootCAs:      m.roots,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			_, err := m.checkPeer(cs.PeerCertificates, RoleNode, x509.ExtKeyUsageServerAuth)
+			return err
+		},
+	}, nil
+}
+
+// PeerTLS is the configuration of both ends of the replication link,
+// from a node directory. Each side presents its node certificate and
+// requires the other's: signed by the directory's CA, a node's (not a
+// client's), and for volume. The peer's address is not checked against
+// its certificate: nodes are named by their volume, not their host.
+// It fails if the directory's own certificate is not a node's of volume.
+func PeerTLS(dir, volume string) (*tls.Config, error) {
+	m, err := loadLeaf(dir, ServerCert, ServerKey, RoleNode)
+	if err != nil {
+		return nil, err
+	}
+	if m.id.Volume != volume {
+		return nil, fmt.Errorf("%w: %s is for volume %q, this node serves volume %q",
+			ErrWrongVolume, filepath.Join(dir, ServerCert), m.id.Volume, volume)
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{m.pair},
+		RootCAs:      m.roots,
+		ClientCAs:    m.roots,
+		ClientAuth:   tls.RequireAnyClientCert,
+		// As for the export: every connection checks a certificate now.
+		SessionTicketsDisabled: true,
+		// The host name is not what identifies a peer: VerifyConnection
+		// verifies the chain, the usages and the volume instead, on
+		// both sides.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			_, err := m.checkPeer(cs.PeerCertificates, RoleNode, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+			return err
+		},
+	}, nil
+}
+
+// ReadIdentity reads the identity of the certificate in a PEM file.
+func ReadIdentity(path string) (Identity, error) {
+	c, err := readCert(path)
+	if err != nil {
+		return Identity{}, err
+	}
+	id, err := IdentityOf(c)
+	if err != nil {
+		return Identity{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return id, nil
+}
+
+// leaf is a directory's own certificate and key, its identity, and its
+// CA.
+type leaf struct {
+	dir   string
+	pair  tls.Certificate
+	id    Identity
+	roots *x509.CertPool
+}
+
+// loadLeaf loads a directory's CA certificate and its own certificate
+// and key, and checks that the certificate is current, has the role and
+// was signed by that CA.
+func loadLeaf(dir, certName, keyName string, role Role) (*leaf, error) {
+	ca, err := readCert(filepath.Join(dir, CACert))
+	if err != nil {
+		return nil, err
+	}
+	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, certName), filepath.Join(dir, keyName))
+	if err != nil {
+		return nil, fmt.Errorf("pki: %s: %w", dir, err)
+	}
+	cert := pair.Leaf
+	id, err := IdentityOf(cert)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, certName), err)
+	}
+	if id.Role != role {
+		return nil, fmt.Errorf("%w: %s is a %s certificate, not a %s's", ErrWrongRole, filepath.Join(dir, certName), id.Role, role)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	m := &leaf{dir: dir, pair: pair, id: id, roots: roots}
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return nil, fmt.Errorf("pki: %s does not verify against %s: %w", filepath.Join(dir, certName), filepath.Join(dir, CACert), err)
+	}
+	return m, nil
+}
+
+// checkPeer verifies the other side's chain against the CA, and that it
+// names this leaf's volume, has the role if one is given, and allows
+// every usage. The error says what is wrong with which certificate.
+func (m *leaf) checkPeer(chain []*x509.Certificate, role Role, usages ...x509.ExtKeyUsage) (Identity, error) {
+	if len(chain) == 0 {
+		return Identity{}, errors.New("pki: the peer presented no certificate")
+	}
+	cert := chain[0]
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	verify := func(u x509.ExtKeyUsage) error {
+		_, err := cert.Verify(x509.VerifyOptions{
+			Roots: m.roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{u}, CurrentTime: time.Now(),
+		})
+		return err
+	}
+	if err := verify(x509.ExtKeyUsageAny); err != nil {
+		return Identity{}, fmt.Errorf("pki: peer certificate %q (issuer %q) is not trusted by %s: %w",
+			cert.Subject.CommonName, cert.Issuer.CommonName, filepath.Join(m.dir, CACert), err)
+	}
+	id, err := IdentityOf(cert)
+	switch {
+	case err != nil:
+		return Identity{}, fmt.Errorf("pki: peer certificate %q: %w", cert.Subject.CommonName, err)
+	case id.Volume != m.id.Volume:
+		return id, fmt.Errorf("%w: the peer's certificate is for volume %q, this one is for volume %q", ErrWrongVolume, id.Volume, m.id.Volume)
+	case role != "" && id.Role != role:
+		return id, fmt.Errorf("%w: the peer presented the certificate of %s, not a %s's", ErrWrongRole, id, role)
+	}
+	for _, u := range usages {
+		if err := verify(u); err != nil {
+			return id, fmt.Errorf("pki: peer certificate of %s: %w", id, err)
+		}
+	}
+	return id, nil
+}
