@@ -232,6 +232,7 @@ func (p *primary) resyncPeer(ctx context.Context, c *nbd.Client, full bool) erro
 	eng := resync.NewEngine(resync.Options{
 		Rate:       rate,
 		Adaptive:   n.cfg.ResyncAdaptive,
+		FloorRate:  resyncFloor,
 		SkipUnused: full,
 		Progress:   rs.update,
 	})
@@ -299,3 +300,8 @@ func verdictFromText(msg string) Verdict {
 	}
 	return -1
 }
+
+// resyncFloor is the rate an adaptive resync keeps while the volume is
+// busy: enough that a peer catches up under a steady load, little beside
+// what the application gets from the disks.
+const resyncFloor = 16 << 20

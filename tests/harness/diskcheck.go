@@ -170,7 +170,11 @@ func (c *DiskChecker) worker(ctx context.Context, w int, f *os.File) {
 	rng := rand.New(rand.NewPCG(c.o.Seed, uint64(w)))
 	owned := (c.o.Blocks - w + c.o.Workers - 1) / c.o.Workers
 	buf := make([]byte, c.o.BlockSize)
-	for ctx.Err() == nil && c.writes.Add(1) <= c.o.MaxWrites {
+	for ctx.Err() == nil {
+		if c.writes.Add(1) > c.o.MaxWrites {
+			c.writes.Add(-1) // counted, not written
+			return
+		}
 		b := w + rng.IntN(owned)*c.o.Workers
 		st := &c.blocks[b]
 		st.inFlight = true
@@ -187,7 +191,6 @@ func (c *DiskChecker) worker(ctx context.Context, w int, f *os.File) {
 		st.inFlight = false
 		c.ack()
 	}
-	c.writes.Add(-1) // the budget check counted one not written
 }
 
 func (c *DiskChecker) ack() {
