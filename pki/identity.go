@@ -93,22 +93,12 @@ func parseIdentity(u *url.URL) (Identity, error) {
 	return id, nil
 }
 
-// maxNameLen bounds node and client names.
-const maxNameLen = 64
-
-// ValidName reports whether name can name a node or a client: 1 to 64
-// ASCII letters, digits, '.', '_' and '-'.
+// ValidName reports whether name can name a node or a client: the rules
+// of a volume name (1 to 64 ASCII letters, digits, '.', '_' and '-'), so
+// that every name in a certificate's URI is plain.
 func ValidName(name string) error {
-	if name == "" || len(name) > maxNameLen {
-		return fmt.Errorf("%w %q: want 1 to %d bytes", ErrName, name, maxNameLen)
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			c == '.' || c == '_' || c == '-'
-		if !ok {
-			return fmt.Errorf("%w %q: byte %d (%q) is not one of [A-Za-z0-9._-]", ErrName, name, i, c)
-		}
+	if err := meta.ValidName(name); err != nil {
+		return fmt.Errorf("%w: %v", ErrName, err)
 	}
 	return nil
 }
