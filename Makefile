@@ -5,7 +5,7 @@ BIN     := bin/netraid
 PKGS    := ./...
 # Packages with unit tests that run quickly under the race detector.
 UNIT    := ./blockdev/... ./stripe/... ./meta/... ./volume/... ./mirror/... ./resync/... ./nbd/... ./pki/... ./node/... ./cmd/...
-FUZZTIME ?= 10s
+FUZZTIME ?= 100000x
 TRIALS  ?= 10
 
 .PHONY: help build install test unit e2e fuzz demo bench trials lint deps clean

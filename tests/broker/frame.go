@@ -93,6 +93,9 @@ func readFrame(r *bufio.Reader) (frame, error) {
 		}
 		f.command = line
 	}
+	if !validCommand(f.command) {
+		return f, fmt.Errorf("%w: bad command %q", ErrMalformedFrame, f.command)
+	}
 	for {
 		line, err := readLine(r)
 		if err != nil {
@@ -228,4 +231,14 @@ func readBody(r *bufio.Reader, f *frame) ([]byte, error) {
 			return nil, truncated(err)
 		}
 	}
+}
+
+// validCommand reports whether s is a STOMP command: upper-case letters.
+func validCommand(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 'A' || s[i] > 'Z' {
+			return false
+		}
+	}
+	return s != ""
 }
