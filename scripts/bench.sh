@@ -12,7 +12,7 @@
 #            fio writing two files at once (per copy)
 #   resync   resync of a secondary that was down, beside a raw direct-I/O
 #            copy of the same bytes
-# Planned: TLS beside plaintext (the hook is mirror_tls in suite_mirror.sh).
+# The mirror suite measures TLS beside plaintext (mirror_tls).
 #
 # Environment:
 #   BENCH_SUITES     suites to run (default: single mirror resync)

@@ -93,12 +93,19 @@ s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])'
 }
 
-# nbd_uri ADDRESS EXPORT: the NBD URI of an export at a unix socket path or
-# at HOST:PORT.
+# nbd_uri ADDRESS EXPORT [CERTS]: the NBD URI of an export at a unix
+# socket path or at HOST:PORT; with CERTS (a client certificate directory,
+# or "-" for libnbd's default one), over TLS.
 nbd_uri() {
+	local s='' q=''
+	case ${3:-} in
+	'') ;;
+	-) s=s ;;
+	*) s=s q=tls-certificates=$3 ;;
+	esac
 	case $1 in
-	/*) printf 'nbd+unix:///%s?socket=%s\n' "$2" "$1" ;;
-	*) printf 'nbd://%s/%s\n' "$1" "$2" ;;
+	/*) printf 'nbd%s+unix:///%s?socket=%s%s\n' "$s" "$2" "$1" "${q:+&$q}" ;;
+	*) printf 'nbd%s://%s/%s%s\n' "$s" "$1" "$2" "${q:+?$q}" ;;
 	esac
 }
 
@@ -212,6 +219,11 @@ all_alive() {
 # as the reason (a mirror whose peer dropped out measured something else).
 RUN_CHECK=
 
+# FIO_WRAP, when set, is a command that run_fio runs fio under, fio's
+# command line appended (the TLS rows run fio where libnbd finds their
+# client certificate). An array; empty runs fio directly.
+declare -a FIO_WRAP=()
+
 # run_fio SUITE TARGET WORKLOAD ROUND SERVER_PIDS FIO_ARGS...: one
 # time-bounded fio run; its JSON output is kept and the run is recorded
 # with the servers' CPU use (SERVER_PIDS: a pid, several joined by commas,
@@ -226,7 +238,7 @@ run_fio() {
 	[ "$pid" = - ] || c0=$(cpu_ticks_of "$pid")
 	t0=$(date +%s%N)
 	# Bounded twice: fio's own --runtime, and timeout(1) should it hang.
-	if ! bounded $((RUNTIME + RAMP + 60)) fio --name="$workload" --time_based --runtime="${RUNTIME}s" --ramp_time="${RAMP}s" \
+	if ! bounded $((RUNTIME + RAMP + 60)) "${FIO_WRAP[@]}" fio --name="$workload" --time_based --runtime="${RUNTIME}s" --ramp_time="${RAMP}s" \
 		--output-format=json --output="$out" "$@" >"$err" 2>&1; then
 		status=failed
 	fi

@@ -12,7 +12,11 @@ RESULTS is the log bench.sh writes, one JSON object per line, by kind:
   target    suite, target, role (baseline | peer | subject | info), desc;
             copies (optional): a fio run wrote this many copies at once
             (one job per copy, group_reporting), and its figures are per
-            copy: the totals divided by copies
+            copy: the totals divided by copies; versus (optional): another
+            target of the suite this one is also judged against (TLS
+            against plaintext), with versus_min_ratio, "WORKLOAD:RATIO"
+            comma-separated (or one ratio for every workload): the
+            minimum ratio to it, the workloads not named informative
   run       suite, target, workload, status, and either fio_json (fio's
             JSON output) or value (a figure measured some other way, in
             the workload's metric); wall_s, server_cpu_s
@@ -24,7 +28,8 @@ RESULTS is the log bench.sh writes, one JSON object per line, by kind:
 For every subject (and, marked informative, every info target) it prints
 the ratio to the best peer and to the baseline on every workload, and the
 peak RSS of its processes against the limit, each with "target met" or
-"TARGET MISSED".
+"TARGET MISSED"; for every target with a versus, its ratio to that target
+on every workload, with a verdict where it has a minimum.
 Exits 0 when every run completed (targets met or not), 3 when a run failed.
 """
 
@@ -165,6 +170,46 @@ def compare(suite):
     return rows
 
 
+def parse_needs(spec, workloads):
+    """versus_min_ratio as {workload: minimum ratio}."""
+    if isinstance(spec, (int, float)):
+        return {w["workload"]: float(spec) for w in workloads}
+    needs = {}
+    for item in filter(None, (spec or "").split(",")):
+        w, sep, r = item.partition(":")
+        if not sep:
+            raise ValueError(f"versus_min_ratio: {item!r} is not WORKLOAD:RATIO")
+        needs[w.strip()] = float(r)
+    return needs
+
+
+def versus_rows(suite):
+    """Ratios and verdicts of the targets judged against another target of
+    the same suite (versus), workload by workload."""
+    res = suite["results"]
+    rows = []
+    for t in suite["targets"]:
+        other = t.get("versus")
+        if not other:
+            continue
+        needs = parse_needs(t.get("versus_min_ratio"), suite["workloads"])
+        for wl in suite["workloads"]:
+            w = wl["workload"]
+            mine = res[t["target"]][w]["value"]
+            theirs = (res.get(other) or {}).get(w, {}).get("value")
+            r = mine / theirs if mine is not None and theirs else None
+            need = needs.get(w)
+            if need is None:
+                verdict = "informative"
+            elif r is None:
+                verdict = "TARGET MISSED" if mine is None else f"no {other} figure"
+            else:
+                verdict = "target met" if r >= need else "TARGET MISSED"
+            rows.append({"target": t["target"], "workload": w, "value": mine, "versus": other,
+                         "versus_value": theirs, "ratio": r, "min_ratio": need, "verdict": verdict})
+    return rows
+
+
 def rss_rows(suite):
     """The peak RSS of every process of the subject and info targets
     against the limit; a subject without any figure misses it (an info
@@ -209,6 +254,14 @@ def ratio(r):
     return "-" if r is None else f"{r:.2f}x"
 
 
+def need_cell(v):
+    """A minimum ratio: at least one decimal, two where it has them."""
+    if v is None:
+        return "-"
+    s = f"{v:.2f}"
+    return f">= {s[:-1] if s.endswith('0') else s}x"
+
+
 def table(rows, out, left=(0,)):
     """Print rows as columns, those numbered in LEFT left-aligned."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -249,8 +302,9 @@ def print_suite(name, s, out):
                     [fmt(s["results"][n][w].get("server_cpu_pct"), 0) for n in names])
     body.append(["peak RSS", "MiB"] + [rss_cell(s, n) for n in names])
     table(head + body, out, left=(0, 1))
+    wide = max(14, *(len(n) for n in names))
     for t in s["targets"]:
-        print(f"  {t['target']:<14} {t['role']:<8} {t['desc']}", file=out)
+        print(f"  {t['target']:<{wide}} {t['role']:<8} {t['desc']}", file=out)
 
     base = next((t["target"] for t in s["targets"] if t["role"] == "baseline"), "baseline")
     peers = any(t["role"] == "peer" for t in s["targets"])
@@ -259,7 +313,7 @@ def print_suite(name, s, out):
             [f"vs {base}", "need", ""]]
     for c in s["comparisons"]:
         wl = next(w for w in s["workloads"] if w["workload"] == c["workload"])
-        need = "-" if c["min_ratio"] is None else f">= {c['min_ratio']:.1f}x"
+        need = need_cell(c["min_ratio"])
         rows.append([c["target"], wl["desc"], fmt(c["value"])] +
                     ([fmt(c["best_peer_value"]), c["best_peer"] or "", ratio(c["ratio_best_peer"])] if peers else []) +
                     [ratio(c["ratio_baseline"]), need, c["verdict"]])
@@ -271,6 +325,14 @@ def print_suite(name, s, out):
         ref = "the best peer" if against == "peer" else base
         print(f"\ntargets: at least the ratio in \"need\" to {ref}; peak RSS under the limit", file=out)
         table(rows, out, left=(0, 1, 4, len(rows[0]) - 1) if peers else (0, 1, len(rows[0]) - 1))
+    if s["versus"]:
+        rows = [["", "workload", "value", "against", "value", "ratio", "need", ""]]
+        for v in s["versus"]:
+            wl = next(w for w in s["workloads"] if w["workload"] == v["workload"])
+            rows.append([v["target"], wl["desc"], fmt(v["value"]), v["versus"], fmt(v["versus_value"]),
+                         ratio(v["ratio"]), need_cell(v["min_ratio"]), v["verdict"]])
+        print("\nagainst another target of this run: at least the ratio in \"need\"", file=out)
+        table(rows, out, left=(0, 1, 3, 6, 7))
     for p in s["probes"]:
         extra = {k: v for k, v in p.items() if k != "suite"}
         print("probe: " + ", ".join(f"{k}={v}" for k, v in extra.items()), file=out)
@@ -294,6 +356,7 @@ def main():
                 if why and why != "not run":
                     failed.append(f"{name}/{t['target']}/{wl['workload']}: {why}")
         s["comparisons"] = compare(s)
+        s["versus"] = versus_rows(s)
         s["rss_check"] = rss_rows(s)
 
     out = sys.stdout
@@ -312,7 +375,7 @@ def main():
     for name, s in suites.items():
         print_suite(name, s, out)
 
-    verdicts = [c["verdict"] for s in suites.values() for c in s["comparisons"] + s["rss_check"]]
+    verdicts = [c["verdict"] for s in suites.values() for c in s["comparisons"] + s["versus"] + s["rss_check"]]
     met = all(v != "TARGET MISSED" for v in verdicts) and bool(verdicts)
     doc = {"meta": meta, "targets_met": met, "failed_runs": failed, "suites": {}}
     for name, s in suites.items():
@@ -320,7 +383,7 @@ def main():
             "title": s["title"], "subject": s.get("subject"),
             "workloads": s["workloads"],
             "targets": [target_doc(s, t) for t in s["targets"]],
-            "comparisons": s["comparisons"], "rss": s["rss_check"],
+            "comparisons": s["comparisons"], "versus": s["versus"], "rss": s["rss_check"],
             "probes": s["probes"], "notes": s["notes"],
         }
     with open(sys.argv[2], "w") as f:

@@ -1,14 +1,16 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034 # SERVER_PID and SERVER_URI are read by the suites
+# shellcheck disable=SC2034 # SERVER_PID, SERVER_URI, SERVER_ADDR: read by the suites
 # The NBD servers under test. Each start_* function starts one server in
 # the background as a child of bench.sh, records its pid in PIDS (so the
 # EXIT trap stops it), waits until it answers NBD, and leaves the pid in
-# SERVER_PID and the client URI in SERVER_URI. Every server exports the
-# name "bench" (nbdkit's file plugin ignores the name).
+# SERVER_PID and the client URI in SERVER_URI (netraid's: its address in
+# SERVER_ADDR too). Every server exports the name "bench" (nbdkit's file
+# plugin ignores the name).
 #
 # A mirrored netraid pair runs on loopback: start_netraid_node twice (each
-# node's replication port the other's peer, from free_ports2), then
-# promote_netraid on one and wait_in_sync. The pair's control sockets are
+# node's replication port the other's peer, from free_ports2; with
+# --tls-dir among its flags for a TLS pair), then promote_netraid on one
+# and wait_in_sync. The pair's control sockets are
 # $WORK/NAME.ctl; pair_state and peer_since read the primary's status.
 #
 # Sourced after lib.sh.
@@ -20,6 +22,7 @@ NBDKIT_THREADS=${NBDKIT_THREADS:-32}
 
 SERVER_PID=
 SERVER_URI=
+SERVER_ADDR=
 SUITE=
 
 # started NAME PID ADDRESS: bookkeeping common to every start_*.
@@ -123,11 +126,12 @@ netraid_listen() {
 	fi
 }
 
-# wait_export NAME PID: wait until netraid server NAME (pid PID) reports
-# its export address and answers NBD there, for at most 30 s each; leaves
-# the URI in SERVER_URI.
+# wait_export NAME PID [CERTS]: wait until netraid server NAME (pid PID)
+# reports its export address and answers NBD there (over TLS with client
+# certificate directory CERTS, when given), for at most 30 s each; leaves
+# the URI in SERVER_URI and the address in SERVER_ADDR.
 wait_export() {
-	local name=$1 pid=$2 addr='' i
+	local name=$1 pid=$2 certs=${3:-} addr='' i
 	for ((i = 0; i < 300; i++)); do
 		kill -0 "$pid" 2>/dev/null || die "netraid serve ($name) exited: $(tail -n 5 "$WORK/$name.log")"
 		addr=$(status_address "$WORK/$name.ctl")
@@ -136,7 +140,8 @@ wait_export() {
 	done
 	[ -n "$addr" ] || die "netraid serve ($name) reported no export address within 30 s (log: $WORK/$name.log)"
 	SERVER_PID=$pid
-	SERVER_URI=$(nbd_uri "$addr" bench)
+	SERVER_ADDR=$addr
+	SERVER_URI=$(nbd_uri "$addr" bench "$certs")
 	wait_nbd "$SERVER_URI" "$pid" "$name"
 }
 
@@ -167,12 +172,13 @@ start_netraid_node() {
 	die "netraid serve ($name) did not answer on its control socket within 30 s (log: $WORK/$name.log)"
 }
 
-# promote_netraid NAME PID: make node NAME the primary and wait until it
-# serves its export (URI in SERVER_URI).
+# promote_netraid NAME PID [CERTS]: make node NAME the primary and wait
+# until it serves its export (URI in SERVER_URI; with CERTS, a client
+# certificate directory, over TLS).
 promote_netraid() {
 	"$NETRAID" promote --control "$WORK/$1.ctl" >>"$WORK/$1.log" 2>&1 ||
 		die "netraid promote ($1) failed: $(tail -n 3 "$WORK/$1.log")"
-	wait_export "$1" "$2"
+	wait_export "$1" "$2" "${3:-}"
 }
 
 # free_ports2: two different TCP ports on 127.0.0.1 that were free a

@@ -19,11 +19,21 @@
 # netraid on one file of its own, standalone, is measured too, for
 # information: the cost of the mirror over a single node.
 #
+# TLS (mirror_tls): a second pair like A and B, on two files of its own,
+# serving with --tls-dir and --tls-required, so that both the export
+# (STARTTLS, client certificate required) and the replication link (mutual
+# TLS) are encrypted: target netraid-mirror-tls, measured in the same
+# rotation as the others and compared with netraid-mirror, the same pair in
+# plaintext. fio reaches it at an nbds:// URI; see libnbd-tls.sh for how it
+# gets its client certificate.
+#
 # A mirror run counts only if the peer link stayed up and both legs stayed
 # up to date over it (RUN_CHECK): otherwise it measured a degraded primary.
 #
 # Targets: mirrored sequential write >= 0.8x the baseline per copy; random
-# write informative; peak RSS of both daemons under 256 MiB.
+# write informative; peak RSS of every daemon under 256 MiB; over TLS,
+# sequential write >= 0.85x the plaintext pair's (TLS costs at most 15%),
+# random write informative.
 #
 # Sourced after lib.sh and servers.sh; bench.sh calls suite_mirror.
 
@@ -39,15 +49,23 @@ declare -A MIRROR_FIO=(
 declare -A MIRROR_METRIC=([seq-write]=MiB/s [rand-write]=kIOPS)
 # Minimum ratio to the baseline; none: informative.
 declare -A MIRROR_NEED=([seq-write]=0.8 [rand-write]=none)
+# Minimum ratio of the TLS pair to the plaintext pair ("workload:ratio",
+# comma-separated; the workloads not named are informative).
+MIRROR_TLS_NEED=seq-write:0.85
 
 # Per target: pids whose CPU counts ("-" for raw), backing files, fio
 # engine arguments (space-separated; no spaces inside one).
 MIRROR_TARGETS=()
 declare -A M_PID=() M_FILES=() M_ENGINE=()
 # Per netraid target: the servers' names (their logs are $WORK/NAME.log),
-# in the order of M_PID.
+# in the order of M_PID (a pair's primary first).
 declare -A M_NAMES=()
-MIRROR_SINCE= # when the pair's link came up, once in sync
+# Per pair target: when its link came up, once in sync (RUN_CHECK).
+declare -A M_SINCE=()
+# Per target that needs one: the command fio runs under (FIO_WRAP;
+# space-separated).
+declare -A M_WRAP=()
+PAIR_PIDS= # mirror_start_pair's pids, "A,B"
 
 # mirror_target NAME ROLE DESCRIPTION PIDS FILES ENGINE_ARGS [KEY=VALUE...]:
 # add a column.
@@ -59,10 +77,17 @@ mirror_target() {
 	M_ENGINE[$1]=$6
 }
 
-# mirror_check TARGET: RUN_CHECK for this suite.
+# mirror_check TARGET: RUN_CHECK for this suite: a pair's link must have
+# stayed up, both legs up to date.
 mirror_check() {
-	[ "$1" = netraid-mirror ] || return 0
-	pair_state mirror-a "$MIRROR_SINCE" || echo "could not read the primary's status"
+	[ -n "${M_SINCE[$1]:-}" ] || return 0
+	pair_state "${M_NAMES[$1]%%,*}" "${M_SINCE[$1]}" || echo "could not read the primary's status"
+}
+
+# mirror_wrap TARGET: set FIO_WRAP for fio runs on TARGET.
+mirror_wrap() {
+	FIO_WRAP=()
+	[ -z "${M_WRAP[$1]:-}" ] || read -ra FIO_WRAP <<<"${M_WRAP[$1]}"
 }
 
 # mirror_prefill TARGET: write the whole export once, unmeasured, so that
@@ -71,9 +96,11 @@ mirror_prefill() {
 	local -a engine
 	read -ra engine <<<"${M_ENGINE[$1]}"
 	log "mirror: writing $1's whole volume once"
-	bounded 600 fio --name=prefill "${engine[@]}" --rw=write --bs=1M --iodepth=8 \
-		--output="$WORK/$1.prefill" >/dev/null 2>&1 ||
-		die "prefill through $1 failed: $(cat "$WORK/$1.prefill")"
+	mirror_wrap "$1"
+	bounded 600 "${FIO_WRAP[@]}" fio --name=prefill "${engine[@]}" --rw=write --bs=1M --iodepth=8 \
+		--output="$WORK/$1.prefill" >"$WORK/$1.prefill.err" 2>&1 ||
+		die "prefill through $1 failed: $(cat "$WORK/$1.prefill" "$WORK/$1.prefill.err")"
+	FIO_WRAP=()
 }
 
 # mirror_run TARGET WORKLOAD ROUND: one measured run.
@@ -88,25 +115,9 @@ mirror_run() {
 	else
 		log "mirror: $2 on $1"
 	fi
+	mirror_wrap "$1"
 	run_fio mirror "$1" "$2" "$3" "${M_PID[$1]}" "${wl[@]}" "${engine[@]}"
-}
-
-# mirror_tls: the hook for a TLS-versus-plaintext row pair (the
-# replication link and the export with TLS, beside this suite's plaintext
-# netraid-mirror). Not measured yet: when this was written 'netraid serve'
-# had no --tls-dir. To add it: make a CA and node certificates with
-# 'netraid certs init DIR' / 'netraid certs issue NODE --dir DIR', start a
-# second pair with --tls-dir, reach its export with fio's nbd engine at an
-# nbds+unix:// (or nbds://) URI with tls-certificates=DIR, and add it as
-# target netraid-mirror-tls (role info, or subject with its own ratio to
-# netraid-mirror) with a pair_state RUN_CHECK like netraid-mirror's.
-mirror_tls() {
-	if "$NETRAID" serve --help 2>&1 | grep -q -- '--tls-dir'; then
-		log "mirror: netraid serve has --tls-dir, but this benchmark does not measure TLS yet (mirror_tls in suite_mirror.sh)"
-		record kind=note suite=mirror text="TLS not measured: netraid serve has --tls-dir, but the TLS rows are not written yet (hook: mirror_tls in scripts/bench/suite_mirror.sh)"
-	else
-		record kind=note suite=mirror text="TLS not measured: netraid serve has no --tls-dir yet (hook: mirror_tls in scripts/bench/suite_mirror.sh)"
-	fi
+	FIO_WRAP=()
 }
 
 # mirror_volumes DISK_A DISK_B SINGLE: fill the member files and make the
@@ -127,21 +138,102 @@ mirror_volumes() {
 	[[ $MIRROR_AREA =~ ^[0-9]+\ [1-9][0-9]*$ ]] || die "netraid dump-meta: no data area in '$MIRROR_AREA'"
 }
 
+# mirror_start_pair NAME_A NAME_B DISK_A DISK_B [CA]: start nodes NAME_A
+# and NAME_B, make A primary and wait until it serves; with CA (the
+# certificate authority's directory, where 'netraid certs' put each node's
+# certificate under nodes/NAME and the client's under clients/bench), both
+# with TLS required. Leaves the pids in PAIR_PIDS, the export in
+# SERVER_URI and SERVER_ADDR.
+mirror_start_pair() {
+	local na=$1 nb=$2 da=$3 db=$4 ca=${5:-} pa pb a b
+	local -a fa=() fb=()
+	if [ -n "$ca" ]; then
+		fa=(--tls-dir "$ca/nodes/$na" --tls-required)
+		fb=(--tls-dir "$ca/nodes/$nb" --tls-required)
+	fi
+	read -r pa pb <<<"$(free_ports2)"
+	start_netraid_node "$na" "127.0.0.1:$pa" "127.0.0.1:$pb" "${fa[@]}" "$da"
+	a=$SERVER_PID
+	start_netraid_node "$nb" "127.0.0.1:$pb" "127.0.0.1:$pa" "${fb[@]}" "$db"
+	b=$SERVER_PID
+	promote_netraid "$na" "$a" "${ca:+$ca/clients/bench}"
+	PAIR_PIDS=$a,$b
+}
+
 # mirror_pair DISK_A DISK_B: start node A and node B, make A primary and
 # wait until they are in sync; adds the netraid-mirror target.
 mirror_pair() {
-	local pa pb a b
-	read -r pa pb <<<"$(free_ports2)"
-	start_netraid_node mirror-a "127.0.0.1:$pa" "127.0.0.1:$pb" "$1"
-	a=$SERVER_PID
-	start_netraid_node mirror-b "127.0.0.1:$pb" "127.0.0.1:$pa" "$2"
-	b=$SERVER_PID
-	promote_netraid mirror-a "$a"
+	mirror_start_pair mirror-a mirror-b "$1" "$2"
 	wait_in_sync mirror-a 120
 	mirror_target netraid-mirror subject \
 		"netraid primary (A) mirroring to a secondary (B) on 127.0.0.1; CPU: A+B; RSS: A/B" \
-		"$a,$b" "$1 $2" "--numjobs=1 --ioengine=nbd --uri=$SERVER_URI"
+		"$PAIR_PIDS" "$1 $2" "--numjobs=1 --ioengine=nbd --uri=$SERVER_URI"
 	M_NAMES[netraid-mirror]=mirror-a,mirror-b
+}
+
+# mirror_tls DISK_A DISK_B: the TLS rows. Two more member files filled
+# and made volumes as the plaintext pair's were (the same data area); a
+# certificate authority for the volume, a certificate for each node and
+# one for fio; then a second pair (mirror-tls-a primary, mirror-tls-b) on
+# DISK_A and DISK_B with TLS required on the export and on the link, in
+# sync. Adds target netraid-mirror-tls, judged against netraid-mirror
+# (MIRROR_TLS_NEED). When TLS cannot be measured (no --tls-dir, or fio
+# cannot get its client certificate to libnbd here) it says why in a note
+# instead.
+mirror_tls() {
+	local ca="$WORK/tls-ca" wrap uri f
+	if ! "$NETRAID" serve --help 2>&1 | grep -q -- '--tls-dir'; then
+		record kind=note suite=mirror text="TLS not measured: netraid serve has no --tls-dir"
+		return 0
+	fi
+	log "mirror: filling two more $(numfmt --to=iec "$SIZE") member files, for a TLS pair"
+	for f in "$@"; do
+		make_backing "$f" "$SIZE"
+	done
+	create_netraid mirror-tls-a "$1"
+	create_netraid mirror-tls-b "$2"
+	for f in "$@"; do
+		[ "$(netraid_data_area "$f")" = "$MIRROR_AREA" ] || die "$f's data area is not the plaintext pair's ($MIRROR_AREA)"
+	done
+	log "mirror: a CA and certificates for the TLS pair"
+	{
+		"$NETRAID" certs init --volume bench --ca "$ca" &&
+			"$NETRAID" certs issue mirror-tls-a --ca "$ca" &&
+			"$NETRAID" certs issue mirror-tls-b --ca "$ca" &&
+			"$NETRAID" certs client bench --ca "$ca"
+	} >"$WORK/tls-certs.log" 2>&1 || die "netraid certs failed: $(tail -n 3 "$WORK/tls-certs.log")"
+	mirror_start_pair mirror-tls-a mirror-tls-b "$1" "$2" "$ca"
+	wait_in_sync mirror-tls-a 120
+	# shellcheck disable=SC2154 # here: bench.sh's scripts/bench directory
+	wrap="$here/libnbd-tls.sh $ca/clients/bench $WORK/tls-client"
+	uri=$(nbd_uri "$SERVER_ADDR" bench -)
+	# fio's engine takes libnbd's default certificates (libnbd-tls.sh):
+	# check that a libnbd client gets through that way before relying on it.
+	# shellcheck disable=SC2086 # wrap is a command line
+	if ! bounded 30 $wrap nbdinfo --size "$uri" >"$WORK/tls-probe.log" 2>&1; then
+		log "mirror: TLS not measured: nbdinfo could not reach the TLS export through libnbd-tls.sh: $(tail -n 2 "$WORK/tls-probe.log")"
+		record kind=note suite=mirror target=netraid-mirror-tls \
+			text="TLS not measured: fio's nbd engine cannot take a URI's tls-certificates, and libnbd-tls.sh could not give libnbd its default certificate directory here: $(tail -n 2 "$WORK/tls-probe.log")"
+		stop_server mirror-tls-a "${PAIR_PIDS%,*}"
+		stop_server mirror-tls-b "${PAIR_PIDS#*,}"
+		return 0
+	fi
+	mirror_target netraid-mirror-tls info \
+		"netraid-mirror's pair with TLS on the export and the link (another pair, files of its own); CPU: A+B; RSS: A/B" \
+		"$PAIR_PIDS" "$1 $2" "--numjobs=1 --ioengine=nbd --uri=$uri" \
+		versus=netraid-mirror versus_min_ratio="$MIRROR_TLS_NEED"
+	M_NAMES[netraid-mirror-tls]=mirror-tls-a,mirror-tls-b
+	M_WRAP[netraid-mirror-tls]=$wrap
+}
+
+# mirror_tls_probe: after the prefill, what the TLS pair's logs say: that
+# fio's connection and the replication link presented their certificates
+# (both sides refuse anything else; this shows it happened).
+mirror_tls_probe() {
+	local exp=no link=no
+	grep 'tls_client=bench' "$WORK/mirror-tls-a.log" | grep -q 'export=bench' && exp=yes
+	grep 'tls_client=mirror-tls-a' "$WORK/mirror-tls-b.log" | grep -q 'export=netraid-peer' && link=yes
+	record kind=probe suite=mirror target=netraid-mirror-tls export_client_cert_seen="$exp" link_peer_cert_seen="$link"
 }
 
 # mirror_stop: record each daemon's peak RSS and stop the daemons.
@@ -209,10 +301,17 @@ suite_mirror() {
 		mirror_target netraid-single info "netraid, standalone, one member file of its own" \
 			"$SERVER_PID" "$single" "--numjobs=1 --ioengine=nbd --uri=$SERVER_URI"
 		M_NAMES[netraid-single]=mirror-single
+		mirror_tls "$WORK/mirror-tls.0.img" "$WORK/mirror-tls.1.img"
 		mirror_prefill netraid-mirror
 		mirror_prefill netraid-single
 		wait_in_sync mirror-a 120
-		MIRROR_SINCE=$(peer_since mirror-a)
+		M_SINCE[netraid-mirror]=$(peer_since mirror-a)
+		if [ -n "${M_NAMES[netraid-mirror-tls]:-}" ]; then
+			mirror_prefill netraid-mirror-tls
+			wait_in_sync mirror-tls-a 120
+			M_SINCE[netraid-mirror-tls]=$(peer_since mirror-tls-a)
+			mirror_tls_probe
+		fi
 		RUN_CHECK=mirror_check
 	fi
 
@@ -227,5 +326,4 @@ suite_mirror() {
 	RUN_CHECK=
 
 	mirror_stop
-	[ -z "$NETRAID" ] || mirror_tls
 }
