@@ -27,6 +27,10 @@ type LegError struct {
 }
 
 func (e *LegError) Error() string {
+	if e.Off == 0 && e.Len == 0 {
+		// No range: a flush, or a failure reported by the caller.
+		return fmt.Sprintf("mirror: leg %s: %s: %v", e.Leg, e.Op, e.Err)
+	}
 	return fmt.Sprintf("mirror: leg %s: %s off %d len %d: %v", e.Leg, e.Op, e.Off, e.Len, e.Err)
 }
 

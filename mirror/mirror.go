@@ -238,7 +238,8 @@ func (m *Mirror) failBarrier() {
 }
 
 // FailLeg fails l as an I/O error would, for a caller that learnt another
-// way that the leg is gone (a dead link found by a keepalive).
-func (m *Mirror) FailLeg(l *Leg, err error) {
-	l.fail("keepalive", 0, 0, err)
+// way that the leg is gone (a dead link found by a keepalive, a disk the
+// operator failed); op says how.
+func (m *Mirror) FailLeg(l *Leg, op string, err error) {
+	l.fail(op, 0, 0, err)
 }

@@ -53,7 +53,7 @@ func TestRebuildOneDisk(t *testing.T) {
 	}
 
 	// Disk 1 dies; the volume goes on through the peer.
-	m.FailLeg(local, errors.New("disk 1: I/O error"))
+	m.FailLeg(local, "test", errors.New("disk 1: I/O error"))
 	late := randBytes(rng, rs)
 	if _, err := m.WriteAt(late, used+rs); err != nil { // an unused region, written while failed
 		t.Fatal(err)

@@ -76,7 +76,7 @@ func (n *Node) diskFail(path string) (string, error) {
 		return fmt.Sprintf("member %d (%s) failed: this secondary takes no writes until the disk is replaced ('netraid disk replace %s NEW')", idx, path, path), nil
 	}
 	n.mu.Unlock()
-	p.mir.FailLeg(p.local, fmt.Errorf("member %d (%s) failed by the operator", idx, path))
+	p.mir.FailLeg(p.local, "disk fail", fmt.Errorf("member %d (%s) failed by the operator", idx, path))
 	return fmt.Sprintf("member %d (%s) failed: the volume is served through the peer; replace it with 'netraid disk replace %s NEW'", idx, path, path), nil
 }
 

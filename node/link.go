@@ -166,7 +166,7 @@ func (p *primary) runLink(ctx context.Context, c *nbd.Client, dev blockdev.Devic
 	defer stopKeepalive()
 	kwg.Go(func() { p.keepalive(kctx, c, leg) })
 	if err := p.resyncPeer(ctx, c, full); err != nil {
-		p.mir.FailLeg(leg, err)
+		p.mir.FailLeg(leg, "resync", err)
 		return err
 	}
 	select {
@@ -189,12 +189,12 @@ func (p *primary) keepalive(ctx context.Context, c *nbd.Client, leg *mirror.Leg)
 		case <-ctx.Done():
 			return
 		case <-c.Done():
-			p.mir.FailLeg(leg, fmt.Errorf("replication link: %w", c.Err()))
+			p.mir.FailLeg(leg, "replication link", c.Err())
 			return
 		case <-t.C:
 			if _, err := c.Control(ping); err != nil {
 				if ctx.Err() == nil {
-					p.mir.FailLeg(leg, fmt.Errorf("replication link keepalive: %w", err))
+					p.mir.FailLeg(leg, "replication link keepalive", err)
 				}
 				return
 			}
@@ -257,11 +257,16 @@ func (p *primary) resyncPeer(ctx context.Context, c *nbd.Client, full bool) erro
 	n.mu.Lock()
 	g = n.gens()
 	n.mu.Unlock()
-	if _, err := c.Control(encode(Message{Kind: MsgSyncDone, Gens: g})); err != nil {
+	resp, err := c.Control(encode(Message{Kind: MsgSyncDone, Gens: g}))
+	if err != nil {
 		return fmt.Errorf("peer: sync done: %w", err)
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if h, err := decodeHello(resp); err == nil {
+		// The secondary answers with its state now: up to date.
+		n.peer.hello = &h
+	}
 	if leg.State() != mirror.InSync {
 		return errors.New("peer leg left the in-sync state before the resync was recorded")
 	}
