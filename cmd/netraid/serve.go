@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"runtime"
 	"time"
@@ -91,6 +93,11 @@ that the other's certificate is a node's of the same volume.`)
 		Logger:         log,
 	}
 	setProcs()
+	if addr := os.Getenv("NETRAID_PPROF"); addr != "" {
+		// Profiling for developers: net/http/pprof on an address of
+		// their choosing (keep it on loopback).
+		go http.ListenAndServe(addr, nil)
+	}
 	return node.Run(ctx, cfg)
 }
 
