@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/netraid/netraid/node"
@@ -97,8 +96,8 @@ func cutLink(tr *trial) func() {
 }
 
 // failDisk: a member disk of the primary or of the secondary fails,
-// marked failed by the operator (netraid disk fail) or giving real I/O
-// errors (its loop device shrunk under it). The volume keeps serving;
+// marked failed by the operator (netraid disk fail) or failing every
+// I/O (the daemon's fault injector). The volume keeps serving;
 // the disk is replaced by a new one and rebuilt.
 func failDisk(tr *trial) func() {
 	nd := tr.prim
@@ -114,10 +113,13 @@ func failDisk(tr *trial) func() {
 	}
 	tr.res.What = fmt.Sprintf("%s: disk %d of %s (%s); replace it", how, i, nd.Name, role)
 	if how == "I/O errors" {
-		backing := strings.TrimSpace(harness.Run(tr.s, "losetup", "--noheadings", "--output", "BACK-FILE", old))
-		tr.logf("truncate -s 1M %s; losetup -c %s  (every I/O past 1 MiB fails)", backing, old)
-		harness.Run(tr.s, "truncate", "-s", "1M", backing)
-		harness.Run(tr.s, "losetup", "-c", old)
+		// The daemon's fault injector fails every I/O on the disk at
+		// once. (Shrinking the loop device under it would not do: between
+		// truncating the backing file and the loop device noticing, the
+		// disk reads zeroes without an error, a silent corruption that no
+		// mirror can tell from data.)
+		tr.logf("$ netraid disk inject-error %s  (on %s: every I/O on it fails)", old, nd.Name)
+		nd.CLI("disk", "inject-error", old)
 	} else {
 		tr.logf("$ netraid disk fail %s  (on %s)", old, nd.Name)
 		nd.CLI("disk", "fail", old)

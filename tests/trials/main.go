@@ -142,7 +142,7 @@ func ready() string {
 	}
 	s := harness.NewScript(io.Discard)
 	if err := s.Run(func() {
-		harness.RequireRoot(s, "ip", "tc", "losetup", "truncate", "nbdfuse", "fusermount3", "mkfs.ext4", "e2fsck")
+		harness.RequireRoot(s, "ip", "tc", "losetup", "nbdfuse", "fusermount3", "mkfs.ext4", "e2fsck")
 		harness.Binary(s)
 	}); err != nil {
 		return err.Error()

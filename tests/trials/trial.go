@@ -76,7 +76,7 @@ func (tr *trial) logf(format string, args ...any) {
 // new ext4 and starts the workload.
 func (tr *trial) setUp() {
 	s := tr.s
-	tr.p = harness.NewPair(s, harness.PairOptions{DiskSize: tr.cfg.DiskSize})
+	tr.p = harness.NewPair(s, harness.PairOptions{DiskSize: tr.cfg.DiskSize, Args: []string{"--fault-injection"}})
 	tr.keepLogs()
 	tr.prim, tr.sec = tr.p.A, tr.p.B
 	tr.prim.CLI("promote")
