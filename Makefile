@@ -18,7 +18,7 @@ help: ## list the targets
 build: ## build bin/netraid
 	$(GO) build -o $(BIN) ./cmd/netraid
 
-install: build ## install netraid into $(PREFIX)/bin
+install: build ## install netraid into PREFIX/bin
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/netraid
 
 deps: ## install the Debian packages the tests and demo use (when missing)
@@ -51,7 +51,7 @@ bench: deps build ## fio against netraid, nbdkit, qemu-nbd and raw; prints ratio
 lint: ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
 
 clean: ## remove build output
 	rm -rf bin

@@ -234,7 +234,8 @@ func (m *Mirror) busy() bool {
 // (the node starts a new data generation there).
 func (m *Mirror) failBarrier() {
 	m.failMu.RLock()
-	m.failMu.RUnlock() //nolint:staticcheck // an empty critical section is the point: a barrier
+	//lint:ignore SA2001 an empty critical section is the point: a barrier
+	m.failMu.RUnlock()
 }
 
 // FailLeg fails l as an I/O error would, for a caller that learnt another

@@ -24,8 +24,11 @@ import (
 const (
 	// ctlChecksum: 'C', 64-bit offset, 64-bit length; the response is the
 	// 32-byte blockdev.Sum of that range of the export.
-	ctlChecksum         byte = 'C'
-	checksumRequestSize      = 17
+	ctlChecksum byte = 'C'
+)
+
+const (
+	checksumRequestSize = 17
 	// maxControlReply bounds the response a client accepts.
 	maxControlReply = maxMaxRequest
 )

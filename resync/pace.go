@@ -68,12 +68,6 @@ func (p *pacer) unpause() {
 	}
 }
 
-func (p *pacer) paused() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.resume != nil
-}
-
 // wait blocks while paused — calling onPause(true) when it starts waiting
 // and onPause(false) when it goes on — then spends n bytes at the rate that
 // applies now.

@@ -10,8 +10,6 @@ const (
 	// storeBlock is the unit in which the bitmaps are written to the
 	// store: a changed bit costs a write of the 4 KiB block holding it.
 	storeBlock = 4096
-	// bitsPerBlock is how many regions one store block describes.
-	bitsPerBlock = storeBlock * 8
 	// wordsPerBlock is how many in-memory words one store block holds.
 	wordsPerBlock = storeBlock / 8
 	// MinRegion is the smallest region size a Bitmap accepts.
