@@ -206,47 +206,35 @@ func (f *File) fdatasync() error {
 }
 
 func (f *File) pread(p []byte, off int64) (int, error) {
-	done := 0
-	err := f.control(func(fd int) error {
-		for done < len(p) {
-			n, err := unix.Pread(fd, p[done:], off+int64(done))
-			switch {
-			case err == unix.EINTR:
-				continue
-			case err != nil:
-				return err
-			case n == 0:
-				return io.ErrUnexpectedEOF
-			}
-			done += n
-		}
-		return nil
-	})
-	if err != nil {
-		return done, f.ioErr(opRead, off, int64(len(p)), err)
-	}
-	return done, nil
+	return f.transfer(opRead, p, off, unix.Pread, io.ErrUnexpectedEOF)
 }
 
 func (f *File) pwrite(p []byte, off int64) (int, error) {
+	return f.transfer(opWrite, p, off, unix.Pwrite, io.ErrShortWrite)
+}
+
+// transfer moves all of p at off with sys (pread or pwrite), looping over
+// short transfers and EINTR; a transfer that makes no progress fails with
+// stuck.
+func (f *File) transfer(op string, p []byte, off int64, sys func(int, []byte, int64) (int, error), stuck error) (int, error) {
 	done := 0
 	err := f.control(func(fd int) error {
 		for done < len(p) {
-			n, err := unix.Pwrite(fd, p[done:], off+int64(done))
+			n, err := sys(fd, p[done:], off+int64(done))
 			switch {
 			case err == unix.EINTR:
 				continue
 			case err != nil:
 				return err
 			case n == 0:
-				return io.ErrShortWrite
+				return stuck
 			}
 			done += n
 		}
 		return nil
 	})
 	if err != nil {
-		return done, f.ioErr(opWrite, off, int64(len(p)), err)
+		return done, f.ioErr(op, off, int64(len(p)), err)
 	}
 	return done, nil
 }
