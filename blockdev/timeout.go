@@ -10,21 +10,46 @@ import (
 // Timeout bounds how long each operation on a device may take. An
 // operation that does not finish within the limit returns an error
 // wrapping ErrTimeout at once, while the stuck call goes on in the
-// background on buffers of its own: a read's data reaches p only if it
-// came back in time, and a write takes a copy of p first, so the caller
-// may reuse p as soon as the call returns either way.
+// background.
 //
-// A timed-out write may still land on the device later; callers treat the
-// range as unknown (a mirror fails the leg).
+// A read goes into a buffer of its own and reaches p only if it came back
+// in time, so a late read never writes into memory the caller has reused.
+// A write is issued from p itself, without a copy (a copy of every write
+// costs more CPU than the rest of the path above the disk): a timed-out
+// write may still land on the device later, with whatever p holds by then.
+// After ErrTimeout the range's contents are unknown, as after any failed
+// write: a mirror fails the leg and resyncs the range; a caller without
+// redundancy must not rely on it until it has been written again.
 type Timeout struct {
 	d   Device
 	dur time.Duration
+
+	// Calls run on worker goroutines that outlive them: a worker that
+	// finishes a call waits for the next one (up to workerIdle), so a busy
+	// device reuses a few goroutines whose stacks have already grown to
+	// the depth of the device below, instead of starting one per call.
+	work chan *call    // unbuffered: a send succeeds only to a waiting worker
+	quit chan struct{} // closed by Close: idle workers leave
 
 	mu       sync.Mutex
 	inflight int           // calls running, stuck ones included
 	idle     chan struct{} // made by Close; closed when inflight drops to 0
 	closed   bool
+	workers  sync.WaitGroup
+	started  int // workers started, for tests; guarded by mu
 }
+
+// workerIdle is how long a worker waits for another call before it ends.
+const workerIdle = 5 * time.Second
+
+// call is one operation handed to a worker. done is buffered so that a
+// worker finishing a call nobody waits for any more does not block.
+type call struct {
+	fn   func() error
+	done chan error
+}
+
+var callPool = sync.Pool{New: func() any { return &call{done: make(chan error, 1)} }}
 
 var (
 	_ Device      = (*Timeout)(nil)
@@ -42,7 +67,7 @@ func WithTimeout(d Device, dur time.Duration) *Timeout {
 	if dur <= 0 {
 		panic(fmt.Sprintf("blockdev: WithTimeout(%v): the limit must be positive", dur))
 	}
-	return &Timeout{d: d, dur: dur}
+	return &Timeout{d: d, dur: dur, work: make(chan *call), quit: make(chan struct{})}
 }
 
 // Unwrap returns the wrapped device.
@@ -51,8 +76,8 @@ func (w *Timeout) Unwrap() Device { return w.d }
 func (w *Timeout) Size() int64    { return w.d.Size() }
 func (w *Timeout) BlockSize() int { return BlockSize(w.d) }
 
-// run calls fn in a goroutine of its own and waits for it up to the limit.
-// The goroutine ends when fn returns, whether or not anyone still waits.
+// run calls fn on a worker and waits for it up to the limit. A call that
+// overruns keeps its worker until fn returns; the caller goes on at once.
 func (w *Timeout) run(op string, off, n int64, fn func() error) error {
 	w.mu.Lock()
 	if w.closed {
@@ -62,19 +87,67 @@ func (w *Timeout) run(op string, off, n int64, fn func() error) error {
 	w.inflight++
 	w.mu.Unlock()
 
-	done := make(chan error, 1)
-	go func() {
-		defer w.finished()
-		done <- fn()
-	}()
-	t := time.NewTimer(w.dur)
-	defer t.Stop()
+	c := callPool.Get().(*call)
+	c.fn = fn
 	select {
-	case err := <-done:
+	case w.work <- c:
+	default:
+		w.mu.Lock()
+		w.started++
+		w.mu.Unlock()
+		w.workers.Add(1)
+		go w.worker(c)
+	}
+	t := getTimer(w.dur)
+	defer putTimer(t)
+	select {
+	case err := <-c.done:
+		c.fn = nil
+		callPool.Put(c)
 		return err
 	case <-t.C:
+		// c stays with its worker, which sends to c.done and drops it.
 		return fmt.Errorf("%w: %s off %d len %d still running after %v", ErrTimeout, op, off, n, w.dur)
 	}
+}
+
+// worker runs c, then further calls from w.work until it has waited
+// workerIdle for one or the Timeout closes.
+func (w *Timeout) worker(c *call) {
+	defer w.workers.Done()
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		err := c.fn()
+		w.finished()
+		c.done <- err
+		idle.Reset(workerIdle)
+		select {
+		case c = <-w.work:
+		case <-idle.C:
+			return
+		case <-w.quit:
+			return
+		}
+	}
+}
+
+var timerPool sync.Pool
+
+// getTimer returns a running timer that fires after d; putTimer stops it
+// and keeps it for reuse (since Go 1.23 a stopped timer's channel holds
+// no stale value).
+func getTimer(d time.Duration) *time.Timer {
+	if t, ok := timerPool.Get().(*time.Timer); ok {
+		t.Reset(d)
+		return t
+	}
+	return time.NewTimer(d)
+}
+
+func putTimer(t *time.Timer) {
+	t.Stop()
+	timerPool.Put(t)
 }
 
 // Running returns how many calls are in flight, stuck ones included.
@@ -118,17 +191,14 @@ func (w *Timeout) WriteAtFUA(p []byte, off int64) (int, error) {
 }
 
 func (w *Timeout) write(op string, p []byte, off int64, fn func([]byte) (int, error)) (int, error) {
-	buf := GetBuffer(len(p), bufferAlign(w.d))
-	copy(buf, p)
 	var n int
 	err := w.run(op, off, int64(len(p)), func() (err error) {
-		n, err = fn(buf)
+		n, err = fn(p)
 		return err
 	})
 	if errors.Is(err, ErrTimeout) {
 		return 0, err
 	}
-	PutBuffer(buf)
 	return n, err
 }
 
@@ -168,9 +238,10 @@ func (w *Timeout) Checksum(off, n int64) (Sum, error) {
 	return s, nil
 }
 
-// Close refuses new calls, waits up to the limit for the running ones,
-// then closes the device; calls still stuck end when the device lets them
-// go. If some were still running, the error wraps ErrTimeout.
+// Close refuses new calls, waits up to the limit for the running ones and
+// for the idle workers to leave, then closes the device; calls still stuck
+// end, with their workers, when the device lets them go. If some were
+// still running, the error wraps ErrTimeout.
 func (w *Timeout) Close() error {
 	w.mu.Lock()
 	if w.closed {
@@ -178,6 +249,7 @@ func (w *Timeout) Close() error {
 		return fmt.Errorf("%w: closed twice", ErrClosed)
 	}
 	w.closed = true
+	close(w.quit)
 	var idle chan struct{}
 	if w.inflight > 0 {
 		w.idle = make(chan struct{})
@@ -196,6 +268,9 @@ func (w *Timeout) Close() error {
 			w.mu.Unlock()
 		}
 		t.Stop()
+	}
+	if stuck == nil {
+		w.workers.Wait() // every worker is idle and sees quit
 	}
 	return errors.Join(stuck, w.d.Close())
 }

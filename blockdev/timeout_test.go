@@ -54,12 +54,21 @@ func TestTimeoutHungWrite(t *testing.T) {
 	if !strings.Contains(err.Error(), "write off 4096 len 4096") {
 		t.Errorf("error %q does not name the op and range", err)
 	}
-	// The caller may reuse p at once: the stuck write has its own copy.
-	clear(p)
+	if w.Running() != 1 {
+		t.Fatalf("Running() = %d after the time-out, want the stuck write", w.Running())
+	}
+	// The stuck write goes on from p: released, it lands what p holds.
 	f.Release()
 	waitIdle(t, w)
 	if got := m.Bytes()[4096:8192]; !bytes.Equal(got, want) {
 		t.Fatal("the write released after its time-out did not write the data it was given")
+	}
+	// The device still serves, and the next write wins.
+	if _, err := w.WriteAt(make([]byte, 4096), 4096); err != nil {
+		t.Fatalf("write after release: %v", err)
+	}
+	if got := m.Bytes()[4096:8192]; !bytes.Equal(got, make([]byte, 4096)) {
+		t.Fatal("a write after the stuck one was released did not land")
 	}
 	if err := w.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
