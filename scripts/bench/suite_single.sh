@@ -119,6 +119,27 @@ single_run() {
 		log "single: $2 on $1"
 	fi
 	run_fio single "$1" "$2" "$3" "${T_PID[$1]}" --numjobs=1 "${wl[@]}" "${engine[@]}"
+	single_cached "$1" "$2" "${files[@]}"
+}
+
+# single_cached TARGET WORKLOAD FILES...: after a read run, note how much
+# of the backing files sits in the page cache. Every run starts with them
+# out of it, and O_DIRECT readers leave them out; a server that reads
+# through the page cache (nbdkit's file plugin does even with cache=none,
+# which only evicts what it writes) serves a 1 GiB file from memory after
+# its first pass, so its read figure measures memory, not the disk.
+single_cached() {
+	local target=$1 workload=$2 f res total=0 size=0
+	shift 2
+	[[ $workload == *read ]] && command -v fincore >/dev/null || return 0
+	for f in "$@"; do
+		res=$(fincore --bytes --noheadings --output RES "$f" 2>/dev/null) || return 0
+		total=$((total + res))
+		size=$((size + $(stat -c %s "$f")))
+	done
+	[ $((total * 4)) -ge "$size" ] || return 0
+	record kind=note suite=single target="$target" \
+		text="$workload: $((total * 100 / size))% of the backing file was in the page cache after the run; the figure is served from memory, not the disk"
 }
 
 suite_single() {
