@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/netraid/netraid/internal/workers"
 )
 
 // Timeout bounds how long each operation on a device may take. An
@@ -24,23 +26,15 @@ type Timeout struct {
 	d   Device
 	dur time.Duration
 
-	// Calls run on worker goroutines that outlive them: a worker that
-	// finishes a call waits for the next one (up to workerIdle), so a busy
-	// device reuses a few goroutines whose stacks have already grown to
-	// the depth of the device below, instead of starting one per call.
-	work chan *call    // unbuffered: a send succeeds only to a waiting worker
-	quit chan struct{} // closed by Close: idle workers leave
+	// Calls run on workers that outlive them, whose stacks have already
+	// grown to the depth of the device below.
+	pool *workers.Pool
 
 	mu       sync.Mutex
 	inflight int           // calls running, stuck ones included
 	idle     chan struct{} // made by Close; closed when inflight drops to 0
 	closed   bool
-	workers  sync.WaitGroup
-	started  int // workers started, for tests; guarded by mu
 }
-
-// workerIdle is how long a worker waits for another call before it ends.
-const workerIdle = 5 * time.Second
 
 // call is one operation handed to a worker. done is buffered so that a
 // worker finishing a call nobody waits for any more does not block.
@@ -67,7 +61,7 @@ func WithTimeout(d Device, dur time.Duration) *Timeout {
 	if dur <= 0 {
 		panic(fmt.Sprintf("blockdev: WithTimeout(%v): the limit must be positive", dur))
 	}
-	return &Timeout{d: d, dur: dur, work: make(chan *call), quit: make(chan struct{})}
+	return &Timeout{d: d, dur: dur, pool: workers.New(0)}
 }
 
 // Unwrap returns the wrapped device.
@@ -89,15 +83,11 @@ func (w *Timeout) run(op string, off, n int64, fn func() error) error {
 
 	c := callPool.Get().(*call)
 	c.fn = fn
-	select {
-	case w.work <- c:
-	default:
-		w.mu.Lock()
-		w.started++
-		w.mu.Unlock()
-		w.workers.Add(1)
-		go w.worker(c)
-	}
+	w.pool.Go(func() {
+		err := c.fn()
+		w.finished()
+		c.done <- err
+	})
 	t := getTimer(w.dur)
 	defer putTimer(t)
 	select {
@@ -108,27 +98,6 @@ func (w *Timeout) run(op string, off, n int64, fn func() error) error {
 	case <-t.C:
 		// c stays with its worker, which sends to c.done and drops it.
 		return fmt.Errorf("%w: %s off %d len %d still running after %v", ErrTimeout, op, off, n, w.dur)
-	}
-}
-
-// worker runs c, then further calls from w.work until it has waited
-// workerIdle for one or the Timeout closes.
-func (w *Timeout) worker(c *call) {
-	defer w.workers.Done()
-	idle := time.NewTimer(workerIdle)
-	defer idle.Stop()
-	for {
-		err := c.fn()
-		w.finished()
-		c.done <- err
-		idle.Reset(workerIdle)
-		select {
-		case c = <-w.work:
-		case <-idle.C:
-			return
-		case <-w.quit:
-			return
-		}
 	}
 }
 
@@ -249,7 +218,7 @@ func (w *Timeout) Close() error {
 		return fmt.Errorf("%w: closed twice", ErrClosed)
 	}
 	w.closed = true
-	close(w.quit)
+	w.pool.Close()
 	var idle chan struct{}
 	if w.inflight > 0 {
 		w.idle = make(chan struct{})
@@ -270,7 +239,7 @@ func (w *Timeout) Close() error {
 		t.Stop()
 	}
 	if stuck == nil {
-		w.workers.Wait() // every worker is idle and sees quit
+		w.pool.Wait() // every worker is idle and leaves
 	}
 	return errors.Join(stuck, w.d.Close())
 }

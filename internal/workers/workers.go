@@ -1,0 +1,79 @@
+package workers
+
+import (
+	"sync"
+	"time"
+)
+
+// DefaultIdle is how long a worker waits for its next function by default.
+const DefaultIdle = 5 * time.Second
+
+// Pool runs functions on reusable worker goroutines. The zero Pool is not
+// usable; make one with New.
+type Pool struct {
+	idle time.Duration
+	work chan func() // unbuffered: a send succeeds only to a waiting worker
+	quit chan struct{}
+
+	once    sync.Once
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	started int // workers started so far
+}
+
+// New returns a pool whose workers end after waiting idle (DefaultIdle if
+// idle <= 0) for a function.
+func New(idle time.Duration) *Pool {
+	if idle <= 0 {
+		idle = DefaultIdle
+	}
+	return &Pool{idle: idle, work: make(chan func()), quit: make(chan struct{})}
+}
+
+// Go runs fn on a waiting worker, or on a new one if none is waiting. It
+// must not be called after Close.
+func (p *Pool) Go(fn func()) {
+	select {
+	case p.work <- fn:
+		return
+	default:
+	}
+	p.mu.Lock()
+	p.started++
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go p.worker(fn)
+}
+
+func (p *Pool) worker(fn func()) {
+	defer p.wg.Done()
+	t := time.NewTimer(p.idle)
+	defer t.Stop()
+	for {
+		fn()
+		t.Reset(p.idle)
+		select {
+		case fn = <-p.work:
+		case <-t.C:
+			return
+		case <-p.quit:
+			return
+		}
+	}
+}
+
+// Started returns how many workers the pool has started in all.
+func (p *Pool) Started() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.started
+}
+
+// Close tells the idle workers to leave, and the busy ones to leave when
+// their function returns. It does not wait; Wait does. Close may be
+// called more than once.
+func (p *Pool) Close() { p.once.Do(func() { close(p.quit) }) }
+
+// Wait waits until every worker has left. Call it after Close, once no
+// Go is running or will run.
+func (p *Pool) Wait() { p.wg.Wait() }
