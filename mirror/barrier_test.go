@@ -15,7 +15,7 @@ import (
 // meanwhile, and so skips the failed leg, must not be answered before the
 // callback returns.
 func TestWriteWaitsForFailureCallback(t *testing.T) {
-	st := &store{Mem: blockdev.NewMem(resync.StoreSize(volSize, rs))}
+	st := newStore()
 	bm, err := resync.OpenBitmap(st, volSize, rs, resync.BitmapOptions{FlushInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)

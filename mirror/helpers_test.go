@@ -25,61 +25,20 @@ const (
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// store is a bitmap store over a Mem that can be told to fail (a crash:
-// nothing more reaches it) and to hold flushes.
+// store is a bitmap store: a Mem behind a fault wrapper, which counts the
+// store's flushes, fails it and holds its flushes.
 type store struct {
-	*blockdev.Mem
-	mu      sync.Mutex
-	fail    error
-	flushes int
-	gate    chan struct{}
-	inFlush int
+	*fault.Device
+	mem *blockdev.Mem
 }
 
-func (s *store) WriteAt(p []byte, off int64) (int, error) {
-	s.mu.Lock()
-	err := s.fail
-	s.mu.Unlock()
-	if err != nil {
-		return 0, err
-	}
-	return s.Mem.WriteAt(p, off)
+func newStore() *store {
+	mem := blockdev.NewMem(resync.StoreSize(volSize, rs))
+	return &store{Device: fault.Wrap(mem), mem: mem}
 }
 
-func (s *store) Flush() error {
-	s.mu.Lock()
-	gate := s.gate
-	if gate != nil {
-		s.inFlush++
-	}
-	s.mu.Unlock()
-	if gate != nil {
-		<-gate
-	}
-	s.mu.Lock()
-	if gate != nil {
-		s.inFlush--
-	}
-	s.flushes++
-	err := s.fail
-	s.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	return s.Mem.Flush()
-}
-
-func (s *store) setFail(err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.fail = err
-}
-
-func (s *store) flushCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.flushes
-}
+// Crash drops the writes the store has not flushed.
+func (s *store) Crash() { s.mem.Crash() }
 
 // rig is a mirror of two Mem legs behind fault wrappers: "local" and the
 // remote "peer".
@@ -98,7 +57,7 @@ type rig struct {
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	r := &rig{t: t, mem: map[string]*blockdev.Mem{}, fault: map[string]*fault.Device{}, leg: map[string]*Leg{}}
-	r.st = &store{Mem: blockdev.NewMem(resync.StoreSize(volSize, rs))}
+	r.st = newStore()
 	r.openBitmap()
 	m, err := New(volSize, r.bm, Options{Logger: quiet, OnLegFailed: func(l *Leg, err error) {
 		r.mu.Lock()

@@ -19,7 +19,7 @@ import (
 // and nothing more; then the legs are identical.
 func TestRebuildOneDisk(t *testing.T) {
 	const chunk = 64 << 10
-	st := &store{Mem: blockdev.NewMem(resync.StoreSize(volSize, rs))}
+	st := newStore()
 	bm, err := resync.OpenBitmap(st, volSize, rs, resync.BitmapOptions{FlushInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)

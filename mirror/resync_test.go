@@ -166,10 +166,10 @@ func TestBitmapSurvivesCrash(t *testing.T) {
 		t.Fatal("nothing written since the last flush")
 	}
 	// The machine dies: nothing more reaches the store.
-	r.st.setFail(errDead)
+	r.st.FailAll(fault.Any, errDead)
 	r.bm.Close()
 	r.st.Crash()
-	r.st.setFail(nil)
+	r.st.Heal()
 	r.openBitmap()
 	for reg := range sinceFlush {
 		if !r.bm.Dirty(reg) {

@@ -148,11 +148,8 @@ func TestNoWriteBeforeItsBitIsDurable(t *testing.T) {
 func TestConcurrentWritesShareBitmapWrites(t *testing.T) {
 	const n = 16
 	r := newRig(t)
-	gate := make(chan struct{})
-	r.st.mu.Lock()
-	r.st.gate = gate
-	r.st.mu.Unlock()
-	before := r.st.flushCount()
+	r.st.Hang(fault.Flush)
+	before := r.st.Count(fault.Flush)
 	var wg sync.WaitGroup
 	write := func(reg int64) {
 		defer wg.Done()
@@ -162,11 +159,7 @@ func TestConcurrentWritesShareBitmapWrites(t *testing.T) {
 	}
 	wg.Add(1)
 	go write(0)
-	waitFor(t, "the first bitmap write", func() bool {
-		r.st.mu.Lock()
-		defer r.st.mu.Unlock()
-		return r.st.inFlush == 1
-	})
+	waitFor(t, "the first bitmap write", func() bool { return r.st.Blocked() == 1 })
 	for reg := int64(1); reg < n; reg++ {
 		wg.Add(1)
 		go write(reg)
@@ -175,12 +168,9 @@ func TestConcurrentWritesShareBitmapWrites(t *testing.T) {
 	if got := r.fault["peer"].Count(fault.Write); got != 0 {
 		t.Fatalf("%d writes reached a leg before their bits were durable", got)
 	}
-	r.st.mu.Lock()
-	r.st.gate = nil
-	r.st.mu.Unlock()
-	close(gate)
+	r.st.Release()
 	wg.Wait()
-	if got := r.st.flushCount() - before; got >= n || got != 2 {
+	if got := r.st.Count(fault.Flush) - before; got >= n || got != 2 {
 		t.Fatalf("%d writes cost %d bitmap flushes, want 2", n, got)
 	}
 	if got := r.fault["peer"].Count(fault.Write); got != n {
@@ -190,7 +180,7 @@ func TestConcurrentWritesShareBitmapWrites(t *testing.T) {
 
 func TestWriteIntentFailureStopsTheWrite(t *testing.T) {
 	r := newRig(t)
-	r.st.setFail(errDead)
+	r.st.FailAll(fault.Any, errDead)
 	if _, err := r.m.WriteAt([]byte{1}, 0); !errors.Is(err, errDead) {
 		t.Fatalf("WriteAt with a dead bitmap store: %v", err)
 	}

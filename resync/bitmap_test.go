@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/netraid/netraid/blockdev"
+	"github.com/netraid/netraid/blockdev/fault"
 )
 
 const (
@@ -33,10 +34,10 @@ var errCrashed = errors.New("test: machine crashed")
 // dropped, and the bitmap is loaded again from what survived.
 func reopen(t *testing.T, b *Bitmap, st *testStore) *Bitmap {
 	t.Helper()
-	st.setFail(errCrashed) // nothing more reaches the store
+	st.FailAll(fault.Any, errCrashed) // nothing more reaches the store
 	b.Close()
 	st.Crash()
-	st.setFail(nil)
+	st.Heal()
 	return openTest(t, st, BitmapOptions{})
 }
 
@@ -117,7 +118,7 @@ func TestMarksShareCommits(t *testing.T) {
 	const n = 32
 	st := newTestStore(StoreSize(testVol, testRegion))
 	b := openTest(t, st, BitmapOptions{})
-	release := st.hold()
+	st.Hang(fault.Flush)
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	mark := func(r int64) {
@@ -126,17 +127,13 @@ func TestMarksShareCommits(t *testing.T) {
 	}
 	wg.Add(1)
 	go mark(0)
-	waitFor(t, "the first commit to reach the store flush", func() bool {
-		st.mu.Lock()
-		defer st.mu.Unlock()
-		return st.inFlush == 1
-	})
+	waitFor(t, "the first commit to reach the store flush", func() bool { return st.Blocked() == 1 })
 	for r := int64(1); r < n; r++ {
 		wg.Add(1)
 		go mark(r)
 	}
 	waitFor(t, "every Mark to wait", func() bool { return b.Stats().Waiting == n })
-	release()
+	st.Release()
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -242,14 +239,10 @@ func TestMarkWaitsForAClearingWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.Clean(0, 0)
-	release := st.hold()
+	st.Hang(fault.Flush)
 	syncDone := make(chan error, 1)
 	go func() { syncDone <- b.Sync() }()
-	waitFor(t, "the clearing write to reach the flush", func() bool {
-		st.mu.Lock()
-		defer st.mu.Unlock()
-		return st.inFlush == 1
-	})
+	waitFor(t, "the clearing write to reach the flush", func() bool { return st.Blocked() == 1 })
 	markDone := make(chan error, 1)
 	go func() { markDone <- b.Mark(0, 1) }()
 	waitFor(t, "Mark to wait", func() bool { return b.Stats().Waiting == 2 })
@@ -258,7 +251,7 @@ func TestMarkWaitsForAClearingWrite(t *testing.T) {
 		t.Fatalf("Mark returned (%v) while the bit was being cleared on the store", err)
 	default:
 	}
-	release()
+	st.Release()
 	if err := <-syncDone; err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +268,7 @@ func TestStoreErrorFailsMarkAndIsRetried(t *testing.T) {
 	st := newTestStore(StoreSize(testVol, testRegion))
 	b := openTest(t, st, BitmapOptions{FlushInterval: time.Hour})
 	boom := errors.New("disk on fire")
-	st.setFail(boom)
+	st.FailAll(fault.Write, boom)
 	if err := b.Mark(0, 1); !errors.Is(err, boom) {
 		t.Fatalf("Mark with a failing store: %v, want %v", err, boom)
 	}
@@ -285,7 +278,7 @@ func TestStoreErrorFailsMarkAndIsRetried(t *testing.T) {
 	if err := b.Mark(0, 1); !errors.Is(err, boom) {
 		t.Fatalf("second Mark: %v, want %v (the bit is not durable)", err, boom)
 	}
-	st.setFail(nil)
+	st.Heal()
 	if err := b.Mark(0, 1); err != nil {
 		t.Fatalf("Mark after the store healed: %v", err)
 	}
@@ -405,7 +398,7 @@ func TestLoadIgnoresBitsPastTheEnd(t *testing.T) {
 	for i := range ones {
 		ones[i] = 0xff
 	}
-	if _, err := st.Mem.WriteAt(ones, 0); err != nil {
+	if _, err := st.mem.WriteAt(ones, 0); err != nil {
 		t.Fatal(err)
 	}
 	b := openTest(t, st, BitmapOptions{})

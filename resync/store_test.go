@@ -1,81 +1,32 @@
 package resync
 
 import (
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/netraid/netraid/blockdev"
+	"github.com/netraid/netraid/blockdev/fault"
 )
 
-// testStore wraps a Mem as a bitmap store: it counts writes and flushes,
-// can fail writes, and can hold flushes until released.
+// testStore is a bitmap store: a Mem behind a fault wrapper, which counts
+// the store's writes and flushes, fails them and holds flushes.
 type testStore struct {
-	*blockdev.Mem
-	mu      sync.Mutex
-	writes  int
-	flushes int
-	fail    error
-	gate    chan struct{} // while non-nil, Flush waits for it to close
-	inFlush int           // flushes waiting at the gate
+	*fault.Device
+	mem *blockdev.Mem
 }
 
-func newTestStore(size int64) *testStore { return &testStore{Mem: blockdev.NewMem(size)} }
-
-func (s *testStore) WriteAt(p []byte, off int64) (int, error) {
-	s.mu.Lock()
-	s.writes++
-	err := s.fail
-	s.mu.Unlock()
-	if err != nil {
-		return 0, err
-	}
-	return s.Mem.WriteAt(p, off)
+func newTestStore(size int64) *testStore {
+	mem := blockdev.NewMem(size)
+	return &testStore{Device: fault.Wrap(mem), mem: mem}
 }
 
-func (s *testStore) Flush() error {
-	s.mu.Lock()
-	gate := s.gate
-	if gate != nil {
-		s.inFlush++
-	}
-	s.mu.Unlock()
-	if gate != nil {
-		<-gate
-		s.mu.Lock()
-		s.inFlush--
-		s.mu.Unlock()
-	}
-	s.mu.Lock()
-	s.flushes++
-	s.mu.Unlock()
-	return s.Mem.Flush()
-}
+// Crash drops the writes the store has not flushed.
+func (s *testStore) Crash() { s.mem.Crash() }
 
+// counts returns how many writes and flushes reached the store, failed
+// ones included.
 func (s *testStore) counts() (writes, flushes int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.writes, s.flushes
-}
-
-// hold makes flushes wait until the returned function is called.
-func (s *testStore) hold() (release func()) {
-	g := make(chan struct{})
-	s.mu.Lock()
-	s.gate = g
-	s.mu.Unlock()
-	return func() {
-		s.mu.Lock()
-		s.gate = nil
-		s.mu.Unlock()
-		close(g)
-	}
-}
-
-func (s *testStore) setFail(err error) {
-	s.mu.Lock()
-	s.fail = err
-	s.mu.Unlock()
+	return s.Count(fault.Write), s.Count(fault.Flush)
 }
 
 // waitFor polls cond until it holds or the deadline passes.
