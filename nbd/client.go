@@ -50,8 +50,9 @@ const (
 // flight or later fails with an error wrapping ErrBroken and the cause
 // (blockdev.ErrTimeout for a time-out); dial a new client to reconnect.
 type Client struct {
-	nc      net.Conn
-	br      *bufio.Reader
+	raw     net.Conn      // the connection: deadlines of the handshake, and fail, go here
+	nc      net.Conn      // the protocol's stream: raw, or the TLS session over it
+	br      *bufio.Reader // reads nc
 	timeout time.Duration
 	export  string
 
@@ -114,6 +115,7 @@ func NewClient(ctx context.Context, conn net.Conn, o ClientOptions) (*Client, er
 		o.MaxInflight = defaultClientInflight
 	}
 	c := &Client{
+		raw:        conn,
 		nc:         conn,
 		br:         bufio.NewReaderSize(conn, 64<<10),
 		timeout:    o.Timeout,
@@ -189,13 +191,14 @@ func (c *Client) setErr(err error) {
 	}
 }
 
-// fail breaks the client: the connection is closed, and the reader fails
+// fail breaks the client: the connection is closed at once, without a
+// TLS goodbye that could wait behind a stuck send, and the reader fails
 // every pending call with cause.
 func (c *Client) fail(cause error) {
 	c.mu.Lock()
 	c.setErr(fmt.Errorf("%w: %w", ErrBroken, cause))
 	c.mu.Unlock()
-	c.nc.Close()
+	c.raw.Close()
 }
 
 // stopTaking makes the client refuse new calls and disconnect politely
@@ -276,7 +279,7 @@ func (c *Client) start(cl *call, payload []byte) error {
 	c.wmu.Lock()
 	cl.sent = time.Now()
 	c.nc.SetWriteDeadline(cl.sent.Add(c.timeout))
-	_, err := writeBuffers(c.nc, [][]byte{h[:], payload})
+	err := writeMessage(c.nc, h[:], payload)
 	c.wmu.Unlock()
 	if err != nil {
 		c.fail(fmt.Errorf("nbd: send %v: %w", cl.req.Type, err))
@@ -377,7 +380,7 @@ func (c *Client) readLoop() {
 	pending := c.pending
 	c.pending = map[uint64]*call{}
 	c.mu.Unlock()
-	c.nc.Close()
+	c.raw.Close() // after disconnect, which said goodbye, or a failure
 	for _, cl := range pending {
 		cl.err = fmt.Errorf("nbd: %v off %d len %d: unanswered: %w", cl.req.Type, cl.req.Offset, cl.req.Length, cause)
 		<-c.slots

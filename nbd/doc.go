@@ -5,7 +5,8 @@
 // mirror.
 //
 // Layout: proto.go and optcodec.go are the wire format, negotiate_*.go the
-// handshakes, tls.go STARTTLS on both sides, serve.go the server's
+// handshakes, tls.go STARTTLS on both sides, tlsconn.go the TLS data
+// path (records gathered per message, reads ahead), serve.go the server's
 // transmission loop, commands.go and reply.go what it does per request,
 // lifecycle.go accepting and shutting down, client*.go the client,
 // netraid.go the netraid extension.
@@ -30,6 +31,11 @@
 //     is. Flush is device-wide, so CAN_MULTI_CONN is always advertised.
 //   - A connection that acknowledged writes and did not flush them
 //     flushes its export when it ends, however it ends.
+//   - On TLS (both sides), a message — reply, request or option — is
+//     sealed in as few records as its size allows, and its records go
+//     out together in writes of up to 512 KiB, under the same write lock
+//     and deadline as on a socket; a failure to send them fails the
+//     connection as a failed write does.
 //   - TLS: a TLSRequired server answers every option but STARTTLS and
 //     ABORT with NBD_REP_ERR_TLS_REQD (EXPORT_NAME ends the connection),
 //     so nothing about its exports is told in plaintext. After STARTTLS
@@ -40,7 +46,10 @@
 //     in transmission); the handshake within NegotiationTimeout, a
 //     request's payload within PayloadTimeout, a reply taken within
 //     ReplyTimeout. Request buffers stay below MaxConnections ×
-//     MaxInflightBytes, plus a 64 KiB read buffer (and TLS's) each.
+//     MaxInflightBytes, plus a 64 KiB read buffer (and TLS's) each; a
+//     TLS connection also borrows a 512 KiB buffer from a pool while it
+//     sends a reply of more than a record, and another while records
+//     stream in.
 //   - Shutdown and a cancelled Serve context drain: requests received
 //     finish and are answered, later ones get ESHUTDOWN, then exports are
 //     flushed and connections closed. The server never closes a device.

@@ -30,7 +30,7 @@ type testServer struct {
 
 // startServer serves exports over a unix socket in t.TempDir(), or TCP on
 // 127.0.0.1 if network is "tcp".
-func startServer(t *testing.T, network string, o ServerOptions, exports ...Export) *testServer {
+func startServer(t testing.TB, network string, o ServerOptions, exports ...Export) *testServer {
 	t.Helper()
 	s := NewServer(o)
 	for _, e := range exports {
@@ -55,7 +55,7 @@ func startServer(t *testing.T, network string, o ServerOptions, exports ...Expor
 }
 
 // stop shuts the server down (again, harmlessly) and waits for Serve.
-func (ts *testServer) stop(t *testing.T) {
+func (ts *testServer) stop(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testWait)
 	defer cancel()
@@ -74,7 +74,7 @@ func (ts *testServer) stop(t *testing.T) {
 }
 
 // dial opens a client on the test server, closed in t.Cleanup.
-func (ts *testServer) dial(t *testing.T, o ClientOptions) *Client {
+func (ts *testServer) dial(t testing.TB, o ClientOptions) *Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testWait)
 	defer cancel()

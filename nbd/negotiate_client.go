@@ -22,7 +22,7 @@ func (c *Client) handshake(ctx context.Context, o ClientOptions) error {
 		deadline = ctxDeadline
 	}
 	// STARTTLS replaces c.nc; the deadlines stay on the connection below.
-	raw := c.nc
+	raw := c.raw
 	raw.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
 	err := c.negotiate(o)
@@ -113,7 +113,7 @@ func (c *Client) greet() (noZeroes bool, err error) {
 func (c *Client) sendOption(opt Option, data []byte) error {
 	var h [optHeaderSize]byte
 	putOptHeader(h[:], opt, uint32(len(data)))
-	if _, err := writeBuffers(c.nc, [][]byte{h[:], data}); err != nil {
+	if err := writeMessage(c.nc, h[:], data); err != nil {
 		return fmt.Errorf("nbd: send option %v: %w", opt, err)
 	}
 	return nil

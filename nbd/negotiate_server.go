@@ -145,8 +145,7 @@ func (n *negotiation) option(opt Option, data []byte) (done bool, err error) {
 func (n *negotiation) reply(opt Option, typ Reply, data []byte) error {
 	var h [optReplyHeaderSize]byte
 	putOptReplyHeader(h[:], opt, typ, uint32(len(data)))
-	bufs := [][]byte{h[:], data}
-	if _, err := writeBuffers(n.c.nc, bufs); err != nil {
+	if err := writeMessage(n.c.nc, h[:], data); err != nil {
 		return fmt.Errorf("nbd: send reply to option %v: %w", opt, err)
 	}
 	return nil

@@ -14,7 +14,7 @@ import (
 func (c *conn) replyOK(req *Request) {
 	var h [simpleReplySize]byte
 	putSimpleReply(h[:], 0, req.Handle)
-	c.send(h[:])
+	c.send(h[:], nil)
 }
 
 // replyData answers a READ. With structured replies the data goes in one
@@ -30,7 +30,7 @@ func (c *conn) replyData(req *Request, data []byte) {
 	if len(data) == 0 {
 		var h [chunkHeaderSize]byte
 		putChunkHeader(h[:], replyFlagDone, chunkNone, req.Handle, 0)
-		c.send(h[:])
+		c.send(h[:], nil)
 		return
 	}
 	var h [chunkHeaderSize + 8]byte
@@ -49,7 +49,7 @@ func (c *conn) replyBlockStatus(req *Request, descs []descriptor) {
 		binary.BigEndian.PutUint32(p[4+8*i:], d.length)
 		binary.BigEndian.PutUint32(p[8+8*i:], d.flags)
 	}
-	c.send(b)
+	c.send(b, nil)
 }
 
 // replyControl answers a netraid control request: a simple reply header,
@@ -73,7 +73,7 @@ func (c *conn) replyError(req *Request, err error) {
 	if !c.structured {
 		var h [simpleReplySize]byte
 		putSimpleReply(h[:], errno, req.Handle)
-		c.send(h[:])
+		c.send(h[:], nil)
 		return
 	}
 	msg := errorMessage(err)
@@ -82,5 +82,5 @@ func (c *conn) replyError(req *Request, err error) {
 	binary.BigEndian.PutUint32(b[chunkHeaderSize:], uint32(errno))
 	binary.BigEndian.PutUint16(b[chunkHeaderSize+4:], uint16(len(msg)))
 	copy(b[chunkHeaderSize+chunkErrorMinSize:], msg)
-	c.send(b)
+	c.send(b, nil)
 }

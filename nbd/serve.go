@@ -337,17 +337,17 @@ func (c *conn) flushOnClose() {
 	c.flushed.Store(w)
 }
 
-// send writes one reply, made of bufs, under the reply lock. A reply that
-// fails to go out whole leaves the stream unusable, so the connection is
-// aborted.
-func (c *conn) send(bufs ...[]byte) error {
+// send writes one reply, a header and its data, under the reply lock. A
+// reply that fails to go out whole leaves the stream unusable, so the
+// connection is aborted.
+func (c *conn) send(head, data []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.werr != nil {
 		return c.werr
 	}
 	c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.ReplyTimeout))
-	if _, err := writeBuffers(c.nc, bufs); err != nil {
+	if err := writeMessage(c.nc, head, data); err != nil {
 		c.werr = fmt.Errorf("nbd: send reply: %w", err)
 		c.abort()
 		return c.werr

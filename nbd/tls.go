@@ -58,7 +58,7 @@ func (n *negotiation) startTLS(data []byte) error {
 	if err := n.reply(opt, RepAck, nil); err != nil {
 		return err
 	}
-	tc := tls.Server(n.c.raw, cfg)
+	tc := newTLSSession(n.c.raw, tls.Server, cfg)
 	if err := tc.HandshakeContext(n.ctx); err != nil {
 		if remoteAlert(err) {
 			return fmt.Errorf("%w: the client refused this server's certificate or the TLS session: %w", ErrTLS, err)
@@ -73,7 +73,7 @@ func (n *negotiation) startTLS(data []byte) error {
 }
 
 // upgrade makes the TLS session the connection's stream.
-func (c *conn) upgrade(tc *tls.Conn) {
+func (c *conn) upgrade(tc *tlsSession) {
 	c.mu.Lock()
 	c.nc = tc
 	c.mu.Unlock()
@@ -102,7 +102,7 @@ func (c *Client) startTLS(cfg *tls.Config) error {
 	case c.br.Buffered() != 0:
 		return fmt.Errorf("%w: %d bytes after the STARTTLS reply, before the TLS handshake", ErrProtocol, c.br.Buffered())
 	}
-	tc := tls.Client(c.nc, cfg)
+	tc := newTLSSession(c.nc, tls.Client, cfg)
 	if err := tc.Handshake(); err != nil {
 		return fmt.Errorf("%w: %w", ErrTLS, err)
 	}
