@@ -14,11 +14,14 @@ import (
 	"time"
 
 	"github.com/netraid/netraid/blockdev"
+	"github.com/netraid/netraid/internal/workers"
 )
 
 // conn is one client connection. Its goroutine (serve) negotiates and then
-// reads requests; each request runs in a handler goroutine of its own, at
-// most MaxInflight at a time, and replies are serialized by wmu.
+// reads requests; each request runs on a handler of the connection's
+// worker pool, at most MaxInflight at a time, and replies are serialized
+// by wmu. Handlers outlive their requests so that their stacks, grown
+// through the layers of the device, are not grown again per request.
 type conn struct {
 	s   *Server
 	raw net.Conn // the accepted connection: deadlines and abort go here
@@ -51,9 +54,10 @@ type conn struct {
 	inflight      int
 	inflightBytes int
 
-	handlers sync.WaitGroup
-	writes   atomic.Uint64 // writes completed (the connection's dirty count)
-	flushed  atomic.Uint64 // writes known durable
+	handlers sync.WaitGroup // requests handed off and not yet answered
+	pool     *workers.Pool  // runs them
+	writes   atomic.Uint64  // writes completed (the connection's dirty count)
+	flushed  atomic.Uint64  // writes known durable
 
 	accepted  time.Time // read-only
 	displaced bool      // closed by the connection cap; guarded by Server.mu
@@ -75,6 +79,7 @@ func newConn(ctx context.Context, s *Server, nc net.Conn, l net.Listener) *conn 
 		log:      s.log.With("remote", nc.RemoteAddr().String()),
 		done:     make(chan struct{}),
 		accepted: time.Now(),
+		pool:     workers.New(0),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	c.br = bufio.NewReaderSize(nc, 64<<10)
@@ -106,6 +111,8 @@ func (c *conn) serve() {
 	c.log.Info("client connected", "structured", c.structured)
 	err := c.transmit()
 	c.handlers.Wait()
+	c.pool.Close()
+	c.pool.Wait()
 	c.flushOnClose()
 	c.nc.Close()
 	switch {
@@ -254,7 +261,7 @@ func (c *conn) accept(req Request) error {
 		}
 	}
 	c.handlers.Add(1)
-	go c.handle(req, payload, need)
+	c.pool.Go(func() { c.handle(req, payload, need) })
 	return nil
 }
 
