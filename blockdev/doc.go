@@ -18,6 +18,13 @@
 //     map, checksum) are separate one-method interfaces found by type
 //     assertion; the package-level helpers of the same names fall back to
 //     plain I/O.
+//   - Vectored I/O (VectorIO, VectorFUAWriter; helpers ReadV, WriteV,
+//     WriteVFUA) moves several buffers over one contiguous range in one
+//     call and returns the bytes done from the range's start, as a loop of
+//     single-buffer calls stopping at the first failure would (a failure
+//     may report fewer, never more); the fallback is that loop. File uses
+//     preadv/pwritev(2), at most IOV_MAX buffers a syscall, resuming short
+//     transfers mid-buffer.
 //   - Map's extents are non-empty, contiguous, in order and cover the range
 //     exactly; an extent marked Zero reads as zeroes, and every Hole is Zero.
 //   - After Close, every call fails with an error wrapping ErrClosed.

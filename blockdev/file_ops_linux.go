@@ -75,61 +75,14 @@ func unsupported(err error) bool {
 	return errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.ENOTTY)
 }
 
-// errNoRWF: pwritev2 refused RWF_DSYNC; the caller falls back.
-var errNoRWF = errors.New("pwritev2 RWF_DSYNC not supported")
-
 // WriteAtFUA writes p durably: pwritev2 with RWF_DSYNC, which a block
 // device turns into a FUA write. If the kernel refuses the flag, it falls
-// back (for good) to pwrite followed by fdatasync.
+// back (for good) to a write followed by fdatasync.
 func (f *File) WriteAtFUA(p []byte, off int64) (int, error) {
 	if err := f.check(opFUA, p, off, int64(len(p))); err != nil || len(p) == 0 {
 		return 0, err
 	}
-	if !f.noFUA.Load() {
-		n, err := f.pwritev2(p, off)
-		if !errors.Is(err, errNoRWF) {
-			return n, err
-		}
-	}
-	n, err := f.pwrite(p, off)
-	if err != nil {
-		return n, err
-	}
-	if err := f.fdatasync(); err != nil {
-		return n, err
-	}
-	f.noFUA.Store(true) // the plain write worked: the flag was the problem
-	return n, nil
-}
-
-func (f *File) pwritev2(p []byte, off int64) (int, error) {
-	done := 0
-	err := f.control(func(fd int) error {
-		iov := [][]byte{nil}
-		for done < len(p) {
-			iov[0] = p[done:]
-			n, err := unix.Pwritev2(fd, iov, off+int64(done), unix.RWF_DSYNC)
-			switch {
-			case err == unix.EINTR:
-				continue
-			case done == 0 && (err == unix.EINVAL || unsupported(err)):
-				return errNoRWF
-			case err != nil:
-				return err
-			case n == 0:
-				return fmt.Errorf("pwritev2 wrote nothing")
-			}
-			done += n
-		}
-		return nil
-	})
-	switch {
-	case errors.Is(err, errNoRWF):
-		return 0, err
-	case err != nil:
-		return done, f.ioErr(opFUA, off, int64(len(p)), err)
-	}
-	return done, nil
+	return f.writeFUA([][]byte{p}, off, int64(len(p)))
 }
 
 // Trim discards an aligned range: BLKDISCARD on a block device, a punched

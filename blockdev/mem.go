@@ -23,6 +23,9 @@ var (
 	_ Zeroer    = (*Mem)(nil)
 	_ FUAWriter = (*Mem)(nil)
 	_ Mapper    = (*Mem)(nil)
+
+	_ VectorIO        = (*Mem)(nil)
+	_ VectorFUAWriter = (*Mem)(nil)
 )
 
 // NewMem returns a zero-filled in-memory device of the given size.
@@ -64,6 +67,51 @@ func (m *Mem) write(p []byte, off int64, fua bool) (int, error) {
 	}
 	m.remember(off, int64(len(p)), fua)
 	return copy(m.data[off:], p), nil
+}
+
+// ReadAtv reads bufs from the range at off, under one lock.
+func (m *Mem) ReadAtv(bufs [][]byte, off int64) (int, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return 0, ErrClosed
+	}
+	if err := CheckRange(m.Size(), off, VecLen(bufs)); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, b := range bufs {
+		n += copy(b, m.data[off+int64(n):])
+	}
+	return n, nil
+}
+
+// WriteAtv writes bufs over the range at off, under one lock.
+func (m *Mem) WriteAtv(bufs [][]byte, off int64) (int, error) {
+	return m.writev(bufs, off, false)
+}
+
+// WriteAtvFUA writes bufs and makes the pages they touched durable at once.
+func (m *Mem) WriteAtvFUA(bufs [][]byte, off int64) (int, error) {
+	return m.writev(bufs, off, true)
+}
+
+func (m *Mem) writev(bufs [][]byte, off int64, fua bool) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return 0, ErrClosed
+	}
+	total := VecLen(bufs)
+	if err := CheckRange(m.Size(), off, total); err != nil {
+		return 0, err
+	}
+	m.remember(off, total, fua)
+	n := 0
+	for _, b := range bufs {
+		n += copy(m.data[off+int64(n):], b)
+	}
+	return n, nil
 }
 
 // remember saves the flushed contents of the pages in [off, off+n) before

@@ -78,3 +78,29 @@ func TestSectionConformance(t *testing.T) {
 		return s
 	}, devtest.Options{Unaligned: true, TrimZeroes: true})
 }
+
+// TestMemVectorCrash checks that a vectored FUA write survives a crash and
+// a plain vectored write does not.
+func TestMemVectorCrash(t *testing.T) {
+	m := blockdev.NewMem(64 << 10)
+	t.Cleanup(func() { m.Close() })
+	fua := [][]byte{devtest.Pattern(1, 0, 5000), devtest.Pattern(1, 5000, 3192)}
+	if n, err := m.WriteAtvFUA(fua, 0); err != nil || n != 8192 {
+		t.Fatalf("WriteAtvFUA = %d, %v", n, err)
+	}
+	plain := [][]byte{devtest.Pattern(2, 20000, 100), nil, devtest.Pattern(2, 20100, 9000)}
+	if n, err := m.WriteAtv(plain, 20000); err != nil || n != 9100 {
+		t.Fatalf("WriteAtv = %d, %v", n, err)
+	}
+	got := make([]byte, 9100)
+	if n, err := m.ReadAtv([][]byte{got[:7], got[7:]}, 20000); err != nil || n != len(got) ||
+		!bytes.Equal(got, devtest.Pattern(2, 20000, 9100)) {
+		t.Fatalf("ReadAtv = %d, %v; data equal %v", n, err, bytes.Equal(got, devtest.Pattern(2, 20000, 9100)))
+	}
+	m.Crash()
+	want := make([]byte, 64<<10)
+	copy(want, devtest.Pattern(1, 0, 8192))
+	if got := m.Bytes(); !bytes.Equal(got, want) {
+		t.Fatalf("after Crash, first difference at %d", firstDiff(got, want))
+	}
+}

@@ -19,6 +19,9 @@ var (
 	_ Zeroer    = (*Section)(nil)
 	_ FUAWriter = (*Section)(nil)
 	_ Mapper    = (*Section)(nil)
+
+	_ VectorIO        = (*Section)(nil)
+	_ VectorFUAWriter = (*Section)(nil)
 )
 
 // NewSection returns the window [base, base+size) of d. Closing the
@@ -79,6 +82,30 @@ func (s *Section) WriteAtFUA(p []byte, off int64) (int, error) {
 		return 0, err
 	}
 	return WriteFUA(s.d, p, s.base+off)
+}
+
+// ReadAtv, WriteAtv and WriteAtvFUA shift the range into the parent and
+// go through the package helpers, so that they use the parent's vectored
+// I/O if it has it and fall back to one call per buffer otherwise.
+func (s *Section) ReadAtv(bufs [][]byte, off int64) (int, error) {
+	if err := s.check(off, VecLen(bufs)); err != nil {
+		return 0, err
+	}
+	return ReadV(s.d, bufs, s.base+off)
+}
+
+func (s *Section) WriteAtv(bufs [][]byte, off int64) (int, error) {
+	if err := s.check(off, VecLen(bufs)); err != nil {
+		return 0, err
+	}
+	return WriteV(s.d, bufs, s.base+off)
+}
+
+func (s *Section) WriteAtvFUA(bufs [][]byte, off int64) (int, error) {
+	if err := s.check(off, VecLen(bufs)); err != nil {
+		return 0, err
+	}
+	return WriteVFUA(s.d, bufs, s.base+off)
 }
 
 func (s *Section) Trim(off, n int64) error {

@@ -2,6 +2,7 @@ package stripe
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -101,23 +102,27 @@ func TestShortRead(t *testing.T) {
 // TestFailEachPiece fails the i-th write of each member in turn, for i =
 // 0, 1, ... until the write succeeds, and checks that every failure names
 // its member and piece and counts exactly the bytes before that piece.
+// Members without vectored I/O see one write per piece; members with it
+// see one write in all, whose failure is charged to their first piece.
 func TestFailEachPiece(t *testing.T) {
+	for _, hide := range []bool{true, false} {
+		t.Run(fmt.Sprintf("hide vectors %v", hide), func(t *testing.T) { testFailEachPiece(t, hide) })
+	}
+}
+
+func testFailEachPiece(t *testing.T, hide bool) {
 	const chunk = 4 * kib
 	off, n := int64(chunk/2), int64(7*chunk)
 	ext := Map(off, n, chunk, 3)
 	for disk := range 3 {
 		for i := 0; ; i++ {
-			f := []*fault.Device{
-				fault.Wrap(blockdev.NewMem(4 * chunk)),
-				fault.Wrap(blockdev.NewMem(4 * chunk)),
-				fault.Wrap(blockdev.NewMem(4 * chunk)),
-			}
-			s := mustNew(t, devices(f), chunk)
+			f, disks := faultMembers(3, 4*chunk, hide)
+			s := mustNew(t, disks, chunk)
 			f[disk].FailNth(fault.Write, i, errBoom)
 			got, err := s.WriteAt(make([]byte, n), off)
 			s.Close()
 			if err == nil {
-				if got != int(n) || i == 0 {
+				if got != int(n) || i == 0 || (!hide && i != 1) {
 					t.Fatalf("disk %d: write with failure %d armed = %d, nil", disk, i, got)
 				}
 				break

@@ -41,6 +41,13 @@ func fanOut(n, stride int, do func(k int) bool) {
 // *DiskError.
 func (s *Set) piece(op string, e Extent, f pieceFunc) (int64, error) {
 	done, err := f(s.disks[e.Disk], e)
+	return pieceResult(op, e, done, err)
+}
+
+// pieceResult turns what a member did of extent e, done bytes and err,
+// into the bytes done (clamped to the extent) and, if it failed or fell
+// short, a *DiskError.
+func pieceResult(op string, e Extent, done int64, err error) (int64, error) {
 	if err == io.EOF && done == e.Len {
 		err = nil // a ReaderAt may report EOF with a full read
 	}

@@ -90,38 +90,32 @@ func (s *Set) enter() error {
 }
 
 func (s *Set) ReadAt(p []byte, off int64) (int, error) {
-	return s.transfer(opRead, p, off, func(d blockdev.Device, b []byte, off int64) (int, error) {
-		return d.ReadAt(b, off)
-	})
+	return s.transfer(xRead, p, off)
 }
 
 func (s *Set) WriteAt(p []byte, off int64) (int, error) {
-	return s.transfer(opWrite, p, off, func(d blockdev.Device, b []byte, off int64) (int, error) {
-		return d.WriteAt(b, off)
-	})
+	return s.transfer(xWrite, p, off)
 }
 
 // WriteAtFUA writes p durably: each member's part is written with FUA
 // (or a write and a flush, if the member cannot do FUA), in parallel.
 func (s *Set) WriteAtFUA(p []byte, off int64) (int, error) {
-	return s.transfer(opWriteFUA, p, off, blockdev.WriteFUA)
+	return s.transfer(xFUA, p, off)
 }
 
-// transfer splits a read or write of p at off into chunk pieces and runs
-// io on each, in parallel across members.
-func (s *Set) transfer(op string, p []byte, off int64, io func(blockdev.Device, []byte, int64) (int, error)) (int, error) {
+// transfer splits a read or write of p at off into chunk pieces and does
+// them, in parallel across members, each member's pieces that lie end to
+// end on it in one vectored call (see transferRuns).
+func (s *Set) transfer(x xfer, p []byte, off int64) (int, error) {
 	if err := s.enter(); err != nil {
 		return 0, err
 	}
 	defer s.mu.RUnlock()
 	if err := blockdev.CheckRange(s.size, off, int64(len(p))); err != nil {
-		return 0, fmt.Errorf("stripe: %s: %w", op, err)
+		return 0, fmt.Errorf("stripe: %s: %w", x.op, err)
 	}
 	ext := Map(off, int64(len(p)), s.chunk, len(s.disks))
-	n, err := s.run(op, ext, len(s.disks), func(d blockdev.Device, e Extent) (int64, error) {
-		n, err := io(d, p[e.BufOff:e.BufOff+e.Len], e.DiskOff)
-		return int64(n), err
-	})
+	n, err := s.transferRuns(x, p, ext)
 	return int(n), err
 }
 

@@ -135,6 +135,9 @@ func testOutOfRange(e *env) {
 // outOfRangeAbilities calls the device's own optional abilities (not the
 // package helpers, which check the range themselves) out of range.
 func (e *env) outOfRangeAbilities(c span, p []byte) {
+	if p != nil {
+		e.outOfRangeVector(c, p)
+	}
 	if f, ok := e.d.(blockdev.FUAWriter); ok && p != nil {
 		if n, err := f.WriteAtFUA(p, c.off); n != 0 || !isOutOfRange(err) {
 			e.t.Errorf("WriteAtFUA(%v) = %d, %v; want 0, ErrOutOfRange", c, n, err)
@@ -218,6 +221,12 @@ func testClose(e *env) {
 	}
 	if _, err := blockdev.WriteFUA(e.d, p, 0); !isClosed(err) {
 		e.t.Errorf("WriteFUA after Close = %v, want ErrClosed", err)
+	}
+	if _, err := blockdev.ReadV(e.d, [][]byte{p}, 0); !isClosed(err) {
+		e.t.Errorf("ReadV after Close = %v, want ErrClosed", err)
+	}
+	if _, err := blockdev.WriteV(e.d, [][]byte{p}, 0); !isClosed(err) {
+		e.t.Errorf("WriteV after Close = %v, want ErrClosed", err)
 	}
 	if err := blockdev.WriteZeroes(e.d, 0, e.blk, false); !isClosed(err) {
 		e.t.Errorf("WriteZeroes after Close = %v, want ErrClosed", err)

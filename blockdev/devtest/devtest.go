@@ -63,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T, size int64) blockdev.Device, o Op
 		{"ConcurrentMixed", testConcurrentMixed},
 		{"Flush", testFlush},
 		{"FUA", testFUA},
+		{"Vector", testVector},
 		{"WriteZeroes", testWriteZeroes},
 		{"Trim", testTrim},
 		{"Map", testMap},

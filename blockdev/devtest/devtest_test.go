@@ -56,6 +56,7 @@ func TestSuiteCatchesBrokenDevices(t *testing.T) {
 		"drops-tail":     "RoundTrip",
 		"zeroes-noop":    "WriteZeroes",
 		"fua-lost":       "FUA",
+		"vector-one-off": "Vector",
 		"trim-garbage":   "Trim",
 		"map-gap":        "Map",
 		"checksum-wrong": "Checksum",
@@ -140,6 +141,31 @@ func (b *broken) WriteAtFUA(p []byte, off int64) (int, error) {
 	}
 	b.apply()
 	return b.Mem.WriteAtFUA(p, off)
+}
+
+func (b *broken) ReadAtv(bufs [][]byte, off int64) (int, error) {
+	b.apply()
+	return b.Mem.ReadAtv(bufs, off)
+}
+
+// WriteAtv, for vector-one-off, writes every buffer at off, as a loop that
+// forgets to advance would.
+func (b *broken) WriteAtv(bufs [][]byte, off int64) (int, error) {
+	b.apply()
+	if b.kind != "vector-one-off" {
+		return b.Mem.WriteAtv(bufs, off)
+	}
+	if err := blockdev.CheckRange(b.Size(), off, blockdev.VecLen(bufs)); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, p := range bufs {
+		k, err := b.Mem.WriteAt(p, off)
+		if n += k; err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 func (b *broken) Flush() error {

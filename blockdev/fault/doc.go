@@ -11,6 +11,9 @@
 //     a failed op changed nothing, except a torn write, which wrote exactly
 //     its first keep bytes.
 //   - Every injected error wraps the error it was armed with (errors.Is).
+//   - A vectored call (ReadAtv, WriteAtv, WriteAtvFUA) is one op of its
+//     kind, however many buffers it has; a torn one writes exactly its
+//     first keep bytes, across buffers.
 //   - The wrapper starts no goroutines. Ops held by Hang or Slow belong to
 //     their callers; Close releases them and they fail with ErrClosed.
 package fault

@@ -61,6 +61,16 @@ var scenarios = []scenario{
 		check: func(m *blockdev.Mem) error { return expect(m, 512, devtest.Pattern(2, 512, 1024)) },
 	},
 	{
+		name:  "vectored FUA falling back to vectored write and flush",
+		ops:   2,
+		plain: true,
+		run: func(d blockdev.Device) error {
+			_, err := blockdev.WriteVFUA(d, [][]byte{devtest.Pattern(4, 512, 512), devtest.Pattern(4, 1024, 1536)}, 512)
+			return err
+		},
+		check: func(m *blockdev.Mem) error { return expect(m, 512, devtest.Pattern(4, 512, 2048)) },
+	},
+	{
 		name: "unaligned write through Aligned (read-modify-write)",
 		ops:  3, // head block read, tail block read, one write
 		run: func(d blockdev.Device) error {
