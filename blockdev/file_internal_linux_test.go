@@ -37,18 +37,7 @@ func TestFileIOErr(t *testing.T) {
 // TestFileFallbacks takes the paths used when the kernel lacks pwritev2
 // RWF_DSYNC, fallocate/BLKZEROOUT or discard, as if it had said so.
 func TestFileFallbacks(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "disk")
-	if err := os.WriteFile(path, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(path, 1<<20); err != nil {
-		t.Fatal(err)
-	}
-	f, err := OpenFile(path, FileOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := openTempFile(t, 1<<20)
 	f.noFUA.Store(true)
 	f.noZero.Store(true)
 	f.noDiscard.Store(true)
@@ -77,4 +66,23 @@ func TestFileFallbacks(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Fatal("fallback paths wrote the wrong data (Trim must leave data, WriteZeroes zero its range)")
 	}
+}
+
+// openTempFile opens a sparse regular file of size bytes in a temporary
+// directory, closed when the test ends.
+func openTempFile(t *testing.T, size int64) *File {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "disk")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, size); err != nil {
+		t.Fatal(err)
+	}
+	f, err := OpenFile(path, FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }

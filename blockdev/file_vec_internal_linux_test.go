@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
@@ -190,18 +188,7 @@ func TestAdvance(t *testing.T) {
 // TestFileVectorFUAFallback writes a vector with FUA after the kernel
 // refused RWF_DSYNC: pwritev and fdatasync.
 func TestFileVectorFUAFallback(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "disk")
-	if err := os.WriteFile(path, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(path, 1<<20); err != nil {
-		t.Fatal(err)
-	}
-	f, err := OpenFile(path, FileOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := openTempFile(t, 1<<20)
 	f.noFUA.Store(true)
 	a, b := GetBuffer(8192, poolAlign), GetBuffer(4096, poolAlign)
 	defer PutBuffer(a)
