@@ -73,7 +73,9 @@
 // OptNetraidHello before NBD_OPT_GO (data: 32-bit export name length, the
 // name, the hello bytes); the server answers through ServerOptions.Hello
 // with a RepNetraidHello reply carrying its response, or refuses with
-// NBD_REP_ERR_POLICY and the error's text (a HelloError on the client).
+// NBD_REP_ERR_POLICY and the error's text, or, when the hook's error is a
+// *HelloRefusal, with RepErrNetraidRefused: the text and the refusal's
+// data (a HelloError with Data on the client).
 // On connections that did the hello, CmdNetraidControl carries a payload
 // like WRITE and is answered by a simple reply header, a 32-bit length
 // and the response. A request starting with 'C' followed by a 64-bit

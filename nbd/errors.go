@@ -155,12 +155,27 @@ func (e *OptionError) Unwrap() error {
 
 // HelloError is the server's refusal of the netraid hello: its
 // ServerOptions.Hello returned an error (Reply is RepErrPolicy and Msg its
-// text), or it has no Hello hook (RepErrUnsup).
+// text; RepErrNetraidRefused with the data of a *HelloRefusal), or it has
+// no Hello hook (RepErrUnsup).
 type HelloError struct {
 	Export string
 	Reply  Reply
 	Msg    string
+	// Data is what the server's hook attached to its refusal (a
+	// HelloRefusal's Data); nil if it attached nothing.
+	Data []byte
 }
+
+// HelloRefusal is an error a ServerOptions.Hello hook returns to refuse the
+// client and still tell it something it can act on: the client's
+// HelloError carries Data, next to the error's text.
+type HelloRefusal struct {
+	Err  error
+	Data []byte
+}
+
+func (e *HelloRefusal) Error() string { return e.Err.Error() }
+func (e *HelloRefusal) Unwrap() error { return e.Err }
 
 func (e *HelloError) Error() string {
 	s := fmt.Sprintf("nbd: hello for export %q refused (%v)", e.Export, e.Reply)

@@ -213,6 +213,12 @@ func (c *Client) sayHello(export string, hello []byte) error {
 	case typ == RepNetraidHello:
 		c.hello, c.helloReply = true, data
 		return nil
+	case typ == RepErrNetraidRefused:
+		msg, attached, err := parseRefusal(data)
+		if err != nil {
+			return fmt.Errorf("%w: refusal of the netraid hello: %w", ErrProtocol, err)
+		}
+		return &HelloError{Export: export, Reply: typ, Msg: msg, Data: attached}
 	case typ.IsError():
 		return &HelloError{Export: export, Reply: typ, Msg: string(data)}
 	}

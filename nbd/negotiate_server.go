@@ -356,7 +356,14 @@ func (n *negotiation) netraidHello(data []byte) error {
 	}
 	n.hello = nil
 	resp, err := hook(n.ctx, e.Name, payload)
+	var refusal *HelloRefusal
 	switch {
+	case errors.As(err, &refusal):
+		data := encodeRefusal(errorMessage(err), refusal.Data)
+		if len(data) > maxOptionLen {
+			return n.replyErr(opt, RepErrPolicy, errorMessage(err))
+		}
+		return n.reply(opt, RepErrNetraidRefused, data)
 	case err != nil:
 		return n.replyErr(opt, RepErrPolicy, errorMessage(err))
 	case len(resp) > maxOptionLen:

@@ -25,8 +25,13 @@ func (h *hooks) hello(_ context.Context, export string, req []byte) ([]byte, err
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.hellos = append(h.hellos, export+":"+string(req))
-	if string(req) == "wrong volume" {
+	switch string(req) {
+	case "wrong volume":
 		return nil, errors.New("volume 1234 is not volume 5678")
+	case "split brain":
+		return nil, &HelloRefusal{Err: errors.New("both nodes took writes"), Data: []byte(`{"verdict":"split-brain"}`)}
+	case "huge refusal":
+		return nil, &HelloRefusal{Err: errors.New("too much to say"), Data: make([]byte, maxOptionLen)}
 	}
 	return []byte("welcome " + string(req)), nil
 }
@@ -120,6 +125,27 @@ func TestHelloRefused(t *testing.T) {
 	_, err = Dial(context.Background(), ts.network, ts.addr, ClientOptions{Export: "nope", Hello: []byte("hi")})
 	if !errors.Is(err, ErrUnknownExport) {
 		t.Fatalf("hello for an unknown export: %v", err)
+	}
+}
+
+// TestHelloRefusalWithData: a hook's *HelloRefusal reaches the client as
+// a HelloError with the text and the data; data too large for an option
+// reply is dropped, and the refusal still carries the text.
+func TestHelloRefusalWithData(t *testing.T) {
+	h := &hooks{}
+	ts := startServer(t, "unix", ServerOptions{Hello: h.hello}, Export{Name: "vol", Dev: blockdev.NewMem(expSize)})
+	_, err := Dial(context.Background(), ts.network, ts.addr, ClientOptions{Export: "vol", Hello: []byte("split brain")})
+	var he *HelloError
+	if !errors.As(err, &he) || he.Reply != RepErrNetraidRefused || he.Msg != "both nodes took writes" ||
+		string(he.Data) != `{"verdict":"split-brain"}` {
+		t.Fatalf("refusal with data: %v (data %q)", err, he.Data)
+	}
+	_, err = Dial(context.Background(), ts.network, ts.addr, ClientOptions{Export: "vol", Hello: []byte("huge refusal")})
+	if !errors.As(err, &he) || he.Reply != RepErrPolicy || he.Msg != "too much to say" || he.Data != nil {
+		t.Fatalf("refusal with oversized data: %v", err)
+	}
+	if ts.Clients("vol") != 0 {
+		t.Fatalf("refused client got in")
 	}
 }
 

@@ -211,17 +211,32 @@ func encodeMetaContext(id uint32, name string) []byte {
 
 // encodeHello is the data of OptNetraidHello: the export name, then the
 // caller's bytes.
-func encodeHello(export string, payload []byte) []byte {
-	b := binary.BigEndian.AppendUint32(nil, uint32(len(export)))
-	b = append(b, export...)
-	return append(b, payload...)
-}
+func encodeHello(export string, payload []byte) []byte { return encodeNamed(export, payload) }
 
 func parseHello(b []byte) (export string, payload []byte, err error) {
+	return parseNamed(b, "export name")
+}
+
+// encodeRefusal is the data of a RepErrNetraidRefused reply: the message,
+// then the data the server's hook attached.
+func encodeRefusal(msg string, data []byte) []byte { return encodeNamed(msg, data) }
+
+func parseRefusal(b []byte) (msg string, data []byte, err error) {
+	return parseNamed(b, "refusal message")
+}
+
+// encodeNamed is a 32-bit length, s, then rest.
+func encodeNamed(s string, rest []byte) []byte {
+	b := binary.BigEndian.AppendUint32(nil, uint32(len(s)))
+	b = append(b, s...)
+	return append(b, rest...)
+}
+
+func parseNamed(b []byte, what string) (s string, rest []byte, err error) {
 	r := optReader{b: b}
-	export = r.str("export name", r.u32("name length"))
+	s = r.str(what, r.u32(what+" length"))
 	if r.err != nil {
 		return "", nil, r.err
 	}
-	return export, r.b, nil
+	return s, r.b, nil
 }

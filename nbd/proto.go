@@ -98,6 +98,9 @@ const (
 	RepErrShutdown            = repErr + 7
 	RepErrBlockSizeReqd       = repErr + 8
 	RepErrTooBig              = repErr + 9
+	// RepErrNetraidRefused refuses OptNetraidHello with data for the
+	// client: a 32-bit message length, the message, the data.
+	RepErrNetraidRefused = repErr + 0x4e52
 )
 
 // IsError reports whether r is an error reply.
@@ -226,6 +229,7 @@ var replyNames = map[Reply]string{
 	RepErrInvalid: "invalid", RepErrPlatform: "platform", RepErrTLSReqd: "tls required",
 	RepErrUnknown: "unknown export", RepErrShutdown: "shutting down",
 	RepErrBlockSizeReqd: "block size required", RepErrTooBig: "too big",
+	RepErrNetraidRefused: "netraid-refused",
 }
 
 func (r Reply) String() string {

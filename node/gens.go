@@ -117,6 +117,16 @@ func (v Verdict) String() string {
 	return fmt.Sprintf("verdict(%d)", int(v))
 }
 
+// parseVerdict is the Verdict whose String is s; false if none is.
+func parseVerdict(s string) (Verdict, bool) {
+	for v := NoSync; v <= TargetNewer; v++ {
+		if v.String() == s {
+			return v, true
+		}
+	}
+	return -1, false
+}
+
 // Refused reports whether the verdict leaves the link down.
 func (v Verdict) Refused() bool { return v >= SplitBrain }
 

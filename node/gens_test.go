@@ -89,3 +89,18 @@ func TestGensLifecycle(t *testing.T) {
 		t.Fatalf("after two divergences: %v, want bitmap-sync", v)
 	}
 }
+
+// TestParseVerdict: every verdict's name reads back as that verdict, and
+// nothing else reads as one.
+func TestParseVerdict(t *testing.T) {
+	for v := NoSync; v <= TargetNewer; v++ {
+		if got, ok := parseVerdict(v.String()); !ok || got != v {
+			t.Errorf("parseVerdict(%q) = %v, %v; want %v", v.String(), got, ok, v)
+		}
+	}
+	for _, s := range []string{"", "split brain", "verdict(9)", "Split-Brain"} {
+		if v, ok := parseVerdict(s); ok {
+			t.Errorf("parseVerdict(%q) = %v, want none", s, v)
+		}
+	}
+}

@@ -65,7 +65,7 @@ func (p *primary) connectOnce(ctx context.Context) error {
 		if errors.As(err, &he) {
 			// The peer refused the meeting: split brain, another volume…
 			n.setPeer("standalone", errors.New(he.Msg))
-			n.peer.verdict = verdictFromText(he.Msg)
+			n.refusedBy(he.Data)
 			n.log.Error("peer refused the connection", "reason", he.Msg)
 		} else if tlsRefused(err) {
 			// A certificate either side will not take: no data moved.
@@ -296,14 +296,24 @@ func kindOf(full bool, total int64) string {
 	return "bitmap"
 }
 
-// verdictFromText recovers the verdict a refusing peer named.
-func verdictFromText(msg string) Verdict {
-	for _, v := range []Verdict{SplitBrain, Unrelated, TargetNewer} {
-		if containsWord(msg, v.String()) {
-			return v
-		}
+// refusedBy records what a secondary that refused the hello said of
+// itself: its Hello (generations, role) and, if the refusal came from
+// comparing generations, its verdict. A refusal with nothing attached (an
+// older peer, or a reply too large) leaves the peer's record as it was.
+// Callers hold n.mu.
+func (n *Node) refusedBy(data []byte) {
+	if len(data) == 0 {
+		return
 	}
-	return -1
+	h, err := decodeHello(data)
+	if err != nil {
+		n.log.Warn("peer refused the connection with an unreadable hello", "err", err)
+		return
+	}
+	n.peer.hello = &h
+	if v, ok := parseVerdict(h.Verdict); ok {
+		n.peer.verdict, n.peer.met = v, true
+	}
 }
 
 // resyncFloor is the rate an adaptive resync keeps while the volume is

@@ -3,10 +3,8 @@ package node
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/netraid/netraid/meta"
@@ -80,15 +78,20 @@ func (n *Node) onHello(_ context.Context, _ string, req []byte) ([]byte, error) 
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	// refuse says why, and tells the primary this node's Hello and, when
+	// the generations decided (v >= 0), the verdict, as data rather than
+	// in the text.
 	refuse := func(v Verdict, format string, a ...any) ([]byte, error) {
 		err := fmt.Errorf(format, a...)
 		n.setPeer("standalone", err)
+		reply := n.helloFor("secondary")
 		if v >= 0 {
-			n.peer.verdict = v
+			n.peer.verdict, n.peer.met = v, true
+			reply.Verdict = v.String()
 		}
 		n.peer.hello = &h
 		n.log.Error("refused a primary", "peer", h.SetUUID, "reason", err)
-		return nil, err
+		return nil, &nbd.HelloRefusal{Err: err, Data: encode(reply)}
 	}
 	switch {
 	case n.disconnected:
@@ -188,7 +191,3 @@ func (n *Node) onControl(_ context.Context, _ string, req []byte) ([]byte, error
 func (n *Node) primaryConnected() bool {
 	return n.sec.srv != nil && n.sec.srv.Clients(peerExport) > 0
 }
-
-func containsWord(s, w string) bool { return strings.Contains(s, w) }
-
-var _ = errors.New

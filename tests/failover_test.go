@@ -103,8 +103,9 @@ func TestSplitBrain(t *testing.T) {
 	p.MA.LinkUp(t)
 
 	for _, n := range []*harness.Node{p.A, p.B} {
-		st := n.WaitStatus(time.Minute, "split brain reported", func(s node.Status) bool {
-			return s.Peer.State == "standalone" && strings.Contains(s.Peer.LastError, "split-brain")
+		st := n.WaitStatus(time.Minute, "split brain reported, with the verdict", func(s node.Status) bool {
+			return s.Peer.State == "standalone" && strings.Contains(s.Peer.LastError, "split-brain") &&
+				s.Peer.Verdict == "split-brain"
 		})
 		if len(st.Problems) == 0 {
 			t.Fatalf("%s reports split brain but no problem for the operator", n.Name)
