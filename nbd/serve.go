@@ -101,8 +101,10 @@ func (c *conn) serve() {
 		case c.ctx.Err() != nil:
 			c.log.Debug("handshake cut: displaced or aborted", "err", err)
 		case errors.Is(err, ErrTLS), errors.Is(err, ErrTLSRequired):
+			c.s.tlsRefused.Add(1)
 			c.log.Warn("client refused", "err", err)
 		default:
+			c.s.failedHandshakes.Add(1)
 			c.log.Info("handshake failed", "err", err)
 		}
 		return

@@ -129,6 +129,13 @@ type Stats struct {
 	// Refused counts connections MaxConnections closed: refused on
 	// arrival, or displaced during their handshake.
 	Refused int64
+	// TLSRefused counts connections closed in the handshake over TLS: a
+	// failed TLS handshake (no certificate, another CA, …), or a client
+	// that would not start TLS on a server that requires it.
+	TLSRefused int64
+	// FailedHandshakes counts the other handshakes that ended without an
+	// export: protocol errors, unknown exports, time-outs.
+	FailedHandshakes int64
 }
 
 // Server serves exports over NBD. Its methods are safe for concurrent use.
@@ -146,6 +153,7 @@ type Server struct {
 	capLogged time.Time     // when the cap was last logged
 
 	nconns, total, requests, bytesRead, bytesWritten, errors, refused atomic.Int64
+	tlsRefused, failedHandshakes                                      atomic.Int64
 }
 
 // NewServer returns a server with no exports.
@@ -295,5 +303,7 @@ func (s *Server) Stats() Stats {
 		BytesWritten:     s.bytesWritten.Load(),
 		Errors:           s.errors.Load(),
 		Refused:          s.refused.Load(),
+		TLSRefused:       s.tlsRefused.Load(),
+		FailedHandshakes: s.failedHandshakes.Load(),
 	}
 }

@@ -27,7 +27,7 @@ func (n *Node) Status() Status {
 		st.Members = append(st.Members, MemberStatus{Index: m.Index, Path: m.Path, Size: m.Size, State: state})
 	}
 	if !n.cfg.standalone() {
-		ps := &PeerStatus{Address: n.cfg.Peer, Listen: n.cfg.ListenPeer, State: n.peer.state, LastError: n.peer.lastErr}
+		ps := &PeerStatus{Address: n.cfg.Peer, Listen: n.cfg.ListenPeer, TLS: n.cfg.TLSDir != "", State: n.peer.state, LastError: n.peer.lastErr}
 		if n.prim == nil && ps.State == "connected" && !n.primaryConnected() {
 			// The primary's link ended since it met this node.
 			ps.State = "waiting"
@@ -57,6 +57,7 @@ func (n *Node) Status() Status {
 		st.Export = &ExportStatus{
 			Address: p.addr, Name: p.export, ReadOnly: n.cfg.ReadOnly, Clients: p.srv.Clients(p.export),
 			Requests: ss.Requests, BytesRead: ss.BytesRead, BytesWritten: ss.BytesWritten, Errors: ss.Errors,
+			TLS: n.exportTLSMode(), RefusedByCap: ss.Refused, TLSRefused: ss.TLSRefused, FailedHandshakes: ss.FailedHandshakes,
 		}
 		for _, l := range p.mir.Legs() {
 			ls := l.Stats()

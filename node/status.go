@@ -46,12 +46,21 @@ type ExportStatus struct {
 	BytesRead    int64  `json:"bytes_read"`
 	BytesWritten int64  `json:"bytes_written"`
 	Errors       int64  `json:"errors"`
+	// TLS: off, offered (STARTTLS for clients that ask) or required.
+	TLS string `json:"tls"`
+	// Connections closed before they reached the export: by the
+	// connection cap, in a TLS handshake (or for not starting TLS when it
+	// is required), or by another failed handshake.
+	RefusedByCap     int64 `json:"refused_by_cap"`
+	TLSRefused       int64 `json:"tls_refused"`
+	FailedHandshakes int64 `json:"failed_handshakes"`
 }
 
 // PeerStatus describes the replication link.
 type PeerStatus struct {
 	Address string `json:"address,omitempty"` // where the primary dials
 	Listen  string `json:"listen,omitempty"`  // where this node accepts its primary
+	TLS     bool   `json:"tls"`               // the link is mutual TLS
 	// State: connected, connecting, disconnected (by the operator),
 	// standalone (refused: split brain or another volume).
 	State     string `json:"state"`

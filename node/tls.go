@@ -70,3 +70,15 @@ func loopback(addr string) bool {
 func tlsRefused(err error) bool {
 	return errors.Is(err, nbd.ErrTLS) || errors.Is(err, nbd.ErrTLSRequired)
 }
+
+// exportTLSMode says how the NBD export takes TLS: off, offered (to
+// clients that ask with STARTTLS) or required.
+func (n *Node) exportTLSMode() string {
+	switch {
+	case n.cfg.TLSDir == "":
+		return "off"
+	case n.cfg.TLSRequired:
+		return "required"
+	}
+	return "offered"
+}

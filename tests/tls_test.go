@@ -159,8 +159,13 @@ func TestTLSExportClients(t *testing.T) {
 		t.Fatalf("refused clients moved data: %+v, then %+v", before.Export, after.Export)
 	}
 	log, _ := os.ReadFile(n.Log)
-	if c := strings.Count(string(log), `msg="client refused"`); c < 3 {
+	c := strings.Count(string(log), `msg="client refused"`)
+	if c < 3 {
 		t.Fatalf("the node logged %d refusals:\n%s", c, n.Tail())
+	}
+	// Status says the export requires TLS and counts what it refused.
+	if x := after.Export; x.TLS != "required" || x.TLSRefused-before.Export.TLSRefused != int64(c) {
+		t.Fatalf("status: tls %q, %d TLS refusals counted; want required and the %d the log shows", x.TLS, x.TLSRefused-before.Export.TLSRefused, c)
 	}
 	if !strings.Contains(string(log), "tls_client=alice") {
 		t.Fatalf("the log does not name the client certificate:\n%s", n.Tail())
@@ -237,7 +242,10 @@ func TestTLSMirror(t *testing.T) {
 	promoteA(t, p)
 	load := harness.StartFio(t, p.A.URI("vol"), "--rw=randwrite", "--bs=4k", "--iodepth=8",
 		"--size=32M", "--number_ios=12000", "--verify=crc32c", "--do_verify=1", "--rate_iops=2000")
-	p.A.WaitStatus(time.Minute, "writes under way", func(s node.Status) bool { return s.Export != nil && s.Export.BytesWritten > 1<<20 })
+	st := p.A.WaitStatus(time.Minute, "writes under way", func(s node.Status) bool { return s.Export != nil && s.Export.BytesWritten > 1<<20 })
+	if st.Peer == nil || !st.Peer.TLS || st.Export.TLS != "offered" {
+		t.Fatalf("status does not show TLS on the link and offered on the export: peer %+v, export %+v", st.Peer, st.Export)
+	}
 	p.MA.LinkDown(t)
 	p.A.WaitStatus(30*time.Second, "the peer leg failed", func(s node.Status) bool {
 		return s.Peer != nil && s.Peer.State != "connected"

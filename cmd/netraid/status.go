@@ -52,11 +52,19 @@ func printStatus(w io.Writer, st node.Status) {
 		fmt.Fprintf(w, "  disk %d %-28s %-10s %s\n", m.Index, m.Path, m.State, bytesOf(m.Size))
 	}
 	if x := st.Export; x != nil {
-		fmt.Fprintf(w, "  export %q on %s: %d client(s), %d requests, read %s, written %s, %d errors\n",
-			x.Name, x.Address, x.Clients, x.Requests, bytesOf(x.BytesRead), bytesOf(x.BytesWritten), x.Errors)
+		fmt.Fprintf(w, "  export %q on %s (tls:%s): %d client(s), %d requests, read %s, written %s, %d errors\n",
+			x.Name, x.Address, x.TLS, x.Clients, x.Requests, bytesOf(x.BytesRead), bytesOf(x.BytesWritten), x.Errors)
+		if n := x.RefusedByCap + x.TLSRefused + x.FailedHandshakes; n > 0 {
+			fmt.Fprintf(w, "    refused connections: %d over the cap, %d in TLS, %d other failed handshakes\n",
+				x.RefusedByCap, x.TLSRefused, x.FailedHandshakes)
+		}
 	}
 	if p := st.Peer; p != nil {
-		fmt.Fprintf(w, "  peer %s: %s", firstNonEmpty(p.Address, p.Listen), p.State)
+		link := "plaintext"
+		if p.TLS {
+			link = "tls"
+		}
+		fmt.Fprintf(w, "  peer %s (%s): %s", firstNonEmpty(p.Address, p.Listen), link, p.State)
 		if p.Role != "" {
 			fmt.Fprintf(w, "  role:%s  disk:%s", p.Role, p.DiskState)
 		}
