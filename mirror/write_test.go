@@ -337,3 +337,48 @@ func TestAddLegChecks(t *testing.T) {
 		t.Fatalf("New with a bitmap of another size: %v", err)
 	}
 }
+
+// TestSequentialStreamMarksAhead: a journal-like stream (16 KiB appends,
+// a flush at every region's end) pays a bitmap write per markAhead+1
+// regions, not one per region; the regions marked ahead are cleaned like
+// written ones, and both legs end identical.
+func TestSequentialStreamMarksAhead(t *testing.T) {
+	r := newRig(t)
+	rng := rand.New(rand.NewPCG(7, 7))
+	const piece = 16 << 10
+	for off := int64(0); off < volSize; off += piece {
+		r.write(off, randBytes(rng, piece))
+		if (off+piece)%rs == 0 {
+			r.flush()
+		}
+	}
+	st := r.bm.Stats()
+	regions := int64(volSize / rs)
+	// Region 0 is a plain mark; after it, one mark per markAhead+1 regions.
+	want := 1 + (regions-1+markAhead)/(markAhead+1)
+	t.Logf("%d regions written in sequence: %d bitmap writes, %d regions marked ahead", regions, st.Commits, st.MarkedAhead)
+	if st.Commits > want || st.MarkedAhead == 0 {
+		t.Fatalf("%d bitmap writes (%d regions marked ahead) for a stream over %d regions; want at most %d", st.Commits, st.MarkedAhead, regions, want)
+	}
+	if d := dirty(r.bm); len(d) != 0 {
+		t.Fatalf("regions still dirty after the last flush: %v", d)
+	}
+	r.same("local", "peer")
+}
+
+// TestRandomWritesDoNotMarkAhead: writes that do not start a region mark
+// only their own regions.
+func TestRandomWritesDoNotMarkAhead(t *testing.T) {
+	r := newRig(t)
+	rng := rand.New(rand.NewPCG(8, 8))
+	for range 200 {
+		off := rng.Int64N(volSize/4096)*4096 | 4096 // never a region's first block
+		if off+4096 > volSize {
+			continue
+		}
+		r.write(off, randBytes(rng, 4096))
+	}
+	if st := r.bm.Stats(); st.MarkedAhead != 0 {
+		t.Fatalf("random writes marked %d regions ahead", st.MarkedAhead)
+	}
+}

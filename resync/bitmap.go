@@ -33,6 +33,9 @@ type BitmapStats struct {
 	// Marks counts Mark calls that had to wait for a metadata write;
 	// FastMarks those whose bits were already durable.
 	Marks, FastMarks int64
+	// MarkedAhead counts regions MarkAhead set dirty beyond the writes
+	// that asked.
+	MarkedAhead int64
 	// Commits counts metadata writes: changed blocks written and the
 	// store flushed. Errors counts the ones that failed.
 	Commits, Errors int64

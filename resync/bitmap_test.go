@@ -486,3 +486,39 @@ func TestConcurrentMarkCleanSync(t *testing.T) {
 		}
 	}
 }
+
+// TestMarkAhead: the marked range and the regions ahead get dirty and used
+// bits, all in one durable commit, clipped at the end of the volume; a
+// range whose bits are durable already marks nothing ahead.
+func TestMarkAhead(t *testing.T) {
+	st := newTestStore(StoreSize(testVol, testRegion))
+	b := openTest(t, st, BitmapOptions{FlushInterval: time.Hour})
+	first, last, err := b.MarkAhead(testRegion, 4096, 4)
+	if err != nil || first != 2 || last != 5 {
+		t.Fatalf("MarkAhead = [%d, %d], %v; want [2, 5]", first, last, err)
+	}
+	if got := dirtyList(b); !slices.Equal(got, []int64{1, 2, 3, 4, 5}) {
+		t.Fatalf("dirty after MarkAhead: %v, want 1..5", got)
+	}
+	if !b.Used(1) || !b.Used(2) || !b.Used(5) || b.Used(6) {
+		t.Fatalf("used bits: regions 1 %v, 2 %v, 5 %v, 6 %v; want 1..5", b.Used(1), b.Used(2), b.Used(5), b.Used(6))
+	}
+	if s := b.Stats(); s.Commits != 1 || s.MarkedAhead != 4 {
+		t.Fatalf("stats %+v: want one commit and 4 regions marked ahead", s)
+	}
+	// Already durable: nothing ahead, no I/O.
+	if first, last, err := b.MarkAhead(testRegion+4096, 4096, 4); err != nil || last >= first {
+		t.Fatalf("MarkAhead of durable bits = [%d, %d], %v; want none", first, last, err)
+	}
+	if s := b.Stats(); s.Commits != 1 {
+		t.Fatalf("a durable range committed again: %+v", s)
+	}
+	// At the end of the volume the look-ahead stops at the last region.
+	if first, last, err := b.MarkAhead(97*testRegion, 4096, 4); err != nil || first != 98 || last != 99 {
+		t.Fatalf("MarkAhead near the end = [%d, %d], %v; want [98, 99]", first, last, err)
+	}
+	b = reopen(t, b, st)
+	if got := dirtyList(b); !slices.Equal(got, []int64{1, 2, 3, 4, 5, 97, 98, 99}) {
+		t.Fatalf("dirty after a crash: %v; the regions marked ahead were not durable", got)
+	}
+}

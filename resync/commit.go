@@ -21,17 +21,38 @@ func (b *Bitmap) Mark(off, n int64) error { return b.mark(off, n, true) }
 func (b *Bitmap) MarkDiscard(off, n int64) error { return b.mark(off, n, false) }
 
 func (b *Bitmap) mark(off, n int64, used bool) error {
+	_, err := b.markAhead(off, n, used, 0)
+	return err
+}
+
+// MarkAhead is Mark, and when the range has to wait for a metadata write
+// anyway, it also sets the dirty and used bits of up to ahead regions
+// after the range's last, in the same write: a sequential stream then
+// crosses those regions without a metadata write of its own (a used bit
+// set early only means a full sync copies a region that may still be
+// blank). It
+// returns the regions it marked ahead, [first, last] (last < first if
+// none), which the caller must treat as written for the cleaning of dirty
+// bits (Clean them once they are the same on every copy), since no write
+// of the caller's will.
+func (b *Bitmap) MarkAhead(off, n, ahead int64) (first, last int64, err error) {
+	r, err := b.markAhead(off, n, true, ahead)
+	return r[0], r[1], err
+}
+
+func (b *Bitmap) markAhead(off, n int64, used bool, ahead int64) ([2]int64, error) {
+	none := [2]int64{0, -1}
 	if err := blockdev.CheckRange(b.volSize, off, n); err != nil {
-		return fmt.Errorf("resync: mark: %w", err)
+		return none, fmt.Errorf("resync: mark: %w", err)
 	}
 	first, last := Regions(off, n, b.regionSize)
 	if last < first {
-		return nil
+		return none, nil
 	}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		return ErrClosed
+		return none, ErrClosed
 	}
 	if allSet(b.ddirty, first, last) && (!used || allSet(b.dused, first, last)) {
 		// Durable already; memory may have been cleaned since, and a
@@ -42,14 +63,23 @@ func (b *Bitmap) mark(off, n int64, used bool) error {
 		}
 		b.stats.FastMarks++
 		b.mu.Unlock()
-		return nil
+		return none, nil
 	}
 	b.setLocked(false, first, last)
 	if used {
 		b.setLocked(true, first, last)
 	}
+	spec := none
+	if end := min(last+ahead, b.nregions-1); end > last {
+		spec = [2]int64{last + 1, end}
+		b.setLocked(false, last+1, end)
+		if used {
+			b.setLocked(true, last+1, end)
+		}
+		b.stats.MarkedAhead += end - last
+	}
 	b.stats.Marks++
-	return b.waitLocked()
+	return spec, b.waitLocked()
 }
 
 // setLocked sets bits [first, last] of the dirty bitmap, or of the used
