@@ -45,6 +45,11 @@ type conn struct {
 	wmu  sync.Mutex // serializes replies on nc
 	werr error      // first reply that failed to go out; guarded by wmu
 
+	qmu     sync.Mutex     // guards the reply queue (plaintext: see send)
+	queue   []*queuedReply // replies waiting for the writer
+	spare   []*queuedReply // the previous batch's slice, for reuse
+	writing bool           // a sender is writing the queue
+
 	mu            sync.Mutex // guards the fields below
 	budget        *sync.Cond // signalled when a request releases its budget
 	transmitting  bool
@@ -346,17 +351,74 @@ func (c *conn) flushOnClose() {
 	c.flushed.Store(w)
 }
 
-// send writes one reply, a header and its data, under the reply lock. A
-// reply that fails to go out whole leaves the stream unusable, so the
-// connection is aborted.
+// send writes one reply, a header and its data. A reply that fails to go
+// out whole leaves the stream unusable, so the connection is aborted.
+//
+// On a plaintext connection replies combine: a reply sent while another
+// is being written joins a queue, and the goroutine writing takes the
+// whole queue in its next writev, so that replies finishing together
+// cost one system call (and one wake-up of the client) rather than one
+// each. send returns once its reply is written (or failed), so the
+// caller may reuse data.
 func (c *conn) send(head, data []byte) error {
+	if _, ok := c.nc.(*tlsSession); ok {
+		return c.sendLocked(func() error { return writeMessage(c.nc, head, data) })
+	}
+	r := &queuedReply{head: head, data: data}
+	c.qmu.Lock()
+	c.queue = append(c.queue, r)
+	if c.writing {
+		if r.done == nil {
+			r.done = make(chan struct{})
+		}
+		c.qmu.Unlock()
+		<-r.done
+		return r.err
+	}
+	c.writing = true
+	for len(c.queue) > 0 {
+		batch := c.queue
+		c.queue = c.spare[:0]
+		c.qmu.Unlock()
+		bufs := make(net.Buffers, 0, 2*len(batch))
+		for _, q := range batch {
+			bufs = append(bufs, q.head)
+			if len(q.data) > 0 {
+				bufs = append(bufs, q.data)
+			}
+		}
+		err := c.sendLocked(func() error { _, err := bufs.WriteTo(c.nc); return err })
+		c.qmu.Lock()
+		for _, q := range batch {
+			q.err = err
+			if q.done != nil {
+				close(q.done)
+			}
+		}
+		clear(batch)
+		c.spare = batch
+	}
+	c.writing = false
+	c.qmu.Unlock()
+	return r.err
+}
+
+// queuedReply is a reply waiting for the goroutine that writes.
+type queuedReply struct {
+	head, data []byte
+	done       chan struct{} // closed once written; nil if the writer is its sender
+	err        error
+}
+
+// sendLocked runs write under the reply lock with the reply deadline.
+func (c *conn) sendLocked(write func() error) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.werr != nil {
 		return c.werr
 	}
 	c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.ReplyTimeout))
-	if err := writeMessage(c.nc, head, data); err != nil {
+	if err := write(); err != nil {
 		c.werr = fmt.Errorf("nbd: send reply: %w", err)
 		c.abort()
 		return c.werr
