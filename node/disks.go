@@ -169,7 +169,7 @@ func (p *primary) startRebuild(idx int) error {
 		"used_bytes", n.bm.UsedBytes(), "dirty_bytes", n.bm.DirtyBytes())
 	rs := newResyncState("rebuild", visit.DirtyBytes(), n.cfg.ResyncRate)
 	n.rebuild = rs.status()
-	eng := resync.NewEngine(resync.Options{Rate: n.cfg.ResyncRate, Adaptive: n.cfg.ResyncAdaptive, FloorRate: resyncFloor, Progress: func(pr resync.Progress) {
+	eng := resync.NewEngine(resync.Options{Rate: n.cfg.ResyncRate, Adaptive: n.cfg.ResyncAdaptive, Progress: func(pr resync.Progress) {
 		rs.update(pr)
 		n.mu.Lock()
 		n.rebuild = rs.status()

@@ -232,7 +232,6 @@ func (p *primary) resyncPeer(ctx context.Context, c *nbd.Client, full bool) erro
 	eng := resync.NewEngine(resync.Options{
 		Rate:       rate,
 		Adaptive:   n.cfg.ResyncAdaptive,
-		FloorRate:  resyncFloor,
 		SkipUnused: full,
 		Progress:   rs.update,
 	})
@@ -315,8 +314,3 @@ func (n *Node) refusedBy(data []byte) {
 		n.peer.verdict, n.peer.met = v, true
 	}
 }
-
-// resyncFloor is the rate an adaptive resync keeps while the volume is
-// busy: enough that a peer catches up under a steady load, little beside
-// what the application gets from the disks.
-const resyncFloor = 16 << 20

@@ -7,9 +7,11 @@ import (
 )
 
 // DefaultFloorRate is the rate an adaptive copy drops to while the
-// application does I/O, when Options does not say (md's speed_limit_min is
-// of the same order).
-const DefaultFloorRate = 1 << 20
+// application does I/O, when Options does not say: enough that a peer
+// catches up under a steady load within hours, not days (md's
+// speed_limit_min, 1 MiB/s, leaves a 1 TiB resync under load for 12
+// days), and little beside what the application gets from the disks.
+const DefaultFloorRate = 16 << 20
 
 // effectiveRate is the rate a copy runs at: the configured rate, lowered to
 // the floor while the application is busy if the copy is adaptive. 0 is
