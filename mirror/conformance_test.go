@@ -32,7 +32,7 @@ func TestConformance(t *testing.T) {
 		// Registered before devtest's own cleanup, so it runs after the
 		// mirror is closed.
 		t.Cleanup(func() {
-			if i := firstDiff(a.Bytes(), b.Bytes()); i >= 0 {
+			if i := devtest.FirstDiff(a.Bytes(), b.Bytes()); i >= 0 {
 				t.Errorf("legs differ at byte %d", i)
 			}
 			for _, l := range m.Legs() {

@@ -144,6 +144,7 @@ func TestCleaningIsExact(t *testing.T) {
 	r := newRig(t)
 	r.write(6*rs, []byte{6})
 	r.fault["peer"].Hang(fault.Write)
+	t.Cleanup(r.fault["peer"].Release) // a failing test must not leave Close waiting
 	done := make(chan error, 1)
 	go func() {
 		_, err := r.m.WriteAt([]byte{5}, 5*rs)
@@ -170,6 +171,7 @@ func TestCleaningIsExact(t *testing.T) {
 func TestRemoveLegWaitsForItsIO(t *testing.T) {
 	r := newRig(t)
 	r.fault["peer"].Hang(fault.Write)
+	t.Cleanup(r.fault["peer"].Release) // a failing test must not leave Close waiting
 	wrote := make(chan error, 1)
 	go func() {
 		_, err := r.m.WriteAt([]byte{1}, 0)

@@ -1,7 +1,6 @@
 package mirror
 
 import (
-	"bytes"
 	"encoding/binary"
 	"io"
 	"log/slog"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/netraid/netraid/blockdev"
+	"github.com/netraid/netraid/blockdev/devtest"
 	"github.com/netraid/netraid/blockdev/fault"
 	"github.com/netraid/netraid/resync"
 	"go.uber.org/goleak"
@@ -137,21 +137,9 @@ func (r *rig) flush() {
 func (r *rig) same(a, b string) {
 	r.t.Helper()
 	x, y := r.mem[a].Bytes(), r.mem[b].Bytes()
-	if i := firstDiff(x, y); i >= 0 {
+	if i := devtest.FirstDiff(x, y); i >= 0 {
 		r.t.Fatalf("legs %s and %s differ at byte %d (region %d): %#02x vs %#02x", a, b, i, i/rs, x[i], y[i])
 	}
-}
-
-func firstDiff(a, b []byte) int {
-	if bytes.Equal(a, b) {
-		return -1
-	}
-	for i := range min(len(a), len(b)) {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return min(len(a), len(b))
 }
 
 func dirty(bm *resync.Bitmap) []int64 {
@@ -171,13 +159,4 @@ func randBytes(rng *rand.Rand, n int) []byte {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
+func waitFor(t *testing.T, what string, cond func() bool) { devtest.WaitFor(t, what, cond) }

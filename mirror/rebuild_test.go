@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/netraid/netraid/blockdev"
+	"github.com/netraid/netraid/blockdev/devtest"
 	"github.com/netraid/netraid/resync"
 	"github.com/netraid/netraid/stripe"
 )
@@ -108,7 +109,7 @@ func TestRebuildOneDisk(t *testing.T) {
 	if _, err := set.ReadAt(a, 0); err != nil {
 		t.Fatal(err)
 	}
-	if i := firstDiff(a[:used+2*rs], b[:used+2*rs]); i >= 0 {
+	if i := devtest.FirstDiff(a[:used+2*rs], b[:used+2*rs]); i >= 0 {
 		t.Fatalf("after the rebuild the legs differ at %d", i)
 	}
 	if !bytes.Equal(a[used+rs:used+2*rs], late) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/netraid/netraid/blockdev"
+	"github.com/netraid/netraid/blockdev/devtest"
 	"github.com/netraid/netraid/blockdev/fault"
 	"github.com/netraid/netraid/resync"
 )
@@ -149,6 +150,7 @@ func TestConcurrentWritesShareBitmapWrites(t *testing.T) {
 	const n = 16
 	r := newRig(t)
 	r.st.Hang(fault.Flush)
+	t.Cleanup(r.st.Release) // a failing test must not leave Close waiting
 	before := r.st.Count(fault.Flush)
 	var wg sync.WaitGroup
 	write := func(reg int64) {
@@ -243,7 +245,7 @@ func TestOverlappingWritesLeaveLegsIdentical(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if i := firstDiff(mems[0].Bytes(), mems[1].Bytes()); i >= 0 {
+	if i := devtest.FirstDiff(mems[0].Bytes(), mems[1].Bytes()); i >= 0 {
 		t.Fatalf("legs differ at byte %d", i)
 	}
 }
@@ -253,6 +255,7 @@ func TestOverlappingWritesLeaveLegsIdentical(t *testing.T) {
 func TestOverlappingWriteWaits(t *testing.T) {
 	r := newRig(t)
 	r.fault["peer"].Hang(fault.Write)
+	t.Cleanup(r.fault["peer"].Release) // a failing test must not leave Close waiting
 	first := make(chan error, 1)
 	go func() {
 		_, err := r.m.WriteAt(bytes.Repeat([]byte{1}, 100), 1000)

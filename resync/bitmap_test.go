@@ -119,6 +119,7 @@ func TestMarksShareCommits(t *testing.T) {
 	st := newTestStore(StoreSize(testVol, testRegion))
 	b := openTest(t, st, BitmapOptions{})
 	st.Hang(fault.Flush)
+	t.Cleanup(st.Release) // a failing test must not leave Close waiting
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	mark := func(r int64) {
@@ -240,6 +241,7 @@ func TestMarkWaitsForAClearingWrite(t *testing.T) {
 	}
 	b.Clean(0, 0)
 	st.Hang(fault.Flush)
+	t.Cleanup(st.Release) // a failing test must not leave Close waiting
 	syncDone := make(chan error, 1)
 	go func() { syncDone <- b.Sync() }()
 	waitFor(t, "the clearing write to reach the flush", func() bool { return st.Blocked() == 1 })

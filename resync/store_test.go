@@ -2,9 +2,9 @@ package resync
 
 import (
 	"testing"
-	"time"
 
 	"github.com/netraid/netraid/blockdev"
+	"github.com/netraid/netraid/blockdev/devtest"
 	"github.com/netraid/netraid/blockdev/fault"
 )
 
@@ -30,13 +30,4 @@ func (s *testStore) counts() (writes, flushes int) {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
+func waitFor(t *testing.T, what string, cond func() bool) { devtest.WaitFor(t, what, cond) }
