@@ -48,6 +48,17 @@ type peer struct {
 	t    *testing.T
 	conn net.Conn
 	r    *bufio.Reader
+	// gone, if set, says the server has crashed on purpose: a write that
+	// fails then is the crash, not a failure of the test.
+	gone func() bool
+}
+
+// writeFailed reports a failed write unless the server crashed on purpose.
+func (p *peer) writeFailed(what string, err error) {
+	if p.gone != nil && p.gone() {
+		return
+	}
+	p.t.Errorf("server: writing %s: %v", what, err)
 }
 
 func (p *peer) expect(command string) (frame, bool) {
@@ -69,7 +80,7 @@ func (p *peer) send(command string, headers ...string) bool {
 		f.headers = append(f.headers, header{headers[i], headers[i+1]})
 	}
 	if _, err := p.conn.Write(appendFrame(nil, f)); err != nil {
-		p.t.Errorf("server: writing %s: %v", command, err)
+		p.writeFailed(command, err)
 		return false
 	}
 	return true
@@ -81,7 +92,7 @@ func (p *peer) message(ack string, body []byte) bool {
 		{"ack", ack}, {"content-length", strconv.Itoa(len(body))},
 	}, body: body}
 	if _, err := p.conn.Write(appendFrame(nil, f)); err != nil {
-		p.t.Errorf("server: writing MESSAGE: %v", err)
+		p.writeFailed("MESSAGE", err)
 		return false
 	}
 	return true
@@ -181,7 +192,7 @@ func (s *queueServer) serve(conn net.Conn) {
 		}
 		s.mu.Unlock()
 	}()
-	p := &peer{t: s.t, conn: conn, r: newReader(conn)}
+	p := &peer{t: s.t, conn: conn, r: newReader(conn), gone: s.hasCrashed}
 	if !p.accept() {
 		return
 	}
@@ -232,6 +243,13 @@ func (s *queueServer) store(body []byte) bool {
 		return false
 	}
 	return true
+}
+
+// hasCrashed reports whether the server is down on purpose (crashAfter).
+func (s *queueServer) hasCrashed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.crashed
 }
 
 func (s *queueServer) takeAll() [][]byte {
