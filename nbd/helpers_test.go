@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/netraid/netraid/blockdev"
+	"github.com/netraid/netraid/blockdev/devtest"
 	"go.uber.org/goleak"
 )
 
@@ -89,13 +90,7 @@ func (ts *testServer) dial(t testing.TB, o ClientOptions) *Client {
 // waitFor polls cond until it holds, failing the test after testWait.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(testWait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	devtest.WaitWithin(t, testWait, what, cond)
 }
 
 // raw is a hand-driven client connection for feeding the server bad input.
