@@ -71,6 +71,9 @@ func (r *optReader) str(what string, n uint32) string {
 }
 
 // done fails if data is left over.
+// string reads a 32-bit length and that many bytes (appendString).
+func (r *optReader) string(what string) string { return r.str(what, r.u32(what+" length")) }
+
 func (r *optReader) done() error {
 	if r.err == nil && len(r.b) != 0 {
 		r.err = fmt.Errorf("%w: %d bytes of trailing option data", ErrProtocol, len(r.b))
@@ -85,8 +88,7 @@ type infoRequest struct {
 }
 
 func (q *infoRequest) encode() []byte {
-	b := binary.BigEndian.AppendUint32(nil, uint32(len(q.name)))
-	b = append(b, q.name...)
+	b := appendString(nil, q.name)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(q.infos)))
 	for _, t := range q.infos {
 		b = binary.BigEndian.AppendUint16(b, uint16(t))
@@ -97,7 +99,7 @@ func (q *infoRequest) encode() []byte {
 func parseInfoRequest(b []byte) (infoRequest, error) {
 	r := optReader{b: b}
 	var q infoRequest
-	q.name = r.str("export name", r.u32("name length"))
+	q.name = r.string("export name")
 	n := r.u16("information request count")
 	for range n {
 		t := InfoType(r.u16("information request"))
@@ -129,12 +131,10 @@ type metaRequest struct {
 }
 
 func (q *metaRequest) encode() []byte {
-	b := binary.BigEndian.AppendUint32(nil, uint32(len(q.name)))
-	b = append(b, q.name...)
+	b := appendString(nil, q.name)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(q.queries)))
 	for _, s := range q.queries {
-		b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
-		b = append(b, s...)
+		b = appendString(b, s)
 	}
 	return b
 }
@@ -144,13 +144,13 @@ func (q *metaRequest) encode() []byte {
 func parseMetaRequest(b []byte) (metaRequest, error) {
 	r := optReader{b: b}
 	var q metaRequest
-	q.name = r.str("export name", r.u32("name length"))
+	q.name = r.string("export name")
 	n := r.u32("query count")
 	if r.err == nil && n > maxMetaQueries {
 		return q, fmt.Errorf("%w: %d queries, limit %d", errTooManyQueries, n, maxMetaQueries)
 	}
 	for range n {
-		s := r.str("query", r.u32("query length"))
+		s := r.string("query")
 		if r.err == nil {
 			q.queries = append(q.queries, s)
 		}
@@ -199,9 +199,7 @@ func (s blockSizes) valid() error {
 
 // encodeServer is the payload of an NBD_REP_SERVER reply.
 func encodeServer(name, description string) []byte {
-	b := binary.BigEndian.AppendUint32(nil, uint32(len(name)))
-	b = append(b, name...)
-	return append(b, description...)
+	return append(appendString(nil, name), description...)
 }
 
 // encodeMetaContext is the payload of an NBD_REP_META_CONTEXT reply.
@@ -225,16 +223,19 @@ func parseRefusal(b []byte) (msg string, data []byte, err error) {
 	return parseNamed(b, "refusal message")
 }
 
-// encodeNamed is a 32-bit length, s, then rest.
-func encodeNamed(s string, rest []byte) []byte {
-	b := binary.BigEndian.AppendUint32(nil, uint32(len(s)))
-	b = append(b, s...)
-	return append(b, rest...)
+// encodeNamed is s as appendString writes it, then rest.
+func encodeNamed(s string, rest []byte) []byte { return append(appendString(nil, s), rest...) }
+
+// appendString appends s with its 32-bit length in front, the protocol's
+// way of writing a name or a string; optReader.string reads it back.
+func appendString(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+	return append(b, s...)
 }
 
 func parseNamed(b []byte, what string) (s string, rest []byte, err error) {
 	r := optReader{b: b}
-	s = r.str(what, r.u32(what+" length"))
+	s = r.string(what)
 	if r.err != nil {
 		return "", nil, r.err
 	}
