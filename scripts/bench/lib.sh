@@ -224,6 +224,27 @@ RUN_CHECK=
 # client certificate). An array; empty runs fio directly.
 declare -a FIO_WRAP=()
 
+# prefill SUITE TARGET ENGINE_ARGS...: write TARGET's whole export once
+# through fio (under FIO_WRAP, if set), unmeasured, so that no measured run
+# is the first write to a block.
+prefill() {
+	local suite=$1 target=$2
+	shift 2
+	log "$suite: writing $target's whole volume once"
+	bounded 600 "${FIO_WRAP[@]}" fio --name=prefill "$@" --rw=write --bs=1M --iodepth=8 \
+		--output="$WORK/$target.prefill" >"$WORK/$target.prefill.err" 2>&1 ||
+		die "prefill through $target failed: $(cat "$WORK/$target.prefill" "$WORK/$target.prefill.err")"
+}
+
+# log_run SUITE WORKLOAD TARGET ROUND: say which run starts.
+log_run() {
+	if [ "$ROUNDS" -gt 1 ]; then
+		log "$1: $2 on $3, round $4 of $ROUNDS"
+	else
+		log "$1: $2 on $3"
+	fi
+}
+
 # run_fio SUITE TARGET WORKLOAD ROUND SERVER_PIDS FIO_ARGS...: one
 # time-bounded fio run; its JSON output is kept and the run is recorded
 # with the servers' CPU use (SERVER_PIDS: a pid, several joined by commas,

@@ -95,11 +95,8 @@ mirror_wrap() {
 mirror_prefill() {
 	local -a engine
 	read -ra engine <<<"${M_ENGINE[$1]}"
-	log "mirror: writing $1's whole volume once"
 	mirror_wrap "$1"
-	bounded 600 "${FIO_WRAP[@]}" fio --name=prefill "${engine[@]}" --rw=write --bs=1M --iodepth=8 \
-		--output="$WORK/$1.prefill" >"$WORK/$1.prefill.err" 2>&1 ||
-		die "prefill through $1 failed: $(cat "$WORK/$1.prefill" "$WORK/$1.prefill.err")"
+	prefill mirror "$1" "${engine[@]}"
 	FIO_WRAP=()
 }
 
@@ -110,11 +107,7 @@ mirror_run() {
 	read -ra wl <<<"${MIRROR_FIO[$2]}"
 	read -ra engine <<<"${M_ENGINE[$1]}"
 	drop_cache "${files[@]}"
-	if [ "$ROUNDS" -gt 1 ]; then
-		log "mirror: $2 on $1, round $3 of $ROUNDS"
-	else
-		log "mirror: $2 on $1"
-	fi
+	log_run mirror "$2" "$1" "$3"
 	mirror_wrap "$1"
 	run_fio mirror "$1" "$2" "$3" "${M_PID[$1]}" "${wl[@]}" "${engine[@]}"
 	FIO_WRAP=()

@@ -100,10 +100,7 @@ single_depth_probe() {
 single_prefill() {
 	local -a engine
 	read -ra engine <<<"${T_ENGINE[$1]}"
-	log "single: writing $1's whole volume once"
-	bounded 600 fio --name=prefill "${engine[@]}" --rw=write --bs=1M --iodepth=8 \
-		--output="$WORK/$1.prefill" >/dev/null 2>&1 ||
-		die "prefill through $1 failed: $(cat "$WORK/$1.prefill")"
+	prefill single "$1" "${engine[@]}"
 }
 
 # single_run TARGET WORKLOAD ROUND: one measured run.
@@ -113,11 +110,7 @@ single_run() {
 	read -ra wl <<<"${SINGLE_FIO[$2]}"
 	read -ra engine <<<"${T_ENGINE[$1]}"
 	drop_cache "${files[@]}"
-	if [ "$ROUNDS" -gt 1 ]; then
-		log "single: $2 on $1, round $3 of $ROUNDS"
-	else
-		log "single: $2 on $1"
-	fi
+	log_run single "$2" "$1" "$3"
 	run_fio single "$1" "$2" "$3" "${T_PID[$1]}" --numjobs=1 "${wl[@]}" "${engine[@]}"
 	single_cached "$1" "$2" "${files[@]}"
 }
