@@ -37,13 +37,28 @@ type Timeout struct {
 }
 
 // call is one operation handed to a worker. done is buffered so that a
-// worker finishing a call nobody waits for any more does not block.
+// worker finishing a call nobody waits for any more does not block. run
+// is the method value of exec, made once per pooled call, so that handing
+// a call to a worker allocates nothing.
 type call struct {
+	w    *Timeout
 	fn   func() error
 	done chan error
+	run  func()
 }
 
-var callPool = sync.Pool{New: func() any { return &call{done: make(chan error, 1)} }}
+var callPool = sync.Pool{New: func() any {
+	c := &call{done: make(chan error, 1)}
+	c.run = c.exec
+	return c
+}}
+
+// exec runs the call on a worker and reports its outcome.
+func (c *call) exec() {
+	err := c.fn()
+	c.w.finished()
+	c.done <- err
+}
 
 var (
 	_ Device      = (*Timeout)(nil)
@@ -82,17 +97,13 @@ func (w *Timeout) run(op string, off, n int64, fn func() error) error {
 	w.mu.Unlock()
 
 	c := callPool.Get().(*call)
-	c.fn = fn
-	w.pool.Go(func() {
-		err := c.fn()
-		w.finished()
-		c.done <- err
-	})
+	c.w, c.fn = w, fn
+	w.pool.Go(c.run)
 	t := getTimer(w.dur)
 	defer putTimer(t)
 	select {
 	case err := <-c.done:
-		c.fn = nil
+		c.w, c.fn = nil, nil
 		callPool.Put(c)
 		return err
 	case <-t.C:
