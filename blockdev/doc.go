@@ -25,6 +25,18 @@
 //     may report fewer, never more); the fallback is that loop. File uses
 //     preadv/pwritev(2), at most IOV_MAX buffers a syscall, resuming short
 //     transfers mid-buffer.
+//   - File moves data through an I/O engine chosen at open (FileOptions.
+//     Engine). By default it is Linux native AIO: transfers queue iocbs,
+//     and whichever goroutine finds no io_submit under way submits all
+//     that are queued in one call, which the block layer plugs into one
+//     batch for the device; completions signal an eventfd that one
+//     reaper goroutine reads through the netpoller. So no thread sleeps in
+//     the kernel per transfer, where blocking pread/pwrite(v) (EngineSync,
+//     and the fallback when io_setup fails) cost a thread switch and a
+//     P hand-off each. At most aioDepth transfers per File are in the
+//     kernel; more wait for a slot. A transfer's buffers stay reachable
+//     until its completion is reaped. Close never waits for the disk: the
+//     last transfer in flight releases the context.
 //   - Map's extents are non-empty, contiguous, in order and cover the range
 //     exactly; an extent marked Zero reads as zeroes, and every Hole is Zero.
 //   - After Close, every call fails with an error wrapping ErrClosed.

@@ -68,9 +68,9 @@ func TestFileFallbacks(t *testing.T) {
 	}
 }
 
-// openTempFile opens a sparse regular file of size bytes in a temporary
-// directory, closed when the test ends.
-func openTempFile(t *testing.T, size int64) *File {
+// tempFile makes a sparse regular file of size bytes in a temporary
+// directory and returns its path.
+func tempFile(t *testing.T, size int64) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "disk")
 	if err := os.WriteFile(path, nil, 0o600); err != nil {
@@ -79,7 +79,14 @@ func openTempFile(t *testing.T, size int64) *File {
 	if err := os.Truncate(path, size); err != nil {
 		t.Fatal(err)
 	}
-	f, err := OpenFile(path, FileOptions{})
+	return path
+}
+
+// openTempFile opens a sparse regular file of size bytes in a temporary
+// directory, closed when the test ends.
+func openTempFile(t *testing.T, size int64) *File {
+	t.Helper()
+	f, err := OpenFile(tempFile(t, size), FileOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

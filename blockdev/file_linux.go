@@ -18,6 +18,9 @@ type FileOptions struct {
 	// block device (the kernel refuses it while mounted or claimed) and an
 	// flock(LOCK_EX) on both files and block devices. Failure wraps ErrBusy.
 	Exclusive bool
+	// Engine is how reads and writes reach the kernel. The zero value,
+	// EngineAuto, takes native AIO where the kernel sets it up.
+	Engine Engine
 }
 
 // File is a regular file or a block device opened with O_DIRECT. It only
@@ -34,6 +37,7 @@ type File struct {
 	bsize    int
 	blockDev bool
 	readOnly bool
+	io       ioEngine
 	closed   atomic.Bool
 
 	// Abilities the kernel turned out not to have, remembered so that the
@@ -81,6 +85,10 @@ func OpenFile(path string, o FileOptions) (*File, error) {
 	if err := f.setup(mode, o.Exclusive); err != nil {
 		osf.Close()
 		return nil, err
+	}
+	if f.io, err = newEngine(o.Engine); err != nil {
+		osf.Close()
+		return nil, fmt.Errorf("blockdev: open %s: I/O engine %v: %w", path, o.Engine, err)
 	}
 	return f, nil
 }
@@ -152,6 +160,9 @@ func (f *File) Path() string { return f.path }
 // regular file.
 func (f *File) IsBlockDevice() bool { return f.blockDev }
 
+// Engine returns the I/O engine the file runs on: EngineSync or EngineAIO.
+func (f *File) Engine() Engine { return f.io.engine() }
+
 // Size returns the usable size: a whole number of blocks.
 func (f *File) Size() int64 { return f.size }
 
@@ -165,8 +176,12 @@ func (f *File) Close() error {
 	if f.closed.Swap(true) {
 		return fmt.Errorf("%w: %s closed twice", ErrClosed, f.path)
 	}
+	ioErr := f.io.close() // waits for the transfers in flight
 	if err := f.f.Close(); err != nil {
 		return fmt.Errorf("blockdev: close %s: %w", f.path, err)
+	}
+	if ioErr != nil {
+		return fmt.Errorf("blockdev: close %s: I/O engine: %w", f.path, ioErr)
 	}
 	return nil
 }
@@ -206,11 +221,11 @@ func (f *File) fdatasync() error {
 }
 
 func (f *File) pread(p []byte, off int64) (int, error) {
-	return f.transfer(opRead, p, off, unix.Pread, io.ErrUnexpectedEOF)
+	return f.transfer(opRead, p, off, f.io.pread, io.ErrUnexpectedEOF)
 }
 
 func (f *File) pwrite(p []byte, off int64) (int, error) {
-	return f.transfer(opWrite, p, off, unix.Pwrite, io.ErrShortWrite)
+	return f.transfer(opWrite, p, off, f.io.pwrite, io.ErrShortWrite)
 }
 
 // transfer moves all of p at off with sys (pread or pwrite), looping over

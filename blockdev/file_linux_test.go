@@ -60,10 +60,30 @@ func loopDevice(t *testing.T, size int64) string {
 	return dev
 }
 
+// engines are the I/O engines a File can run on; each File test that
+// moves data runs on both. EngineAIO skips where the kernel has no AIO.
+var engines = []blockdev.Engine{blockdev.EngineSync, blockdev.EngineAIO}
+
+// eachEngine runs fn as a subtest per engine.
+func eachEngine(t *testing.T, fn func(t *testing.T, e blockdev.Engine)) {
+	for _, e := range engines {
+		t.Run(e.String(), func(t *testing.T) {
+			if e == blockdev.EngineAIO {
+				if err := blockdev.AIOAvailable(); err != nil {
+					t.Skipf("no native AIO: %v", err)
+				}
+			}
+			fn(t, e)
+		})
+	}
+}
+
 func TestFileConformance(t *testing.T) {
-	devtest.Run(t, func(t *testing.T, size int64) blockdev.Device {
-		return openFile(t, sparseFile(t, size), blockdev.FileOptions{Exclusive: true})
-	}, devtest.Options{TrimZeroes: true})
+	eachEngine(t, func(t *testing.T, e blockdev.Engine) {
+		devtest.Run(t, func(t *testing.T, size int64) blockdev.Device {
+			return openFile(t, sparseFile(t, size), blockdev.FileOptions{Exclusive: true, Engine: e})
+		}, devtest.Options{TrimZeroes: true})
+	})
 }
 
 func TestAlignedFileConformance(t *testing.T) {
@@ -89,9 +109,11 @@ func TestLoopConformance(t *testing.T) {
 }
 
 func TestLoopRawConformance(t *testing.T) {
-	devtest.Run(t, func(t *testing.T, size int64) blockdev.Device {
-		return openFile(t, loopDevice(t, size), blockdev.FileOptions{})
-	}, devtest.Options{TrimZeroes: true})
+	eachEngine(t, func(t *testing.T, e blockdev.Engine) {
+		devtest.Run(t, func(t *testing.T, size int64) blockdev.Device {
+			return openFile(t, loopDevice(t, size), blockdev.FileOptions{Engine: e})
+		}, devtest.Options{TrimZeroes: true})
+	})
 }
 
 func TestFileUnaligned(t *testing.T) {

@@ -20,10 +20,6 @@ var (
 // vecSyscall is preadv, pwritev or pwritev2 with its flags bound.
 type vecSyscall func(fd int, iov [][]byte, off int64) (int, error)
 
-func pwritevDSync(fd int, iov [][]byte, off int64) (int, error) {
-	return unix.Pwritev2(fd, iov, off, unix.RWF_DSYNC)
-}
-
 // ReadAtv reads bufs from the range at off with preadv. off and every
 // buffer's length and address must be aligned to BlockSize.
 func (f *File) ReadAtv(bufs [][]byte, off int64) (int, error) {
@@ -31,7 +27,7 @@ func (f *File) ReadAtv(bufs [][]byte, off int64) (int, error) {
 	if err != nil || n == 0 {
 		return 0, err
 	}
-	return f.transferv(opRead, bufs, off, n, unix.Preadv, io.ErrUnexpectedEOF)
+	return f.transferv(opRead, bufs, off, n, f.io.preadv, io.ErrUnexpectedEOF)
 }
 
 // WriteAtv writes bufs over the range at off with pwritev. off and every
@@ -42,7 +38,7 @@ func (f *File) WriteAtv(bufs [][]byte, off int64) (int, error) {
 	if err != nil || n == 0 {
 		return 0, err
 	}
-	return f.transferv(opWrite, bufs, off, n, unix.Pwritev, io.ErrShortWrite)
+	return f.transferv(opWrite, bufs, off, n, f.io.pwritev, io.ErrShortWrite)
 }
 
 // WriteAtvFUA writes bufs durably, as WriteAtFUA writes one buffer.
@@ -59,12 +55,12 @@ func (f *File) WriteAtvFUA(bufs [][]byte, off int64) (int, error) {
 // refuses the flag, it falls back (for good) to pwritev and fdatasync.
 func (f *File) writeFUA(bufs [][]byte, off, n int64) (int, error) {
 	if !f.noFUA.Load() {
-		done, err := f.transferv(opFUA, bufs, off, n, pwritevDSync, io.ErrShortWrite)
+		done, err := f.transferv(opFUA, bufs, off, n, f.io.pwritevDSync, io.ErrShortWrite)
 		if done > 0 || !(errors.Is(err, unix.EINVAL) || unsupported(err)) {
 			return done, err
 		}
 	}
-	done, err := f.transferv(opWrite, bufs, off, n, unix.Pwritev, io.ErrShortWrite)
+	done, err := f.transferv(opWrite, bufs, off, n, f.io.pwritev, io.ErrShortWrite)
 	if err != nil {
 		return done, err
 	}

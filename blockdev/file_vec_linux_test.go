@@ -30,7 +30,11 @@ func carve(n, bs int, seed, off int64) [][]byte {
 // TestFileVector round-trips vectors through an O_DIRECT file, one of
 // them longer than IOV_MAX, and checks them against plain reads.
 func TestFileVector(t *testing.T) {
-	f := openFile(t, sparseFile(t, 16<<20), blockdev.FileOptions{})
+	eachEngine(t, testFileVector)
+}
+
+func testFileVector(t *testing.T, e blockdev.Engine) {
+	f := openFile(t, sparseFile(t, 16<<20), blockdev.FileOptions{Engine: e})
 	t.Cleanup(func() { f.Close() })
 	bs := f.BlockSize()
 	for _, c := range []struct {

@@ -1,0 +1,107 @@
+//go:build amd64 || arm64
+
+package blockdev
+
+import (
+	"errors"
+	"os"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// testRing sets up a ring of depth slots, closed at the end of the test.
+func testRing(t *testing.T, depth int) *aioRing {
+	t.Helper()
+	r, err := newAIORing(depth)
+	if err != nil {
+		t.Skipf("no native AIO: %v", err)
+	}
+	t.Cleanup(func() { r.close() })
+	return r
+}
+
+// directFile opens a fresh O_DIRECT file of size bytes.
+func directFile(t *testing.T, size int64) *os.File {
+	t.Helper()
+	f, err := os.OpenFile(tempFile(t, size), os.O_RDWR|unix.O_DIRECT, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// TestAIOBatchWithRefusedIocb submits three iocbs in one batch, the middle
+// one on a bad descriptor: it fails with EBADF, and the ones around it are
+// still carried out.
+func TestAIOBatchWithRefusedIocb(t *testing.T) {
+	r := testRing(t, 4)
+	f := directFile(t, 1<<20)
+	fds := []int{int(f.Fd()), -1, int(f.Fd())}
+	bufs := make([][]byte, len(fds))
+	slots := make([]int32, len(fds))
+	batch := make([]*iocb, len(fds))
+	for k, fd := range fds {
+		bufs[k] = GetBuffer(4096, poolAlign)
+		defer PutBuffer(bufs[k])
+		i, err := r.acquire()
+		if err != nil {
+			t.Fatal(err)
+		}
+		slots[k] = i
+		r.slots[i].cb = iocb{data: uint64(i), opcode: iocbCmdPwrite, fd: uint32(fd),
+			buf: uint64(uintptr(unsafe.Pointer(&bufs[k][0]))), nbytes: 4096, offset: int64(k) * 4096,
+			flags: iocbFlagResfd, resfd: uint32(r.efd.Fd())}
+		batch[k] = &r.slots[i].cb
+	}
+	r.submitBatch(batch)
+	for k, i := range slots {
+		n, err := r.finish(i)
+		switch {
+		case k == 1 && !errors.Is(err, unix.EBADF):
+			t.Errorf("iocb on a bad descriptor: %d, %v; want EBADF", n, err)
+		case k != 1 && (err != nil || n != 4096):
+			t.Errorf("iocb %d beside a refused one: %d, %v; want 4096 bytes", k, n, err)
+		}
+	}
+}
+
+// TestAIOReadAtEOF: a read at the end of a file moves nothing and is no
+// error, as pread(2); File's loop turns that into ErrUnexpectedEOF.
+func TestAIOReadAtEOF(t *testing.T) {
+	r := testRing(t, 2)
+	f := directFile(t, 8192)
+	b := GetBuffer(4096, poolAlign)
+	defer PutBuffer(b)
+	if n, err := r.transfer(iocbCmdPread, int(f.Fd()), b, 8192); n != 0 || err != nil {
+		t.Fatalf("read at EOF = %d, %v; want 0, nil", n, err)
+	}
+}
+
+// TestAIOCloseWaitsForLastTransfer: closing a ring with a transfer in
+// flight refuses new ones at once and releases the context only when that
+// transfer is done.
+func TestAIOCloseWaitsForLastTransfer(t *testing.T) {
+	r, err := newAIORing(2)
+	if err != nil {
+		t.Skipf("no native AIO: %v", err)
+	}
+	i, err := r.acquire()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.close()
+	if _, err := r.acquire(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("acquire after close = %v, want ErrClosed", err)
+	}
+	select {
+	case <-r.reaped:
+		t.Fatal("the ring was torn down with a transfer in flight")
+	default:
+	}
+	r.release(i)
+	<-r.reaped // the last transfer out stops the reaper
+	r.close()  // closing again changes nothing
+}

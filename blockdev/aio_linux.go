@@ -1,0 +1,363 @@
+//go:build amd64 || arm64
+
+package blockdev
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Linux native AIO (io_setup, io_submit, io_getevents): see doc.go for why
+// File uses it. The iocb layout below is the little-endian 64-bit one, hence
+// the build constraint; other machines use blocking syscalls.
+
+// Commands and flags of linux/aio_abi.h.
+const (
+	iocbCmdPread   = 0
+	iocbCmdPwrite  = 1
+	iocbCmdPreadv  = 7
+	iocbCmdPwritev = 8
+	iocbFlagResfd  = 1 << 0
+)
+
+// aioDepth is the most transfers one File has in the kernel at once; more
+// wait for a slot. The kernel reserves about twice this from the
+// system-wide fs.aio-max-nr (65536 by default) while the File is open.
+const aioDepth = 128
+
+// iocb is struct iocb of linux/aio_abi.h (little-endian, 64-bit).
+type iocb struct {
+	data      uint64 // the slot's index, handed back in the event
+	key       uint32
+	rwFlags   uint32 // RWF_* as pwritev2 takes them
+	opcode    uint16
+	reqprio   int16
+	fd        uint32
+	buf       uint64 // the buffer, or the iovec array of a vectored command
+	nbytes    uint64 // its length, or the number of iovecs
+	offset    int64
+	reserved2 uint64
+	flags     uint32
+	resfd     uint32
+}
+
+// ioEvent is struct io_event.
+type ioEvent struct {
+	data uint64
+	obj  uint64
+	res  int64
+	res2 int64
+}
+
+// aioSlot is one transfer in flight. Its iocb and iovecs live here so that
+// submitting allocates nothing; the kernel copies both during io_submit.
+type aioSlot struct {
+	cb  iocb
+	iov []unix.Iovec
+	// res is the result the reaper hands over. Atomic because the race
+	// detector cannot see that the kernel orders the reaper's store after
+	// the previous transfer's load, through the new transfer's io_submit.
+	res  atomic.Int64
+	done chan struct{} // the reaper's signal that res is set
+}
+
+// aioRing is one AIO context and the goroutine that reaps it.
+//
+// Submission is combined: a transfer queues its iocb, and whoever finds no
+// io_submit under way becomes the submitter and submits the queue, over and
+// over, until it stays empty. Requests that arrive together thus go down in
+// one syscall, which the block layer plugs into one batch for the device.
+// Completions signal an eventfd that the reaper reads through the Go
+// netpoller; it collects every finished event with one io_getevents and
+// wakes the transfers' goroutines. No thread sleeps in the kernel per
+// transfer.
+//
+// Closing never waits for the disk: the context is destroyed, and the
+// reaper stopped, by close if nothing is in flight, else by the last
+// transfer to finish. A transfer that starts after close fails with
+// ErrClosed.
+type aioRing struct {
+	ctx    uintptr
+	efd    *os.File // the eventfd the kernel signals on each completion
+	slots  []aioSlot
+	free   chan int32    // free slots' indices; its capacity bounds what is in flight
+	reaped chan struct{} // closed when the reaper returns
+
+	// state counts the transfers between acquire and release, with
+	// ringShut set once close was called.
+	state    atomic.Int64
+	teardown sync.Once
+
+	mu         sync.Mutex
+	queue      []*iocb // prepared, waiting for a submitter
+	spare      []*iocb
+	submitting bool
+}
+
+const ringShut = 1 << 62
+
+// newAIORing sets up an AIO context of depth slots and starts its reaper.
+func newAIORing(depth int) (*aioRing, error) {
+	var ctx uintptr
+	if _, _, e := unix.Syscall(unix.SYS_IO_SETUP, uintptr(depth), uintptr(unsafe.Pointer(&ctx)), 0); e != 0 {
+		return nil, fmt.Errorf("io_setup(%d): %w", depth, e)
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		ioDestroy(ctx)
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	r := &aioRing{
+		ctx:    ctx,
+		efd:    os.NewFile(uintptr(efd), "aio-eventfd"), // non-blocking: read through the netpoller
+		slots:  make([]aioSlot, depth),
+		free:   make(chan int32, depth),
+		reaped: make(chan struct{}),
+		queue:  make([]*iocb, 0, depth),
+		spare:  make([]*iocb, 0, depth),
+	}
+	for i := range r.slots {
+		r.slots[i].done = make(chan struct{}, 1)
+		r.free <- int32(i)
+	}
+	go r.reap()
+	return r, nil
+}
+
+func ioDestroy(ctx uintptr) {
+	unix.Syscall(unix.SYS_IO_DESTROY, ctx, 0, 0)
+}
+
+// close refuses new transfers and releases the context now if nothing is
+// in flight, else when the last transfer in flight finishes.
+func (r *aioRing) close() error {
+	if r.state.Or(ringShut) == 0 {
+		r.destroy()
+	}
+	return nil
+}
+
+// destroy stops the reaper and destroys the context, once.
+func (r *aioRing) destroy() {
+	r.teardown.Do(func() {
+		r.efd.Close() // the reaper's read fails: it returns
+		<-r.reaped
+		ioDestroy(r.ctx)
+	})
+}
+
+// acquire takes a free slot, waiting while all are in flight.
+func (r *aioRing) acquire() (int32, error) {
+	if r.state.Add(1)&ringShut != 0 {
+		r.leave()
+		return 0, ErrClosed
+	}
+	return <-r.free, nil
+}
+
+// release frees slot i.
+func (r *aioRing) release(i int32) {
+	r.free <- i
+	r.leave()
+}
+
+// leave ends a transfer's stay; the last one out of a closed ring
+// destroys it.
+func (r *aioRing) leave() {
+	if r.state.Add(-1) == ringShut {
+		r.destroy()
+	}
+}
+
+// start fills slot i's iocb and queues it for submission.
+func (r *aioRing) start(i int32, opcode uint16, fd int, buf unsafe.Pointer, n int, off int64, rwFlags uint32) {
+	s := &r.slots[i]
+	s.cb = iocb{
+		data:    uint64(i),
+		rwFlags: rwFlags,
+		opcode:  opcode,
+		fd:      uint32(fd),
+		buf:     uint64(uintptr(buf)),
+		nbytes:  uint64(n),
+		offset:  off,
+		flags:   iocbFlagResfd,
+		resfd:   uint32(r.efd.Fd()),
+	}
+	r.submit(&s.cb)
+}
+
+// finish waits for slot i's transfer and frees the slot. It returns the
+// bytes moved, or the kernel's error.
+func (r *aioRing) finish(i int32) (int, error) {
+	s := &r.slots[i]
+	<-s.done
+	res := s.res.Load()
+	clear(s.iov) // let the buffers go
+	r.release(i)
+	if res < 0 {
+		return 0, unix.Errno(-res)
+	}
+	return int(res), nil
+}
+
+// transfer moves one buffer: a single pread or pwrite.
+func (r *aioRing) transfer(opcode uint16, fd int, p []byte, off int64) (int, error) {
+	i, err := r.acquire()
+	if err != nil {
+		return 0, err
+	}
+	r.start(i, opcode, fd, unsafe.Pointer(unsafe.SliceData(p)), len(p), off, 0)
+	n, err := r.finish(i)
+	runtime.KeepAlive(p) // the kernel wrote or read it until finish
+	return n, err
+}
+
+// transferv moves a vector: a single preadv or pwritev (at most iovMax
+// buffers; vecLoop splits longer vectors).
+func (r *aioRing) transferv(opcode uint16, fd int, bufs [][]byte, off int64, rwFlags uint32) (int, error) {
+	i, err := r.acquire()
+	if err != nil {
+		return 0, err
+	}
+	s := &r.slots[i]
+	s.iov = s.iov[:0]
+	for _, b := range bufs {
+		var v unix.Iovec
+		v.Base = unsafe.SliceData(b)
+		v.SetLen(len(b))
+		s.iov = append(s.iov, v)
+	}
+	r.start(i, opcode, fd, unsafe.Pointer(unsafe.SliceData(s.iov)), len(s.iov), off, rwFlags)
+	n, err := r.finish(i)
+	runtime.KeepAlive(bufs)
+	return n, err
+}
+
+// submit queues cb and, unless another goroutine is submitting already,
+// submits everything queued until the queue stays empty.
+func (r *aioRing) submit(cb *iocb) {
+	r.mu.Lock()
+	r.queue = append(r.queue, cb)
+	if r.submitting {
+		r.mu.Unlock()
+		return
+	}
+	r.submitting = true
+	for len(r.queue) > 0 {
+		batch := r.queue
+		r.queue, r.spare = r.spare[:0], batch
+		r.mu.Unlock()
+		r.submitBatch(batch)
+		r.mu.Lock()
+	}
+	r.submitting = false
+	r.mu.Unlock()
+}
+
+// submitBatch hands cbs to the kernel. An iocb the kernel refuses
+// completes at once with the error, and the rest are submitted after it.
+func (r *aioRing) submitBatch(cbs []*iocb) {
+	for len(cbs) > 0 {
+		n, _, e := syscall.Syscall(unix.SYS_IO_SUBMIT, r.ctx, uintptr(len(cbs)), uintptr(unsafe.Pointer(unsafe.SliceData(cbs))))
+		switch {
+		case e == unix.EINTR:
+			continue
+		case e != 0:
+			r.complete(cbs[0].data, -int64(e))
+			n = 1
+		}
+		cbs = cbs[n:]
+	}
+}
+
+func (r *aioRing) complete(data uint64, res int64) {
+	s := &r.slots[data]
+	s.res.Store(res)
+	s.done <- struct{}{}
+}
+
+// reap waits on the eventfd and completes every finished event, until the
+// eventfd is closed.
+func (r *aioRing) reap() {
+	defer close(r.reaped)
+	var count [8]byte
+	events := make([]ioEvent, len(r.slots))
+	zero := unix.Timespec{}
+	for {
+		if _, err := r.efd.Read(count[:]); err != nil {
+			if !errors.Is(err, os.ErrClosed) {
+				panic(fmt.Sprintf("blockdev: aio: reading the completion eventfd: %v", err))
+			}
+			return
+		}
+		for {
+			n, _, e := syscall.Syscall6(unix.SYS_IO_GETEVENTS, r.ctx, 0, uintptr(len(events)),
+				uintptr(unsafe.Pointer(&events[0])), uintptr(unsafe.Pointer(&zero)), 0)
+			if e == unix.EINTR {
+				continue
+			}
+			if e != 0 {
+				panic(fmt.Sprintf("blockdev: aio: io_getevents: %v", e))
+			}
+			for _, ev := range events[:n] {
+				r.complete(ev.data, ev.res)
+			}
+			if int(n) < len(events) {
+				break
+			}
+		}
+	}
+}
+
+// aioEngine is the ioEngine of native AIO.
+type aioEngine struct{ r *aioRing }
+
+func newAIOEngine() (ioEngine, error) {
+	r, err := newAIORing(aioDepth)
+	if err != nil {
+		return nil, err
+	}
+	return aioEngine{r}, nil
+}
+
+func (e aioEngine) engine() Engine { return EngineAIO }
+func (e aioEngine) close() error   { return e.r.close() }
+
+func (e aioEngine) pread(fd int, p []byte, off int64) (int, error) {
+	return e.r.transfer(iocbCmdPread, fd, p, off)
+}
+
+func (e aioEngine) pwrite(fd int, p []byte, off int64) (int, error) {
+	return e.r.transfer(iocbCmdPwrite, fd, p, off)
+}
+
+func (e aioEngine) preadv(fd int, iov [][]byte, off int64) (int, error) {
+	return e.r.transferv(iocbCmdPreadv, fd, iov, off, 0)
+}
+
+func (e aioEngine) pwritev(fd int, iov [][]byte, off int64) (int, error) {
+	return e.r.transferv(iocbCmdPwritev, fd, iov, off, 0)
+}
+
+func (e aioEngine) pwritevDSync(fd int, iov [][]byte, off int64) (int, error) {
+	return e.r.transferv(iocbCmdPwritev, fd, iov, off, unix.RWF_DSYNC)
+}
+
+// AIOAvailable reports whether the kernel sets up native AIO contexts for
+// this process, and if not, why.
+func AIOAvailable() error {
+	var ctx uintptr
+	if _, _, e := unix.Syscall(unix.SYS_IO_SETUP, 1, uintptr(unsafe.Pointer(&ctx)), 0); e != 0 {
+		return fmt.Errorf("blockdev: io_setup: %w", e)
+	}
+	ioDestroy(ctx)
+	return nil
+}
