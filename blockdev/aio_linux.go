@@ -242,7 +242,12 @@ func (r *aioRing) transferv(opcode uint16, fd int, bufs [][]byte, off int64, rwF
 }
 
 // submit queues cb and, unless another goroutine is submitting already,
-// submits everything queued until the queue stays empty.
+// submits everything queued until the queue stays empty. The submitter
+// first yields once, so that goroutines made runnable together (the
+// requests of one burst from the client) queue their iocbs before the
+// syscall: under 4 KiB random reads at QD32 through the NBD server
+// (counted under strace, which slows everything down) io_submit went from
+// 0.6 calls per transfer to 0.1.
 func (r *aioRing) submit(cb *iocb) {
 	r.mu.Lock()
 	r.queue = append(r.queue, cb)
@@ -251,6 +256,9 @@ func (r *aioRing) submit(cb *iocb) {
 		return
 	}
 	r.submitting = true
+	r.mu.Unlock()
+	runtime.Gosched()
+	r.mu.Lock()
 	for len(r.queue) > 0 {
 		batch := r.queue
 		r.queue, r.spare = r.spare[:0], batch

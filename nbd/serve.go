@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -358,8 +359,12 @@ func (c *conn) flushOnClose() {
 // is being written joins a queue, and the goroutine writing takes the
 // whole queue in its next writev, so that replies finishing together
 // cost one system call (and one wake-up of the client) rather than one
-// each. send returns once its reply is written (or failed), so the
-// caller may reuse data.
+// each. The goroutine that becomes the writer yields once first, so that
+// handlers woken by the same burst of disk completions queue their
+// replies before it writes: under 4 KiB random reads at QD32 (counted
+// under strace, which slows everything down) writev went from 0.6 calls
+// per reply to 0.1. send returns once
+// its reply is written (or failed), so the caller may reuse data.
 func (c *conn) send(head, data []byte) error {
 	if _, ok := c.nc.(*tlsSession); ok {
 		return c.sendLocked(func() error { return writeMessage(c.nc, head, data) })
@@ -376,6 +381,9 @@ func (c *conn) send(head, data []byte) error {
 		return r.err
 	}
 	c.writing = true
+	c.qmu.Unlock()
+	runtime.Gosched()
+	c.qmu.Lock()
 	for len(c.queue) > 0 {
 		batch := c.queue
 		c.queue = c.spare[:0]
