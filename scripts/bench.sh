@@ -30,6 +30,8 @@
 #   NETRAID_BIN      netraid binary (default bin/netraid of this checkout)
 #   NETRAID_CHUNK    stripe chunk (default 64KiB)
 #   NBDKIT_THREADS   nbdkit worker threads (default 32)
+#   BENCH_SERVER_MEM memory cgroup limit of every server, page cache
+#                    included (default 256M, netraid's RSS budget)
 # Exits 0 when every run completed, whether or not the targets were met; 3
 # when a run failed (the table and the JSON are still written); 1 when the
 # benchmark could not be set up.
@@ -75,6 +77,7 @@ cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	stop_all
+	memcg_teardown
 	if [ "${BENCH_KEEP:-0}" = 1 ]; then
 		log "scratch directory kept: $WORK"
 	elif [ "$rc" -ne 0 ] && [ "$rc" -ne 130 ] && [ "$rc" -ne 143 ]; then
@@ -92,6 +95,14 @@ trap 'exit 143' TERM
 
 fstype=$(findmnt -n -o FSTYPE -T "$WORK")
 case $fstype in tmpfs | ramfs | overlay) die "$WORK is on $fstype; set BENCH_DIR to a disk filesystem" ;; esac
+
+memcg_setup
+if [ -n "$MEMCG_BASE" ]; then
+	record kind=meta server_mem_mib=$((SERVER_MEM >> 20))
+else
+	log "warning: servers run without a memory limit: $MEMCG_WHY"
+	record kind=meta server_mem_why="$MEMCG_WHY"
+fi
 
 for s in $SUITES; do
 	[ -f "$here/suite_$s.sh" ] || die "no suite $s (scripts/bench/suite_$s.sh)"

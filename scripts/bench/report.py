@@ -366,6 +366,12 @@ def main():
           f"{meta.get('fs')}, {meta.get('transport')} transport, {meta.get('runtime_s')} s per run "
           f"after {meta.get('ramp_s')} s ramp" + (f", median of {rounds} rounds" if rounds > 1 else "") +
           f", {meta.get('fio')}, {meta.get('cpus')} CPUs", file=out)
+    if meta.get("server_mem_mib"):
+        print(f"every server runs in a memory cgroup of {meta['server_mem_mib']} MiB, page cache included",
+              file=out)
+    elif meta.get("server_mem_why"):
+        print(f"warning: servers run without a memory limit ({meta['server_mem_why']}): "
+              f"a server reading through the page cache may be measured serving from memory", file=out)
     other = other_cpu_pct(meta)
     meta["other_cpu_pct"] = other
     if other is not None and other > 10:

@@ -25,10 +25,75 @@ SERVER_URI=
 SERVER_ADDR=
 SUITE=
 
+# Every server runs in a memory cgroup of its own limited to SERVER_MEM
+# (default 256 MiB, the RSS budget the suites hold netraid to), page cache
+# included. A server that reads through the page cache (nbdkit's file
+# plugin keeps what it read even with cache=none) could otherwise serve a
+# 1 GiB backing file from memory after its first pass, and its figures
+# would measure the machine's RAM, not the server on its disk. The budget
+# is the same for every server; O_DIRECT servers never come near it.
+SERVER_MEM=$(numfmt --from=iec "${BENCH_SERVER_MEM:-256M}")
+MEMCG_BASE=
+MEMCG_LIMIT_FILE=
+MEMCG_WHY=
+
+# memcg_setup: find where this process may make memory cgroups (cgroup v1
+# memory controller, or v2 with memory delegated to its own cgroup's
+# children); if it cannot, MEMCG_WHY says why and servers run unconfined.
+memcg_setup() {
+	local line path
+	if line=$(grep -m1 -E '^[0-9]+:([^:]*,)?memory(,[^:]*)?:' /proc/self/cgroup) &&
+		[ -d /sys/fs/cgroup/memory ]; then
+		path=/sys/fs/cgroup/memory${line#*:*:}
+		MEMCG_LIMIT_FILE=memory.limit_in_bytes
+	elif line=$(grep -m1 '^0::' /proc/self/cgroup) && [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+		path=/sys/fs/cgroup${line#0::}
+		MEMCG_LIMIT_FILE=memory.max
+		# v2 lets a cgroup's children limit memory only if the cgroup
+		# delegates it, which it cannot while it holds processes itself.
+		grep -qw memory "$path/cgroup.subtree_control" 2>/dev/null ||
+			echo +memory >"$path/cgroup.subtree_control" 2>/dev/null || {
+			MEMCG_WHY="cgroup v2: cannot delegate memory to the children of $path"
+			return 0
+		}
+	else
+		MEMCG_WHY="no memory cgroup controller"
+		return 0
+	fi
+	MEMCG_BASE="$path/netraid-bench-$$"
+	mkdir "$MEMCG_BASE" 2>/dev/null || {
+		MEMCG_WHY="cannot make a cgroup under $path"
+		MEMCG_BASE=
+	}
+}
+
+# confine NAME PID: move PID into a memory cgroup of its own, limited to
+# SERVER_MEM. A failure is recorded and the server runs unconfined.
+confine() {
+	local cg
+	[ -n "$MEMCG_BASE" ] || return 0
+	cg="$MEMCG_BASE/$1"
+	if mkdir -p "$cg" && echo "$SERVER_MEM" >"$cg/$MEMCG_LIMIT_FILE" && echo "$2" >"$cg/cgroup.procs"; then
+		return 0
+	fi
+	record kind=note suite="$SUITE" target="$1" text="not confined to $(numfmt --to=iec "$SERVER_MEM") of memory: moving it into $cg failed"
+}
+
+# memcg_teardown: remove the cgroups, once their servers are gone.
+memcg_teardown() {
+	local cg
+	[ -n "$MEMCG_BASE" ] && [ -d "$MEMCG_BASE" ] || return 0
+	for cg in "$MEMCG_BASE"/*/; do
+		[ -d "$cg" ] && rmdir "$cg" 2>/dev/null
+	done
+	rmdir "$MEMCG_BASE" 2>/dev/null || true
+}
+
 # started NAME PID ADDRESS: bookkeeping common to every start_*.
 started() {
 	SERVER_PID=$2
 	PIDS+=("$2")
+	confine "$1" "$2"
 	SERVER_URI=$(nbd_uri "$3" bench)
 	wait_nbd "$SERVER_URI" "$2" "$1"
 }
