@@ -2,8 +2,9 @@
 // takes and returns, and the backends that sit at the bottom of the stack:
 // File (O_DIRECT regular files and block devices, Linux), Mem (in memory,
 // can simulate a crash), and the wrappers Aligned (byte-granular I/O over
-// a device that needs aligned I/O), Timeout (bounded operation time) and
-// Section (a window of a device). Package devtest is the conformance suite
+// a device that needs aligned I/O), Timeout (bounded operation time),
+// Section (a window of a device) and Readahead (reads ahead of one
+// sequential reader). Package devtest is the conformance suite
 // every implementation runs; package fault injects failures.
 //
 // Invariants:
@@ -37,6 +38,12 @@
 //     kernel; more wait for a slot. A transfer's buffers stay reachable
 //     until its completion is reaped. Close never waits for the disk: the
 //     last transfer in flight releases the context.
+//   - Readahead never returns data that a write, trim or write-zeroes
+//     through it changed before the read began: each drops the buffers it
+//     overlaps when it starts and again when it returns, so a read ahead
+//     that overlapped it in time is never used. It holds at most Window
+//     bytes read ahead (plus reads ahead already dropped but still in
+//     flight), and Stop and Close wait for its reads in flight.
 //   - Map's extents are non-empty, contiguous, in order and cover the range
 //     exactly; an extent marked Zero reads as zeroes, and every Hole is Zero.
 //   - After Close, every call fails with an error wrapping ErrClosed.

@@ -46,6 +46,9 @@ type Config struct {
 	TLSDir string
 	// TLSRequired refuses NBD clients that do not start TLS.
 	TLSRequired bool
+	// Readahead is how far ahead of a sequential reader of the export the
+	// primary reads (blockdev.Readahead); 0 turns reading ahead off.
+	Readahead int64
 	// MaxConnections bounds the export's connections; the nbd package's
 	// default if zero.
 	MaxConnections int

@@ -21,6 +21,7 @@ import (
 type primary struct {
 	n      *Node
 	mir    *mirror.Mirror
+	ra     *blockdev.Readahead // reads ahead for the export; nil if off
 	local  *mirror.Leg
 	srv    *nbd.Server
 	ln     net.Listener
@@ -145,7 +146,12 @@ func (n *Node) startPrimary() (*primary, error) {
 		}
 	}
 	p.srv = nbd.NewServer(nbd.ServerOptions{Logger: n.log, TLS: exportTLS, TLSRequired: n.cfg.TLSRequired, MaxConnections: n.cfg.MaxConnections})
-	p.srv.AddExport(nbd.Export{Name: p.export, Description: "netraid volume " + n.sb.Name, Dev: p.mir, ReadOnly: n.cfg.ReadOnly})
+	var dev blockdev.Device = p.mir
+	if n.cfg.Readahead > 0 {
+		p.ra = blockdev.NewReadahead(p.mir, blockdev.ReadaheadOptions{Window: n.cfg.Readahead})
+		dev = p.ra
+	}
+	p.srv.AddExport(nbd.Export{Name: p.export, Description: "netraid volume " + n.sb.Name, Dev: dev, ReadOnly: n.cfg.ReadOnly})
 	ln, err := listen(n.cfg.Listen)
 	if err != nil {
 		cancel()
@@ -207,6 +213,9 @@ func (p *primary) stop(force bool) error {
 	// Drain and flush while the link is still up: after this no write
 	// can come, and the peer holds everything this node holds.
 	err := errors.Join(p.srv.Shutdown(ctx), p.mir.Flush())
+	if p.ra != nil {
+		p.ra.Stop() // the export is drained: only reads ahead may be in flight
+	}
 	p.stopping.Store(true)
 	p.cancel()
 	p.mu.Lock()

@@ -59,6 +59,10 @@ func (n *Node) Status() Status {
 			Requests: ss.Requests, BytesRead: ss.BytesRead, BytesWritten: ss.BytesWritten, Errors: ss.Errors,
 			TLS: n.exportTLSMode(), RefusedByCap: ss.Refused, TLSRefused: ss.TLSRefused, FailedHandshakes: ss.FailedHandshakes,
 		}
+		if p.ra != nil {
+			rs := p.ra.Stats()
+			st.Export.Readahead = &ReadaheadStatus{Window: n.cfg.Readahead, Hits: rs.Hits, Misses: rs.Misses, ReadAhead: rs.ReadAhead}
+		}
 		for _, l := range p.mir.Legs() {
 			ls := l.Stats()
 			st.Legs = append(st.Legs, LegStatus{Name: l.Name(), State: legState(l.State()), Error: errText(l.Err()), Reads: ls.Reads, Writes: ls.Writes, Resynced: ls.SyncBytes})

@@ -54,6 +54,16 @@ type ExportStatus struct {
 	RefusedByCap     int64 `json:"refused_by_cap"`
 	TLSRefused       int64 `json:"tls_refused"`
 	FailedHandshakes int64 `json:"failed_handshakes"`
+	// Readahead is there when the export reads ahead of sequential readers.
+	Readahead *ReadaheadStatus `json:"readahead,omitempty"`
+}
+
+// ReadaheadStatus counts how the export's reads were served.
+type ReadaheadStatus struct {
+	Window    int64 `json:"window"`
+	Hits      int64 `json:"hits"`       // reads served from data read ahead
+	Misses    int64 `json:"misses"`     // reads that went to the disks
+	ReadAhead int64 `json:"read_ahead"` // bytes read ahead
 }
 
 // PeerStatus describes the replication link.

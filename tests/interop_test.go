@@ -123,7 +123,7 @@ func TestInteropQemuIO(t *testing.T) {
 
 func TestInteropNbdcopy(t *testing.T) {
 	requireTools(t, "nbdcopy")
-	_, uri := serveFiles(t, "copy", 64<<20)
+	n, uri := serveFiles(t, "copy", 64<<20)
 	dir := t.TempDir()
 	in := filepath.Join(dir, "in")
 	data := make([]byte, 48<<20)
@@ -134,8 +134,17 @@ func TestInteropNbdcopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	harness.Run(t, "nbdcopy", "--flush", in, uri)
+	// One connection and one thread: a single sequential reader, which the
+	// export reads ahead of.
 	out := filepath.Join(dir, "out")
-	harness.Run(t, "nbdcopy", uri, out)
+	harness.Run(t, "nbdcopy", "--connections=1", "--threads=1", uri, out)
+	st, err := n.Status()
+	if err != nil || st.Export == nil || st.Export.Readahead == nil {
+		t.Fatalf("status after the copy: %v %+v", err, st.Export)
+	}
+	if ra := st.Export.Readahead; ra.Hits == 0 || ra.ReadAhead == 0 {
+		t.Errorf("a sequential copy of the export was not read ahead of: %+v", *ra)
+	}
 	got, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)

@@ -49,6 +49,7 @@ that the other's certificate is a node's of the same volume.`)
 	faults := fs.Bool("fault-injection", false, "let 'netraid disk inject-error' fail a local disk (tests and drills only)")
 	tlsDir := fs.String("tls-dir", "", "this node's certificates ('netraid certs issue'): TLS on the export, and required on the replication link")
 	tlsRequired := fs.Bool("tls-required", false, "refuse NBD clients that do not start TLS (needs --tls-dir)")
+	readahead := fs.String("readahead", "16MiB", "read this far ahead of a sequential reader of the export (0: off)")
 	maxConns := fs.Int("max-connections", 256, "most NBD connections at once; a new one displaces the oldest still in its handshake")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -68,6 +69,10 @@ that the other's certificate is a node's of the same volume.`)
 	r, err := humanize.ParseBytes(*rate)
 	if err != nil {
 		return usagef("bad --resync-rate %q: %v", *rate, err)
+	}
+	ra, err := humanize.ParseBytes(*readahead)
+	if err != nil || ra > 1<<30 {
+		return usagef("bad --readahead %q: a size up to 1GiB, such as 16MiB, or 0 for off", *readahead)
 	}
 	level := slog.LevelInfo
 	if *debug {
@@ -91,6 +96,7 @@ that the other's certificate is a node's of the same volume.`)
 		TLSDir:         *tlsDir,
 		TLSRequired:    *tlsRequired,
 		MaxConnections: *maxConns,
+		Readahead:      int64(ra),
 		Logger:         log,
 	}
 	setProcs()

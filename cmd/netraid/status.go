@@ -58,6 +58,10 @@ func printStatus(w io.Writer, st node.Status) {
 			fmt.Fprintf(w, "    refused connections: %d over the cap, %d in TLS, %d other failed handshakes\n",
 				x.RefusedByCap, x.TLSRefused, x.FailedHandshakes)
 		}
+		if ra := x.Readahead; ra != nil {
+			fmt.Fprintf(w, "    read-ahead %s: %d reads served from it, %d from the disks, %s read ahead\n",
+				bytesOf(ra.Window), ra.Hits, ra.Misses, bytesOf(ra.ReadAhead))
+		}
 	}
 	if p := st.Peer; p != nil {
 		link := "plaintext"

@@ -1,0 +1,345 @@
+package blockdev
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// ReadaheadOptions size a Readahead.
+type ReadaheadOptions struct {
+	// Window is how far ahead of a sequential stream's position data is
+	// read: at most this much memory holds data read ahead. 0 means 16 MiB.
+	Window int64
+	// Chunk is the size of each read ahead; 0 means 1 MiB. It is rounded
+	// up to the device's block size.
+	Chunk int64
+	// Trigger is how many bytes of contiguous reads make a stream
+	// sequential; 0 means 2 MiB.
+	Trigger int64
+}
+
+// Readahead reads ahead of a sequential stream of reads, the way the
+// kernel's page cache does for buffered readers, so that a client keeping
+// only a few requests in flight still finds the disk busy ahead of it.
+// netraid's disks are opened with O_DIRECT, which has no read-ahead.
+//
+// It follows one stream: a read that starts within Window of where the
+// stream has got to (the furthest end of its reads so far) extends it,
+// so that requests a client sent in order but that reach Readahead a
+// little out of order (handlers run concurrently) do not break it; any
+// other read starts a new stream and drops what was read ahead. Once a
+// stream has read Trigger bytes, Readahead keeps [position,
+// position+Window) read or being read, in Chunk-sized reads of the device
+// below, each into a buffer of its own. A read that falls wholly within
+// buffers read ahead is copied from them (after waiting for the ones
+// still being read); any other read goes to the device. A buffer is freed
+// once reads have copied all of it, or when the stream is a Window past
+// it.
+//
+// Writes never see stale data: a write, trim or write-zeroes drops every
+// buffer it overlaps, read or being read, both when it starts and when it
+// is done, so a buffer whose read overlapped the operation in time is
+// never used. A read that runs at the same time as a write to the same
+// blocks may return either, as on any device.
+//
+// Readahead must be the only path that writes to the device while it is
+// open; writes that go around it make reads return old data.
+type Readahead struct {
+	d                       Device
+	window, chunk, trigger  int64
+	hits, misses, readAhead atomic.Int64
+
+	mu       sync.Mutex
+	next     int64 // where the last read ended: a read starting here extends the stream
+	streak   int64 // bytes of the current stream
+	ahead    int64 // end of what is read ahead or being read; 0: nothing
+	bufs     []*raBuf
+	closed   bool           // Close ran: every call fails
+	stopped  bool           // Stop or Close ran: no more reads ahead
+	inflight sync.WaitGroup // reads ahead in flight
+}
+
+// raBuf is one read ahead. Its fields change only under Readahead.mu,
+// except data, which its read fills before ready is closed.
+type raBuf struct {
+	off     int64
+	data    []byte
+	ready   chan struct{} // closed when the read is done
+	err     error
+	used    int64 // bytes reads copied out of it
+	dropped bool  // out of bufs; the read's completion frees data
+}
+
+var (
+	_ Device     = (*Readahead)(nil)
+	_ BlockSizer = (*Readahead)(nil)
+	_ FUAWriter  = (*Readahead)(nil)
+	_ Trimmer    = (*Readahead)(nil)
+	_ Zeroer     = (*Readahead)(nil)
+	_ Mapper     = (*Readahead)(nil)
+)
+
+// NewReadahead wraps d. Closing the result closes d.
+func NewReadahead(d Device, o ReadaheadOptions) *Readahead {
+	if o.Window <= 0 {
+		o.Window = 16 << 20
+	}
+	if o.Chunk <= 0 {
+		o.Chunk = 1 << 20
+	}
+	if o.Trigger <= 0 {
+		o.Trigger = 2 << 20
+	}
+	bs := int64(BlockSize(d))
+	o.Chunk = (o.Chunk + bs - 1) / bs * bs
+	return &Readahead{d: d, window: max(o.Window, o.Chunk), chunk: o.Chunk, trigger: o.Trigger}
+}
+
+// Unwrap returns the wrapped device.
+func (r *Readahead) Unwrap() Device { return r.d }
+
+func (r *Readahead) Size() int64    { return r.d.Size() }
+func (r *Readahead) BlockSize() int { return BlockSize(r.d) }
+
+// ReadaheadStats count how reads were served.
+type ReadaheadStats struct {
+	Hits      int64 // reads copied from data read ahead
+	Misses    int64 // reads that went to the device
+	ReadAhead int64 // bytes read ahead
+}
+
+// Stats returns the counts so far.
+func (r *Readahead) Stats() ReadaheadStats {
+	return ReadaheadStats{Hits: r.hits.Load(), Misses: r.misses.Load(), ReadAhead: r.readAhead.Load()}
+}
+
+// ReadAt reads from data read ahead if it holds the whole range, else
+// from the device; either way it moves the stream on.
+func (r *Readahead) ReadAt(p []byte, off int64) (int, error) {
+	if err := CheckRange(r.d.Size(), off, int64(len(p))); err != nil || len(p) == 0 {
+		return 0, err
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return 0, ErrClosed
+	}
+	r.follow(off, int64(len(p)))
+	for {
+		cover, wait := r.covering(off, int64(len(p)))
+		if wait != nil {
+			r.mu.Unlock()
+			<-wait
+			r.mu.Lock()
+			continue
+		}
+		if cover != nil {
+			for _, b := range cover {
+				b.used += int64(copy(p[max(b.off-off, 0):], b.data[max(off-b.off, 0):]))
+				if b.used >= int64(len(b.data)) {
+					r.dropRange(b.off, int64(len(b.data)))
+				}
+			}
+			r.mu.Unlock()
+			r.hits.Add(1)
+			return len(p), nil
+		}
+		break
+	}
+	r.mu.Unlock()
+	r.misses.Add(1)
+	return r.d.ReadAt(p, off)
+}
+
+// follow moves the stream for a read of n bytes at off: extends or
+// restarts it, drops buffers the stream has passed, and starts reads
+// ahead if the stream is sequential. Called with r.mu held.
+func (r *Readahead) follow(off, n int64) {
+	if off < r.next-r.window || off > r.next+r.window || r.streak == 0 && off != r.next {
+		r.streak = 0
+		r.dropRange(0, r.d.Size())
+		r.ahead = 0
+		r.next = off
+	}
+	r.next = max(r.next, off+n)
+	r.streak += n
+	// A buffer goes once reads have copied all of it; one the stream
+	// left a window behind without reading all of it goes here.
+	kept := r.bufs[:0]
+	for _, b := range r.bufs {
+		if b.off+int64(len(b.data)) <= off-r.window {
+			r.release(b)
+			continue
+		}
+		kept = append(kept, b)
+	}
+	clear(r.bufs[len(kept):])
+	r.bufs = kept
+	if r.streak < r.trigger || r.stopped {
+		return
+	}
+	start := max(r.ahead, r.next)
+	size := r.d.Size()
+	for start < r.next+r.window && start < size {
+		n := min(r.chunk, size-start)
+		b := &raBuf{off: start, data: GetBuffer(int(n), poolAlign), ready: make(chan struct{})}
+		r.bufs = append(r.bufs, b)
+		r.inflight.Add(1)
+		go r.fill(b)
+		start += n
+	}
+	r.ahead = start
+}
+
+// fill reads b ahead.
+func (r *Readahead) fill(b *raBuf) {
+	defer r.inflight.Done()
+	_, err := r.d.ReadAt(b.data, b.off)
+	r.readAhead.Add(int64(len(b.data)))
+	r.mu.Lock()
+	b.err = err
+	close(b.ready)
+	if b.dropped {
+		PutBuffer(b.data)
+		b.data = nil
+	}
+	r.mu.Unlock()
+}
+
+// covering returns the buffers that together hold [off, off+n), if
+// there are such buffers and all are read without error; or, if one of
+// them is still being read, a channel to wait on. A buffer that failed
+// is dropped, so that the read goes to the device and reports the error
+// itself. Called with r.mu held.
+func (r *Readahead) covering(off, n int64) (cover []*raBuf, wait <-chan struct{}) {
+	at, end := off, off+n
+	for _, b := range r.bufs {
+		bend := b.off + int64(len(b.data))
+		if bend <= at || b.off >= end {
+			continue
+		}
+		if b.off > at {
+			return nil, nil // a gap
+		}
+		select {
+		case <-b.ready:
+		default:
+			return nil, b.ready
+		}
+		if b.err != nil {
+			r.dropRange(b.off, int64(len(b.data)))
+			return nil, nil
+		}
+		cover = append(cover, b)
+		at = bend
+		if at >= end {
+			return cover, nil
+		}
+	}
+	return nil, nil
+}
+
+// dropRange drops every buffer overlapping [off, off+n). Called with
+// r.mu held.
+func (r *Readahead) dropRange(off, n int64) {
+	kept := r.bufs[:0]
+	for _, b := range r.bufs {
+		if b.off < off+n && off < b.off+int64(len(b.data)) {
+			r.release(b)
+			continue
+		}
+		kept = append(kept, b)
+	}
+	clear(r.bufs[len(kept):])
+	r.bufs = kept
+	if len(r.bufs) == 0 {
+		r.ahead = 0
+	} else {
+		last := r.bufs[len(r.bufs)-1]
+		r.ahead = last.off + int64(len(last.data))
+	}
+}
+
+// release frees b's memory now if its read is done, else when it is.
+// Called with r.mu held, after b left r.bufs.
+func (r *Readahead) release(b *raBuf) {
+	b.dropped = true
+	select {
+	case <-b.ready:
+		PutBuffer(b.data)
+		b.data = nil
+	default: // fill frees it
+	}
+}
+
+// modify runs a write-like operation on [off, off+n), dropping the
+// buffers it overlaps before and after it.
+func (r *Readahead) modify(off, n int64, op func() error) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	r.dropRange(off, n)
+	r.mu.Unlock()
+	err := op()
+	r.mu.Lock()
+	r.dropRange(off, n)
+	r.mu.Unlock()
+	return err
+}
+
+func (r *Readahead) WriteAt(p []byte, off int64) (n int, err error) {
+	err = r.modify(off, int64(len(p)), func() (err error) {
+		n, err = r.d.WriteAt(p, off)
+		return err
+	})
+	return n, err
+}
+
+func (r *Readahead) WriteAtFUA(p []byte, off int64) (n int, err error) {
+	err = r.modify(off, int64(len(p)), func() (err error) {
+		n, err = WriteFUA(r.d, p, off)
+		return err
+	})
+	return n, err
+}
+
+func (r *Readahead) Trim(off, n int64) error {
+	return r.modify(off, n, func() error { return Trim(r.d, off, n) })
+}
+
+func (r *Readahead) WriteZeroes(off, n int64, mayTrim bool) error {
+	return r.modify(off, n, func() error { return WriteZeroes(r.d, off, n, mayTrim) })
+}
+
+func (r *Readahead) Flush() error { return r.d.Flush() }
+
+func (r *Readahead) Map(off, n int64) ([]Extent, error) { return Map(r.d, off, n) }
+
+// Stop ends reading ahead: it waits for the reads ahead in flight and
+// frees their buffers. Reads and writes go on, straight to the device,
+// which stays open.
+func (r *Readahead) Stop() {
+	r.mu.Lock()
+	r.stopped = true
+	r.mu.Unlock()
+	r.inflight.Wait()
+	r.mu.Lock()
+	r.dropRange(0, r.d.Size())
+	r.mu.Unlock()
+}
+
+// Close stops reading ahead and closes the device.
+func (r *Readahead) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return fmt.Errorf("%w: read-ahead closed twice", ErrClosed)
+	}
+	r.closed = true
+	r.mu.Unlock()
+	r.Stop()
+	return r.d.Close()
+}
