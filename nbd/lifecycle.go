@@ -108,15 +108,17 @@ func (s *Server) register(ctx context.Context, nc net.Conn, l net.Listener) *con
 }
 
 // displaceOne makes room for a new connection, from remote, by closing
-// the one that has been in its handshake the longest: a client that
-// negotiates promptly is never displaced, and a flood of connections
-// that never finish cannot keep it out. If every connection is in
-// transmission there is none to close, and it returns false. Called
-// with mu held.
+// the connection in handshake that the server has not heard from for the
+// longest (since it was accepted, or since its last client flags or
+// option): a client that is negotiating, however slowly the machine lets
+// it, stays ahead of connections that sent nothing since, so a flood of
+// connections that never negotiate cannot keep it out. If every
+// connection is in transmission there is none to close, and it returns
+// false. Called with mu held.
 func (s *Server) displaceOne(remote net.Conn) bool {
 	var victim *conn
 	for c := range s.conns {
-		if c.exp == nil && !c.displaced && (victim == nil || c.accepted.Before(victim.accepted)) {
+		if c.exp == nil && !c.displaced && (victim == nil || c.heard.Load() < victim.heard.Load()) {
 			victim = c
 		}
 	}

@@ -41,6 +41,34 @@ func TestMaxConnectionsDisplacesHandshakes(t *testing.T) {
 	stalled[max-1].expectReply(OptList, RepServer)
 }
 
+// TestMaxConnectionsSparesNegotiating: a connection that keeps
+// negotiating is not displaced, though it came first: the newcomer
+// displaces the one the server heard from least recently.
+func TestMaxConnectionsSparesNegotiating(t *testing.T) {
+	const max = 4
+	ts := startServer(t, "unix", ServerOptions{MaxConnections: max}, Export{Name: "x", Dev: blockdev.NewMem(expSize)})
+	slow := ts.raw(t) // first in, and slow to negotiate
+	slow.read(18)
+	var stalled []*raw
+	for range max - 1 {
+		r := ts.raw(t)
+		r.read(18) // the greeting, then nothing
+		stalled = append(stalled, r)
+	}
+	waitFor(t, "the connections", func() bool { return ts.Stats().Connections == max })
+	slow.write(binary.BigEndian.AppendUint32(nil, clientFixedNewstyle))
+	slow.option(OptList, nil)
+	slow.expectReply(OptList, RepServer)
+	slow.expectReply(OptList, RepAck)
+	c := ts.dial(t, ClientOptions{Export: "x"})
+	if _, err := c.WriteAt(pattern(1, 4096), 0); err != nil {
+		t.Fatalf("newcomer: %v", err)
+	}
+	stalled[0].expectClosed()
+	slow.option(OptList, nil)
+	slow.expectReply(OptList, RepServer)
+}
+
 // TestMaxConnectionsFull: with every connection in transmission, a new
 // one is closed at once and the others go on.
 func TestMaxConnectionsFull(t *testing.T) {

@@ -68,6 +68,7 @@ func (n *negotiation) greet() error {
 	if _, err := io.ReadFull(n.c.rr.r, f[:]); err != nil {
 		return fmt.Errorf("nbd: read client flags: %w", err)
 	}
+	n.c.heard.Store(time.Now().UnixNano())
 	flags := binary.BigEndian.Uint32(f[:])
 	if flags&^clientKnownFlags != 0 {
 		return fmt.Errorf("%w: unknown client flags %#x", ErrProtocol, flags)
@@ -104,6 +105,7 @@ func (n *negotiation) readOption() (Option, []byte, error) {
 	if _, err := io.ReadFull(n.c.rr.r, data); err != nil {
 		return 0, nil, fmt.Errorf("nbd: read option %v data: %w", opt, err)
 	}
+	n.c.heard.Store(time.Now().UnixNano())
 	return opt, data, nil
 }
 

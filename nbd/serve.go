@@ -65,8 +65,9 @@ type conn struct {
 	writes   atomic.Uint64  // writes completed (the connection's dirty count)
 	flushed  atomic.Uint64  // writes known durable
 
-	accepted  time.Time // read-only
-	displaced bool      // closed by the connection cap; guarded by Server.mu
+	accepted  time.Time    // read-only
+	heard     atomic.Int64 // when the handshake last heard from the client (UnixNano)
+	displaced bool         // closed by the connection cap; guarded by Server.mu
 }
 
 // Reasons a connection's reader stops without a fault.
@@ -87,6 +88,7 @@ func newConn(ctx context.Context, s *Server, nc net.Conn, l net.Listener) *conn 
 		accepted: time.Now(),
 		pool:     workers.New(0),
 	}
+	c.heard.Store(c.accepted.UnixNano())
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	c.br = bufio.NewReaderSize(nc, 64<<10)
 	c.rr.r = c.br

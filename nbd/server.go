@@ -41,8 +41,9 @@ type ServerOptions struct {
 	PayloadTimeout time.Duration
 	// MaxConnections bounds the connections open at once, in handshake
 	// or in transmission (default 256). When all are taken, a new
-	// connection displaces the one that has been in its handshake the
-	// longest; if every one is in transmission, the newcomer is closed.
+	// connection displaces the one in its handshake that the server heard
+	// from least recently (accept, client flags, options); if every one
+	// is in transmission, the newcomer is closed.
 	MaxConnections int
 	// TLS, if not nil, lets a client upgrade with NBD_OPT_STARTTLS; the
 	// negotiation starts again under TLS. It must hold a certificate; it
