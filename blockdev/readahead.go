@@ -6,6 +6,11 @@ import (
 	"sync/atomic"
 )
 
+// raSpareChunks is how many chunk buffers beyond the window's worth a
+// Readahead may hold: reads ahead that were dropped (a write overlapped
+// them, or the stream moved) keep theirs until they finish.
+const raSpareChunks = 4
+
 // ReadaheadOptions size a Readahead.
 type ReadaheadOptions struct {
 	// Window is how far ahead of a sequential stream's position data is
@@ -55,6 +60,8 @@ type Readahead struct {
 	streak   int64 // bytes of the current stream
 	ahead    int64 // end of what is read ahead or being read; 0: nothing
 	bufs     []*raBuf
+	spare    [][]byte       // chunk buffers free for reuse (outside the Go heap)
+	mapped   int            // chunk buffers allocated
 	closed   bool           // Close ran: every call fails
 	stopped  bool           // Stop or Close ran: no more reads ahead
 	inflight sync.WaitGroup // reads ahead in flight
@@ -107,11 +114,15 @@ type ReadaheadStats struct {
 	Hits      int64 // reads copied from data read ahead
 	Misses    int64 // reads that went to the device
 	ReadAhead int64 // bytes read ahead
+	Held      int64 // bytes of buffers held now, in use or spare
 }
 
 // Stats returns the counts so far.
 func (r *Readahead) Stats() ReadaheadStats {
-	return ReadaheadStats{Hits: r.hits.Load(), Misses: r.misses.Load(), ReadAhead: r.readAhead.Load()}
+	r.mu.Lock()
+	held := int64(r.mapped) * r.chunk
+	r.mu.Unlock()
+	return ReadaheadStats{Hits: r.hits.Load(), Misses: r.misses.Load(), ReadAhead: r.readAhead.Load(), Held: held}
 }
 
 // ReadAt reads from data read ahead if it holds the whole range, else
@@ -183,7 +194,11 @@ func (r *Readahead) follow(off, n int64) {
 	size := r.d.Size()
 	for start < r.next+r.window && start < size {
 		n := min(r.chunk, size-start)
-		b := &raBuf{off: start, data: GetBuffer(int(n), poolAlign), ready: make(chan struct{})}
+		data := r.getBuf()
+		if data == nil {
+			break // no memory: read ahead less
+		}
+		b := &raBuf{off: start, data: data[:n], ready: make(chan struct{})}
 		r.bufs = append(r.bufs, b)
 		r.inflight.Add(1)
 		go r.fill(b)
@@ -201,7 +216,7 @@ func (r *Readahead) fill(b *raBuf) {
 	b.err = err
 	close(b.ready)
 	if b.dropped {
-		PutBuffer(b.data)
+		r.putBuf(b.data)
 		b.data = nil
 	}
 	r.mu.Unlock()
@@ -267,10 +282,46 @@ func (r *Readahead) release(b *raBuf) {
 	b.dropped = true
 	select {
 	case <-b.ready:
-		PutBuffer(b.data)
+		r.putBuf(b.data)
 		b.data = nil
 	default: // fill frees it
 	}
+}
+
+// getBuf returns a chunk buffer: a spare one, or a new one while fewer
+// than the window's worth plus a few (for reads ahead dropped while still
+// in flight) exist; nil past that or if the kernel has no memory. The
+// buffers live outside the Go heap, so that reading ahead neither churns
+// the collector nor raises its heap goal. Called with r.mu held.
+func (r *Readahead) getBuf() []byte {
+	if n := len(r.spare); n > 0 {
+		b := r.spare[n-1]
+		r.spare[n-1] = nil
+		r.spare = r.spare[:n-1]
+		return b
+	}
+	if int64(r.mapped) >= r.window/r.chunk+raSpareChunks {
+		return nil
+	}
+	b := mapBuffer(int(r.chunk))
+	if b != nil {
+		r.mapped++
+	}
+	return b
+}
+
+// putBuf keeps b for reuse. Called with r.mu held.
+func (r *Readahead) putBuf(b []byte) { r.spare = append(r.spare, b[:cap(b)]) }
+
+// freeSpare gives every spare buffer back to the kernel. Called with
+// r.mu held, once no read ahead is in flight.
+func (r *Readahead) freeSpare() {
+	for _, b := range r.spare {
+		unmapBuffer(b)
+	}
+	r.mapped -= len(r.spare)
+	clear(r.spare)
+	r.spare = r.spare[:0]
 }
 
 // modify runs a write-like operation on [off, off+n), dropping the
@@ -328,6 +379,7 @@ func (r *Readahead) Stop() {
 	r.inflight.Wait()
 	r.mu.Lock()
 	r.dropRange(0, r.d.Size())
+	r.freeSpare()
 	r.mu.Unlock()
 }
 

@@ -65,6 +65,9 @@ func TestReadaheadServesSequentialReads(t *testing.T) {
 	if got := int64(dev.Count(fault.Read)); got >= reads/2 {
 		t.Errorf("the device saw %d reads for %d sequential reads of the client; want far fewer", got, reads)
 	}
+	if limit := smallReadahead.Window + 4*smallReadahead.Chunk; st.Held > limit {
+		t.Errorf("holds %d bytes of buffers, more than the window and its spares (%d)", st.Held, limit)
+	}
 
 	before := r.Stats()
 	p := make([]byte, 4096)
@@ -209,6 +212,9 @@ func TestReadaheadStop(t *testing.T) {
 	old := func(off int64, n int) []byte { return devtest.Pattern(7, off, n) }
 	readSeq(t, r, 0, 1<<20, 64<<10, old)
 	r.Stop()
+	if held := r.Stats().Held; held != 0 {
+		t.Errorf("still holds %d bytes of buffers after Stop", held)
+	}
 	ahead := r.Stats().ReadAhead
 	readSeq(t, r, 1<<20, 2<<20, 64<<10, old)
 	if got := r.Stats().ReadAhead; got != ahead {

@@ -47,7 +47,8 @@ type Config struct {
 	// TLSRequired refuses NBD clients that do not start TLS.
 	TLSRequired bool
 	// Readahead is how far ahead of a sequential reader of the export the
-	// primary reads (blockdev.Readahead); 0 turns reading ahead off.
+	// primary reads (blockdev.Readahead); 0, the default, reads nothing
+	// ahead.
 	Readahead int64
 	// MaxConnections bounds the export's connections; the nbd package's
 	// default if zero.

@@ -16,7 +16,7 @@ import (
 
 // serveFiles creates a volume over two sparse files and serves it on TCP
 // loopback; it returns the node and the export's nbd:// URI.
-func serveFiles(t *testing.T, name string, size int64) (*harness.Node, string) {
+func serveFiles(t *testing.T, name string, size int64, args ...string) (*harness.Node, string) {
 	t.Helper()
 	dir := t.TempDir()
 	var disks []string
@@ -30,7 +30,7 @@ func serveFiles(t *testing.T, name string, size int64) (*harness.Node, string) {
 		}
 		disks = append(disks, p)
 	}
-	n := harness.NewNode(t, name, dir, nil, disks)
+	n := harness.NewNode(t, name, dir, nil, disks, args...)
 	n.CLI("create", "--name", name, disks[0], disks[1])
 	n.Socket = "127.0.0.1:0"
 	n.Start()
@@ -123,7 +123,7 @@ func TestInteropQemuIO(t *testing.T) {
 
 func TestInteropNbdcopy(t *testing.T) {
 	requireTools(t, "nbdcopy")
-	n, uri := serveFiles(t, "copy", 64<<20)
+	n, uri := serveFiles(t, "copy", 64<<20, "--readahead", "16MiB")
 	dir := t.TempDir()
 	in := filepath.Join(dir, "in")
 	data := make([]byte, 48<<20)
