@@ -135,6 +135,13 @@ func (n *Node) run(ctx context.Context) error {
 			return err
 		}
 	}
+	if !n.cfg.standalone() && !n.cfg.Primary {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.pokePeer(ctx)
+		}()
+	}
 	if n.sb.Role == meta.Primary && !n.cfg.standalone() && !n.cfg.Primary {
 		n.log.Warn("this node was primary when it stopped; it starts as secondary: promote it when it should serve")
 	}

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -78,6 +79,9 @@ func (n *Node) onHello(_ context.Context, _ string, req []byte) ([]byte, error) 
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if h.Role == "secondary" {
+		return n.onPoke(h)
+	}
 	// refuse says why, and tells the primary this node's Hello and, when
 	// the generations decided (v >= 0), the verdict, as data rather than
 	// in the text.
@@ -131,6 +135,43 @@ func (n *Node) onHello(_ context.Context, _ string, req []byte) ([]byte, error) 
 	reply.Dirty = n.bm.Snapshot()
 	n.log.Info("primary connected", "verdict", v.String(), "peer_generations", h.Gens.String())
 	return encode(reply), nil
+}
+
+// onPoke answers a secondary that says it is up (pokePeer): a primary of
+// the same volume dials it at once instead of at its next attempt. Either
+// way the poke is refused: the link is always the primary's dial. Called
+// with n.mu held.
+func (n *Node) onPoke(h Hello) ([]byte, error) {
+	if n.prim == nil || h.Name != n.sb.Name {
+		return nil, &nbd.HelloRefusal{Err: errors.New("this node is not the volume's primary: it does not dial")}
+	}
+	select {
+	case n.prim.kick <- struct{}{}:
+	default:
+	}
+	n.log.Info("the secondary says it is up: dialing it")
+	return nil, &nbd.HelloRefusal{Err: errors.New("this node is primary: it dials the secondary now")}
+}
+
+// pokePeer tells the peer, once, that this node is up, so that a primary
+// dials it now rather than at its next attempt (every ReconnectInterval):
+// a restarted secondary is back in sync sooner. The answer is always a
+// refusal; a peer that is down or not primary changes nothing.
+func (n *Node) pokePeer(ctx context.Context) {
+	n.mu.Lock()
+	hello := n.helloFor("secondary")
+	n.mu.Unlock()
+	peerTLS, err := n.peerTLS(hello.Name)
+	if err != nil {
+		return
+	}
+	dctx, cancel := context.WithTimeout(ctx, n.cfg.PeerTimeout)
+	defer cancel()
+	c, err := nbd.Dial(dctx, "tcp", n.cfg.Peer, nbd.ClientOptions{Export: peerExport, Timeout: n.cfg.PeerTimeout, Hello: encode(hello), TLS: peerTLS})
+	if err == nil {
+		c.Close()
+	}
+	n.log.Debug("told the peer this node is up", "answer", err)
 }
 
 // onControl handles the primary's messages about the resync.

@@ -194,3 +194,18 @@ func TestMirrorRefusesWrongPeer(t *testing.T) {
 		})
 	}
 }
+
+// TestSecondaryStartPokesPrimary: a primary that would not dial its
+// secondary again for an hour connects as soon as the secondary starts,
+// because the secondary tells it that it is up.
+func TestSecondaryStartPokesPrimary(t *testing.T) {
+	requirePair(t)
+	p := harness.NewPair(t, harness.PairOptions{Args: []string{"--reconnect-interval", "1h"}})
+	promoteA(t, p)
+	p.B.Kill()
+	p.A.WaitStatus(30*time.Second, "the peer leg failed", func(s node.Status) bool {
+		return s.Peer != nil && s.Peer.State != "connected"
+	})
+	p.B.Start()
+	harness.WaitInSync(t, p.A, time.Minute)
+}

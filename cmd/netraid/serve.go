@@ -42,6 +42,7 @@ that the other's certificate is a node's of the same volume.`)
 	peer := fs.String("peer", "", "the other node's --listen-peer address, HOST:PORT")
 	primary := fs.Bool("primary", false, "promote at start (as 'netraid promote' would, with the same checks)")
 	timeout := fs.Duration("peer-timeout", 5*time.Second, "a peer request not answered within this fails the link")
+	reconnect := fs.Duration("reconnect-interval", time.Second, "a primary without its secondary dials it again after this (a secondary that starts tells its primary at once)")
 	diskTimeout := fs.Duration("disk-timeout", 10*time.Second, "a local disk I/O not done within this fails the local copy (0: never)")
 	rate := fs.String("resync-rate", "0", "resync rate limit per second, e.g. 200MB; 0 = no limit")
 	adaptive := fs.Bool("resync-adaptive", true, "slow the resync down while the volume is busy")
@@ -63,6 +64,9 @@ that the other's certificate is a node's of the same volume.`)
 	if *tlsRequired && *tlsDir == "" {
 		return usagef("--tls-required needs --tls-dir: make one with 'netraid certs issue'")
 	}
+	if *reconnect <= 0 {
+		return usagef("--reconnect-interval must be positive")
+	}
 	if *maxConns < 1 {
 		return usagef("--max-connections must be at least 1")
 	}
@@ -80,24 +84,25 @@ that the other's certificate is a node's of the same volume.`)
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 	cfg := node.Config{
-		Disks:          fs.Args(),
-		Listen:         *listen,
-		Export:         *export,
-		ReadOnly:       *readOnly,
-		Control:        *control,
-		ListenPeer:     *listenPeer,
-		Peer:           *peer,
-		Primary:        *primary,
-		PeerTimeout:    *timeout,
-		DiskTimeout:    *diskTimeout,
-		FaultInjection: *faults,
-		ResyncRate:     int64(r),
-		ResyncAdaptive: *adaptive,
-		TLSDir:         *tlsDir,
-		TLSRequired:    *tlsRequired,
-		MaxConnections: *maxConns,
-		Readahead:      int64(ra),
-		Logger:         log,
+		Disks:             fs.Args(),
+		Listen:            *listen,
+		Export:            *export,
+		ReadOnly:          *readOnly,
+		Control:           *control,
+		ListenPeer:        *listenPeer,
+		Peer:              *peer,
+		Primary:           *primary,
+		PeerTimeout:       *timeout,
+		ReconnectInterval: *reconnect,
+		DiskTimeout:       *diskTimeout,
+		FaultInjection:    *faults,
+		ResyncRate:        int64(r),
+		ResyncAdaptive:    *adaptive,
+		TLSDir:            *tlsDir,
+		TLSRequired:       *tlsRequired,
+		MaxConnections:    *maxConns,
+		Readahead:         int64(ra),
+		Logger:            log,
 	}
 	setProcs()
 	if addr := os.Getenv("NETRAID_PPROF"); addr != "" {
