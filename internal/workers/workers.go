@@ -2,6 +2,7 @@ package workers
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,8 +18,7 @@ type Pool struct {
 
 	once    sync.Once
 	wg      sync.WaitGroup
-	mu      sync.Mutex
-	started int // workers started so far
+	started atomic.Int64 // workers started so far
 }
 
 // New returns a pool whose workers end after waiting idle (DefaultIdle if
@@ -38,9 +38,7 @@ func (p *Pool) Go(fn func()) {
 		return
 	default:
 	}
-	p.mu.Lock()
-	p.started++
-	p.mu.Unlock()
+	p.started.Add(1)
 	p.wg.Add(1)
 	go p.worker(fn)
 }
@@ -63,11 +61,7 @@ func (p *Pool) worker(fn func()) {
 }
 
 // Started returns how many workers the pool has started in all.
-func (p *Pool) Started() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.started
-}
+func (p *Pool) Started() int { return int(p.started.Load()) }
 
 // Close tells the idle workers to leave, and the busy ones to leave when
 // their function returns. It does not wait; Wait does. Close may be
