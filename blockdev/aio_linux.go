@@ -35,19 +35,25 @@ const aioDepth = 128
 
 // iocb is struct iocb of linux/aio_abi.h (little-endian, 64-bit).
 type iocb struct {
-	data      uint64 // the slot's index, handed back in the event
-	key       uint32
-	rwFlags   uint32 // RWF_* as pwritev2 takes them
-	opcode    uint16
-	reqprio   int16
-	fd        uint32
-	buf       uint64 // the buffer, or the iovec array of a vectored command
-	nbytes    uint64 // its length, or the number of iovecs
-	offset    int64
-	reserved2 uint64
-	flags     uint32
-	resfd     uint32
+	data    uint64 // the slot's index, handed back in the event
+	_       uint32 // aio_key
+	rwFlags uint32 // RWF_* as pwritev2 takes them
+	opcode  uint16
+	_       int16 // aio_reqprio
+	fd      uint32
+	buf     uint64 // the buffer, or the iovec array of a vectored command
+	nbytes  uint64 // its length, or the number of iovecs
+	offset  int64
+	_       uint64 // aio_reserved2
+	flags   uint32
+	resfd   uint32
 }
+
+// The kernel's sizes: a layout that drifted would not compile.
+var (
+	_ [64]byte = [unsafe.Sizeof(iocb{})]byte{}
+	_ [32]byte = [unsafe.Sizeof(ioEvent{})]byte{}
+)
 
 // ioEvent is struct io_event.
 type ioEvent struct {

@@ -33,6 +33,19 @@ func patterned(t *testing.T, size, seed int64) *blockdev.Mem {
 	return m
 }
 
+// faultyReadahead is a Readahead with smallReadahead's sizes over a
+// fault-injecting Mem of size bytes holding pattern 7 (see old).
+func faultyReadahead(t *testing.T, size int64) (*fault.Device, *blockdev.Readahead) {
+	t.Helper()
+	dev := fault.Wrap(patterned(t, size, 7))
+	r := blockdev.NewReadahead(dev, smallReadahead)
+	t.Cleanup(func() { r.Close() })
+	return dev, r
+}
+
+// old is what faultyReadahead's device holds at first.
+func old(off int64, n int) []byte { return devtest.Pattern(7, off, n) }
+
 // readSeq reads [from, to) through r in pieces of n bytes and checks each
 // against want(off, n).
 func readSeq(t *testing.T, r blockdev.Device, from, to int64, n int, want func(off int64, n int) []byte) {
@@ -53,10 +66,8 @@ func readSeq(t *testing.T, r blockdev.Device, from, to int64, n int, want func(o
 // random reader is not.
 func TestReadaheadServesSequentialReads(t *testing.T) {
 	const size = 8 << 20
-	dev := fault.Wrap(patterned(t, size, 7))
-	r := blockdev.NewReadahead(dev, smallReadahead)
-	t.Cleanup(func() { r.Close() })
-	readSeq(t, r, 0, size, 16<<10, func(off int64, n int) []byte { return devtest.Pattern(7, off, n) })
+	dev, r := faultyReadahead(t, size)
+	readSeq(t, r, 0, size, 16<<10, old)
 	st := r.Stats()
 	reads := int64(size / (16 << 10))
 	if st.Hits < reads*3/4 {
@@ -73,7 +84,7 @@ func TestReadaheadServesSequentialReads(t *testing.T) {
 	p := make([]byte, 4096)
 	for i := range 64 {
 		off := int64((i*7919)%(size/4096)) * 4096
-		if _, err := r.ReadAt(p, off); err != nil || !bytes.Equal(p, devtest.Pattern(7, off, 4096)) {
+		if _, err := r.ReadAt(p, off); err != nil || !bytes.Equal(p, old(off, 4096)) {
 			t.Fatalf("random read at %d: %v", off, err)
 		}
 	}
@@ -107,7 +118,6 @@ func TestReadaheadWritesWin(t *testing.T) {
 			const size = 4 << 20
 			r := blockdev.NewReadahead(patterned(t, size, 7), smallReadahead)
 			t.Cleanup(func() { r.Close() })
-			old := func(off int64, n int) []byte { return devtest.Pattern(7, off, n) }
 			// Read 256 KiB: the stream reads ahead to 512 KiB.
 			readSeq(t, r, 0, 256<<10, 32<<10, old)
 			// Change 300-340 KiB, inside what was read ahead.
@@ -185,10 +195,7 @@ func TestReadaheadReadAfterWrite(t *testing.T) {
 // client's reads of their range go to the device.
 func TestReadaheadFailedReadAhead(t *testing.T) {
 	const size = 4 << 20
-	dev := fault.Wrap(patterned(t, size, 7))
-	r := blockdev.NewReadahead(dev, smallReadahead)
-	t.Cleanup(func() { r.Close() })
-	old := func(off int64, n int) []byte { return devtest.Pattern(7, off, n) }
+	dev, r := faultyReadahead(t, size)
 	readSeq(t, r, 0, 96<<10, 32<<10, old)
 	// The next read makes the stream sequential: it and the reads ahead
 	// it starts (128-384 KiB) fail.
@@ -209,7 +216,6 @@ func TestReadaheadFailedReadAhead(t *testing.T) {
 func TestReadaheadStop(t *testing.T) {
 	const size = 4 << 20
 	r := blockdev.NewReadahead(patterned(t, size, 7), smallReadahead)
-	old := func(off int64, n int) []byte { return devtest.Pattern(7, off, n) }
 	readSeq(t, r, 0, 1<<20, 64<<10, old)
 	r.Stop()
 	if held := r.Stats().Held; held != 0 {
@@ -236,10 +242,7 @@ func TestReadaheadStop(t *testing.T) {
 // the write sees it even though the read ahead came back with old data.
 func TestReadaheadDuringWrite(t *testing.T) {
 	const size = 4 << 20
-	dev := fault.Wrap(patterned(t, size, 7))
-	r := blockdev.NewReadahead(dev, smallReadahead)
-	t.Cleanup(func() { r.Close() })
-	old := func(off int64, n int) []byte { return devtest.Pattern(7, off, n) }
+	dev, r := faultyReadahead(t, size)
 	// A write to 600-640 KiB, held before it reaches the device.
 	const woff, wlen = 600 << 10, 40 << 10
 	dev.Hang(fault.Write)
