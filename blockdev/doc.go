@@ -56,7 +56,13 @@
 //     write, so non-overlapping writers that share a block keep each
 //     other's bytes; whole blocks of a request need no lock.
 //   - Direct-I/O buffers come from one pool (GetBuffer/PutBuffer), aligned
-//     to at least a page, in power-of-two size classes the GC can reclaim.
+//     to at least a page, in power-of-two size classes. On Linux the
+//     classes from 256 KiB up are carved from 2 MiB-aligned regions mapped
+//     with MADV_HUGEPAGE (at most 96 MiB, never unmapped, reused through
+//     free lists), so that a 1 MiB transfer is one physically contiguous
+//     segment rather than 256 pages, more than a virtio disk takes in one
+//     request; the smaller classes, and the large ones past the limit,
+//     come from the Go heap, which reclaims them.
 //   - Timeout never lets a stuck call touch the caller's buffer after the
 //     call returned; its goroutines are the stuck calls themselves, and
 //     each ends when the device lets it go.

@@ -40,6 +40,9 @@ func GetBuffer(n, align int) []byte {
 		return alignedAlloc(n, max(n, 1), align)
 	}
 	size := 1 << (poolMinShift + class)
+	if b := hugeGet(poolMinShift + class); b != nil {
+		return b[:n]
+	}
 	if p, _ := pools[class].Get().(unsafe.Pointer); p != nil {
 		return unsafe.Slice((*byte)(p), size)[:n]
 	}
@@ -59,7 +62,7 @@ func PutBuffer(b []byte) {
 		return
 	}
 	p := unsafe.Pointer(unsafe.SliceData(b))
-	if uintptr(p)%poolAlign != 0 {
+	if uintptr(p)%poolAlign != 0 || hugePut(b, poolMinShift+class) {
 		return
 	}
 	pools[class].Put(p)
