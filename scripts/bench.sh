@@ -78,6 +78,7 @@ cleanup() {
 	trap - EXIT INT TERM
 	stop_all
 	memcg_teardown
+	raw_iomem_teardown
 	if [ "${BENCH_KEEP:-0}" = 1 ]; then
 		log "scratch directory kept: $WORK"
 	elif [ "$rc" -ne 0 ] && [ "$rc" -ne 130 ] && [ "$rc" -ne 143 ]; then
@@ -96,6 +97,13 @@ trap 'exit 143' TERM
 fstype=$(findmnt -n -o FSTYPE -T "$WORK")
 case $fstype in tmpfs | ramfs | overlay) die "$WORK is on $fstype; set BENCH_DIR to a disk filesystem" ;; esac
 
+raw_iomem_setup
+if [ ${#RAW_IOMEM[@]} -gt 0 ]; then
+	record kind=meta raw_iomem=hugetlbfs
+else
+	log "warning: raw fio runs with ordinary buffers: $RAW_IOMEM_WHY"
+	record kind=meta raw_iomem_why="$RAW_IOMEM_WHY"
+fi
 memcg_setup
 if [ -n "$MEMCG_BASE" ]; then
 	record kind=meta server_mem_mib=$((SERVER_MEM >> 20))

@@ -136,6 +136,49 @@ make_backing() {
 		die "filling $file failed: $(cat "$WORK/fill.log")"
 }
 
+# raw_iomem_setup: give the raw fio baselines buffers in huge pages, as
+# netraid's large buffers are. From ordinary 4 KiB pages a 1 MiB O_DIRECT
+# request is 256 segments, more than a virtio disk takes in one request
+# (max_segments 254), and goes to the disk as two; raw would then measure
+# fio's buffers rather than the disk. It reserves 32 huge pages and mounts
+# hugetlbfs under $WORK for the run (raw_iomem_teardown undoes both);
+# where it cannot, RAW_IOMEM stays empty and RAW_IOMEM_WHY says why.
+RAW_IOMEM=()
+RAW_IOMEM_WHY=
+HUGE_OLD=
+HUGE_MNT=
+raw_iomem_setup() {
+	local want=32 old got
+	if ! old=$(cat /proc/sys/vm/nr_hugepages 2>/dev/null) || ! echo $((old + want)) >/proc/sys/vm/nr_hugepages 2>/dev/null; then
+		RAW_IOMEM_WHY="cannot reserve huge pages"
+		return 0
+	fi
+	HUGE_OLD=$old
+	got=$(cat /proc/sys/vm/nr_hugepages)
+	if [ $((got - old)) -lt $want ]; then
+		RAW_IOMEM_WHY="the kernel reserved $((got - old)) of $want huge pages"
+		return 0
+	fi
+	mkdir -p "$WORK/huge"
+	if ! mount -t hugetlbfs -o pagesize=2M none "$WORK/huge" 2>/dev/null; then
+		RAW_IOMEM_WHY="cannot mount hugetlbfs"
+		return 0
+	fi
+	HUGE_MNT=$WORK/huge
+	RAW_IOMEM=("--iomem=mmaphuge:$HUGE_MNT/fio")
+}
+
+raw_iomem_teardown() {
+	if [ -n "$HUGE_MNT" ]; then
+		umount "$HUGE_MNT" 2>/dev/null || log "warning: could not unmount $HUGE_MNT"
+		HUGE_MNT=
+	fi
+	if [ -n "$HUGE_OLD" ]; then
+		echo "$HUGE_OLD" >/proc/sys/vm/nr_hugepages 2>/dev/null || log "warning: could not set vm.nr_hugepages back to $HUGE_OLD"
+		HUGE_OLD=
+	fi
+}
+
 # drop_cache FILE...: write back and drop the files' pages from the page
 # cache, so no server starts a run with the data already in memory.
 drop_cache() {

@@ -366,6 +366,11 @@ def main():
           f"{meta.get('fs')}, {meta.get('transport')} transport, {meta.get('runtime_s')} s per run "
           f"after {meta.get('ramp_s')} s ramp" + (f", median of {rounds} rounds" if rounds > 1 else "") +
           f", {meta.get('fio')}, {meta.get('cpus')} CPUs", file=out)
+    if meta.get("raw_iomem"):
+        print("raw fio's buffers are in huge pages, as netraid's large buffers are", file=out)
+    elif meta.get("raw_iomem_why"):
+        print(f"warning: raw fio's buffers are ordinary pages ({meta['raw_iomem_why']}): its 1 MiB requests "
+              f"may go to the disk split in two, and read lower than the disk can", file=out)
     if meta.get("server_mem_mib"):
         print(f"every server runs in a memory cgroup of {meta['server_mem_mib']} MiB, page cache included",
               file=out)

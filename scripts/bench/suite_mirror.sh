@@ -285,8 +285,8 @@ suite_mirror() {
 	# first, so the two writers are one job run twice (numjobs), each on
 	# its own file (filename_format), reported as one (group_reporting).
 	# shellcheck disable=SC2016 # $jobnum is fio's, not the shell's
-	mirror_target raw-2files baseline "fio libaio, O_DIRECT, two jobs at once, each on one of the pair's files; per copy" \
-		- "$a $b" "--numjobs=2 --group_reporting --ioengine=libaio --direct=1 --filename_format=$WORK/mirror."'$jobnum'".img --offset=$off --size=$len" \
+	mirror_target raw-2files baseline "fio libaio, O_DIRECT, two jobs at once, each on one of the pair's files${RAW_IOMEM[*]:+, buffers in huge pages}; per copy" \
+		- "$a $b" "--numjobs=2 --group_reporting --ioengine=libaio --direct=1 --filename_format=$WORK/mirror."'$jobnum'".img --offset=$off --size=$len ${RAW_IOMEM[*]}" \
 		copies=2
 	if [ -n "$NETRAID" ]; then
 		mirror_pair "$a" "$b"

@@ -163,8 +163,8 @@ suite_single() {
 	record kind=meta data_offset="$off" data_bytes="$len"
 	single_depth_probe "$file" "$off" "$len"
 
-	single_target raw baseline "fio libaio, O_DIRECT, on the file" - "$file" \
-		"--ioengine=libaio --direct=1 --filename=$file --offset=$off --size=$len"
+	single_target raw baseline "fio libaio, O_DIRECT, on the file${RAW_IOMEM[*]:+, buffers in huge pages}" - "$file" \
+		"--ioengine=libaio --direct=1 --filename=$file --offset=$off --size=$len ${RAW_IOMEM[*]}"
 	start_nbdkit nbdkit "$file" "$off" "$len"
 	single_nbd_target nbdkit peer "nbdkit file plugin, cache=none, $NBDKIT_THREADS threads" "$file"
 	start_qemu_nbd qemu-nbd "$file" "$off" "$len"
