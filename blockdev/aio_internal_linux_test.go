@@ -53,7 +53,7 @@ func TestAIOBatchWithRefusedIocb(t *testing.T) {
 		slots[k] = i
 		r.slots[i].cb = iocb{data: uint64(i), opcode: iocbCmdPwrite, fd: uint32(fd),
 			buf: uint64(uintptr(unsafe.Pointer(&bufs[k][0]))), nbytes: 4096, offset: int64(k) * 4096,
-			flags: iocbFlagResfd, resfd: uint32(r.efd.Fd())}
+			flags: iocbFlagResfd, resfd: r.efdNum}
 		batch[k] = &r.slots[i].cb
 	}
 	r.submitBatch(batch)

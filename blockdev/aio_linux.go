@@ -93,6 +93,7 @@ type aioSlot struct {
 type aioRing struct {
 	ctx    uintptr
 	efd    *os.File // the eventfd the kernel signals on each completion
+	efdNum uint32   // its descriptor, for the iocbs
 	slots  []aioSlot
 	free   chan int32    // free slots' indices; its capacity bounds what is in flight
 	reaped chan struct{} // closed when the reaper returns
@@ -124,6 +125,7 @@ func newAIORing(depth int) (*aioRing, error) {
 	r := &aioRing{
 		ctx:    ctx,
 		efd:    os.NewFile(uintptr(efd), "aio-eventfd"), // non-blocking: read through the netpoller
+		efdNum: uint32(efd),
 		slots:  make([]aioSlot, depth),
 		free:   make(chan int32, depth),
 		reaped: make(chan struct{}),
@@ -195,7 +197,7 @@ func (r *aioRing) start(i int32, opcode uint16, fd int, buf unsafe.Pointer, n in
 		nbytes:  uint64(n),
 		offset:  off,
 		flags:   iocbFlagResfd,
-		resfd:   uint32(r.efd.Fd()),
+		resfd:   r.efdNum,
 	}
 	r.submit(&s.cb)
 }

@@ -30,6 +30,21 @@ func VecLen(bufs [][]byte) int64 {
 	return n
 }
 
+// VecHead returns the first n bytes of bufs as a new vector (all of bufs
+// if it holds fewer); bufs itself is left as it was.
+func VecHead(bufs [][]byte, n int64) [][]byte {
+	var out [][]byte
+	for _, b := range bufs {
+		k := min(n, int64(len(b)))
+		if k <= 0 {
+			break
+		}
+		out = append(out, b[:k])
+		n -= k
+	}
+	return out
+}
+
 // ReadV reads bufs from the range at off through d's VectorIO if it has
 // one, otherwise with one ReadAt per buffer, in order, stopping at the
 // first failure. It returns how many bytes from the start of the range

@@ -70,10 +70,10 @@ func (r *optReader) str(what string, n uint32) string {
 	return s
 }
 
-// done fails if data is left over.
 // string reads a 32-bit length and that many bytes (appendString).
 func (r *optReader) string(what string) string { return r.str(what, r.u32(what+" length")) }
 
+// done fails if data is left over.
 func (r *optReader) done() error {
 	if r.err == nil && len(r.b) != 0 {
 		r.err = fmt.Errorf("%w: %d bytes of trailing option data", ErrProtocol, len(r.b))

@@ -66,8 +66,7 @@ type conn struct {
 	writes   atomic.Uint64  // writes completed (the connection's dirty count)
 	flushed  atomic.Uint64  // writes known durable
 
-	accepted  time.Time    // read-only
-	heard     atomic.Int64 // when the handshake last heard from the client (UnixNano)
+	heard     atomic.Int64 // when the handshake last heard from the client (UnixNano); accept time at first
 	displaced bool         // closed by the connection cap; guarded by Server.mu
 }
 
@@ -80,16 +79,15 @@ var (
 
 func newConn(ctx context.Context, s *Server, nc net.Conn, l net.Listener) *conn {
 	c := &conn{
-		s:        s,
-		raw:      nc,
-		nc:       nc,
-		l:        l,
-		log:      s.log.With("remote", nc.RemoteAddr().String()),
-		done:     make(chan struct{}),
-		accepted: time.Now(),
-		pool:     workers.New(0),
+		s:    s,
+		raw:  nc,
+		nc:   nc,
+		l:    l,
+		log:  s.log.With("remote", nc.RemoteAddr().String()),
+		done: make(chan struct{}),
+		pool: workers.New(0),
 	}
-	c.heard.Store(c.accepted.UnixNano())
+	c.heard.Store(time.Now().UnixNano())
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	c.br = bufio.NewReaderSize(nc, 64<<10)
 	c.rr.r = c.br

@@ -52,7 +52,7 @@ func (d *badSector) WriteAt(p []byte, off int64) (int, error) {
 func (d badSectorVec) ReadAtv(bufs [][]byte, off int64) (int, error) {
 	total := blockdev.VecLen(bufs)
 	k := d.good(off, total)
-	n, err := d.m.ReadAtv(vecHead(bufs, k), off)
+	n, err := d.m.ReadAtv(blockdev.VecHead(bufs, k), off)
 	if err == nil && k < total {
 		err = errBadSector
 	}
@@ -62,25 +62,11 @@ func (d badSectorVec) ReadAtv(bufs [][]byte, off int64) (int, error) {
 func (d badSectorVec) WriteAtv(bufs [][]byte, off int64) (int, error) {
 	total := blockdev.VecLen(bufs)
 	k := d.good(off, total)
-	n, err := d.m.WriteAtv(vecHead(bufs, k), off)
+	n, err := d.m.WriteAtv(blockdev.VecHead(bufs, k), off)
 	if err == nil && k < total {
 		err = errBadSector
 	}
 	return n, err
-}
-
-// vecHead returns the first n bytes of bufs as a new vector.
-func vecHead(bufs [][]byte, n int64) [][]byte {
-	var out [][]byte
-	for _, b := range bufs {
-		k := min(n, int64(len(b)))
-		if k <= 0 {
-			break
-		}
-		out = append(out, b[:k])
-		n -= k
-	}
-	return out
 }
 
 // transferPerExtent is the Set's transfer as it was before vectored I/O,

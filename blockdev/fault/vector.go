@@ -38,7 +38,7 @@ func (f *Device) writev(bufs [][]byte, off int64, fua bool) (int, error) {
 		return 0, err
 	}
 	if keep := f.takeTear(); keep >= 0 {
-		n, err := blockdev.WriteV(f.d, head(bufs, keep), off)
+		n, err := blockdev.WriteV(f.d, blockdev.VecHead(bufs, int64(keep)), off)
 		if err != nil {
 			return n, err
 		}
@@ -56,18 +56,4 @@ func (f *Device) writev(bufs [][]byte, off int64, fua bool) (int, error) {
 		return n, err
 	}
 	return n, f.Flush()
-}
-
-// head returns the first n bytes of the vector bufs, as a new vector.
-func head(bufs [][]byte, n int) [][]byte {
-	var out [][]byte
-	for _, b := range bufs {
-		if n <= 0 {
-			break
-		}
-		k := min(n, len(b))
-		out = append(out, b[:k])
-		n -= k
-	}
-	return out
 }
