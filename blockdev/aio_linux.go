@@ -3,7 +3,6 @@
 package blockdev
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -307,15 +306,35 @@ func (r *aioRing) reap() {
 	var count [8]byte
 	events := make([]ioEvent, len(r.slots))
 	zero := unix.Timespec{}
+	rc, err := r.efd.SyscallConn()
+	if err != nil {
+		panic(fmt.Sprintf("blockdev: aio: the completion eventfd: %v", err))
+	}
+	// Both calls are made raw (see nbd/sock_linux.go for why): a read of
+	// the non-blocking eventfd returns EAGAIN rather than block, and the
+	// netpoller waits; io_getevents with a zero timeout does not wait.
+	var errno syscall.Errno
+	readCount := func(fd uintptr) bool {
+		for {
+			_, _, errno = syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&count[0])), uintptr(len(count)))
+			if errno != syscall.EINTR {
+				return errno != syscall.EAGAIN // EAGAIN: wait in the netpoller
+			}
+		}
+	}
 	for {
-		if _, err := r.efd.Read(count[:]); err != nil {
-			if !errors.Is(err, os.ErrClosed) {
+		err := rc.Read(readCount)
+		if err == nil && errno != 0 {
+			err = errno
+		}
+		if err != nil {
+			if r.state.Load()&ringShut == 0 {
 				panic(fmt.Sprintf("blockdev: aio: reading the completion eventfd: %v", err))
 			}
-			return
+			return // destroy closed it
 		}
 		for {
-			n, _, e := syscall.Syscall6(unix.SYS_IO_GETEVENTS, r.ctx, 0, uintptr(len(events)),
+			n, _, e := syscall.RawSyscall6(unix.SYS_IO_GETEVENTS, r.ctx, 0, uintptr(len(events)),
 				uintptr(unsafe.Pointer(&events[0])), uintptr(unsafe.Pointer(&zero)), 0)
 			if e == unix.EINTR {
 				continue

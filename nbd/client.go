@@ -108,6 +108,7 @@ func Dial(ctx context.Context, network, addr string, o ClientOptions) (*Client, 
 // NewClient runs the handshake on conn and returns a client that owns
 // it; on error conn is closed. ctx bounds the handshake only.
 func NewClient(ctx context.Context, conn net.Conn, o ClientOptions) (*Client, error) {
+	conn = wrapSocket(conn)
 	if o.Timeout <= 0 {
 		o.Timeout = defaultClientTimeout
 	}

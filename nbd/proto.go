@@ -373,5 +373,19 @@ func writeBuffers(w io.Writer, bufs [][]byte) (int64, error) {
 			nb = append(nb, b)
 		}
 	}
-	return nb.WriteTo(w)
+	return writeVec(w, nb)
+}
+
+// vecWriter is a connection with a writev of its own (sockConn).
+type vecWriter interface {
+	writeVec(bufs net.Buffers) (int64, error)
+}
+
+// writeVec writes bufs to w with writev where w has one, and consumes
+// bufs as net.Buffers.WriteTo does.
+func writeVec(w io.Writer, bufs net.Buffers) (int64, error) {
+	if v, ok := w.(vecWriter); ok {
+		return v.writeVec(bufs)
+	}
+	return bufs.WriteTo(w)
 }

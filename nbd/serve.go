@@ -78,6 +78,7 @@ var (
 )
 
 func newConn(ctx context.Context, s *Server, nc net.Conn, l net.Listener) *conn {
+	nc = wrapSocket(nc)
 	c := &conn{
 		s:    s,
 		raw:  nc,
@@ -400,7 +401,7 @@ func (c *conn) send(head, data []byte) error {
 			}
 		}
 		bufs := c.iov // WriteTo consumes its copy of the slice
-		err := c.sendLocked(func() error { _, err := bufs.WriteTo(c.nc); return err })
+		err := c.sendLocked(func() error { _, err := writeVec(c.nc, bufs); return err })
 		clear(c.iov)
 		c.qmu.Lock()
 		for _, q := range batch {
