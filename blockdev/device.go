@@ -35,6 +35,17 @@ type FUAWriter interface {
 	WriteAtFUA(p []byte, off int64) (int, error)
 }
 
+// BufferReader reads into a buffer of its own and hands it over, where
+// reading into the caller's memory would cost a copy: Timeout reads into a
+// private buffer (a late read must not land in memory the caller has
+// reused), which it can give away but not move into p for free.
+type BufferReader interface {
+	// ReadBuffer returns the n bytes at off in a buffer from GetBuffer,
+	// which the caller owns and gives back with PutBuffer. It reads all n
+	// bytes or fails, and then returns no buffer.
+	ReadBuffer(n int, off int64) ([]byte, error)
+}
+
 // BlockSizer reports the device's logical block size: the alignment that
 // offsets, lengths and buffer addresses of direct I/O must have.
 type BlockSizer interface {
@@ -139,6 +150,36 @@ func WriteFUA(d Device, p []byte, off int64) (int, error) {
 		return n, err
 	}
 	return n, d.Flush()
+}
+
+// ReadBuffer returns the n bytes at off in a buffer from GetBuffer, which
+// the caller gives back with PutBuffer: d's own if it is a BufferReader,
+// else one read with ReadAt. It reads all n bytes or fails, and then
+// returns no buffer.
+func ReadBuffer(d Device, n int, off int64) ([]byte, error) {
+	if r, ok := d.(BufferReader); ok {
+		return r.ReadBuffer(n, off)
+	}
+	buf := GetBuffer(n, bufferAlign(d))
+	got, err := d.ReadAt(buf, off)
+	if err := WholeRead(got, n, err); err != nil {
+		PutBuffer(buf)
+		return nil, err
+	}
+	return buf, nil
+}
+
+// WholeRead is the error of a read that had to return want bytes and
+// returned got and err: nil for all of them (io.ReaderAt allows io.EOF
+// with them), io.ErrUnexpectedEOF for fewer without an error.
+func WholeRead(got, want int, err error) error {
+	switch {
+	case err == io.EOF && got == want:
+		return nil
+	case err == nil && got < want:
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // Map returns d's allocation map for a range, or one allocated extent if d

@@ -61,13 +61,14 @@ func (c *call) exec() {
 }
 
 var (
-	_ Device      = (*Timeout)(nil)
-	_ BlockSizer  = (*Timeout)(nil)
-	_ FUAWriter   = (*Timeout)(nil)
-	_ Trimmer     = (*Timeout)(nil)
-	_ Zeroer      = (*Timeout)(nil)
-	_ Mapper      = (*Timeout)(nil)
-	_ Checksummer = (*Timeout)(nil)
+	_ Device       = (*Timeout)(nil)
+	_ BlockSizer   = (*Timeout)(nil)
+	_ FUAWriter    = (*Timeout)(nil)
+	_ Trimmer      = (*Timeout)(nil)
+	_ Zeroer       = (*Timeout)(nil)
+	_ Mapper       = (*Timeout)(nil)
+	_ Checksummer  = (*Timeout)(nil)
+	_ BufferReader = (*Timeout)(nil)
 )
 
 // WithTimeout wraps d so that no operation takes longer than dur (> 0).
@@ -160,6 +161,25 @@ func (w *Timeout) ReadAt(p []byte, off int64) (int, error) {
 	copy(p, buf[:n])
 	PutBuffer(buf)
 	return n, err
+}
+
+// ReadBuffer reads as ReadAt does, into a buffer of its own, and hands
+// that buffer over rather than copying it out.
+func (w *Timeout) ReadBuffer(n int, off int64) ([]byte, error) {
+	buf := GetBuffer(n, bufferAlign(w.d))
+	var got int
+	err := w.run("read", off, int64(n), func() (err error) {
+		got, err = w.d.ReadAt(buf, off)
+		return err
+	})
+	if errors.Is(err, ErrTimeout) {
+		return nil, err // buf still belongs to the stuck call
+	}
+	if err := WholeRead(got, n, err); err != nil {
+		PutBuffer(buf)
+		return nil, err
+	}
+	return buf, nil
 }
 
 func (w *Timeout) WriteAt(p []byte, off int64) (int, error) {

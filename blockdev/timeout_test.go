@@ -3,6 +3,7 @@ package blockdev_test
 import (
 	"bytes"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -140,5 +141,79 @@ func TestTimeoutCloseWithStuckCall(t *testing.T) {
 	waitIdle(t, w)
 	if err := w.Flush(); !errors.Is(err, blockdev.ErrClosed) {
 		t.Fatalf("Flush after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestTimeoutReadBuffer: ReadBuffer hands over the buffer it read into;
+// a read that times out, or fails, hands over none.
+func TestTimeoutReadBuffer(t *testing.T) {
+	m, f, w := timeoutStack(t)
+	t.Cleanup(func() { w.Close() })
+	want := devtest.Pattern(3, 8192, 8192)
+	if _, err := m.WriteAt(want, 8192); err != nil {
+		t.Fatal(err)
+	}
+	buf, err := blockdev.ReadBuffer(w, 8192, 8192)
+	if err != nil || !bytes.Equal(buf, want) {
+		t.Fatalf("ReadBuffer = %d bytes, %v; want the %d written", len(buf), err, len(want))
+	}
+	if !blockdev.IsAligned(buf, 4096) {
+		t.Error("ReadBuffer's buffer is not aligned for direct I/O")
+	}
+	blockdev.PutBuffer(buf)
+
+	f.Hang(fault.Read)
+	if buf, err := w.ReadBuffer(4096, 0); !errors.Is(err, blockdev.ErrTimeout) || buf != nil {
+		t.Fatalf("hung ReadBuffer = %d bytes, %v; want none, ErrTimeout", len(buf), err)
+	}
+	f.Release()
+	waitIdle(t, w)
+
+	errDead := errors.New("dead sector")
+	f.FailAll(fault.Read, errDead)
+	if buf, err := w.ReadBuffer(4096, 0); !errors.Is(err, errDead) || buf != nil {
+		t.Fatalf("failing ReadBuffer = %d bytes, %v; want none, the device's error", len(buf), err)
+	}
+}
+
+// TestReadBufferWithoutBufferReader: a device without ReadBuffer is read
+// with ReadAt into a pool buffer, and a short read is an error.
+func TestReadBufferWithoutBufferReader(t *testing.T) {
+	m := blockdev.NewMem(1 << 16)
+	want := devtest.Pattern(4, 0, 4096)
+	if _, err := m.WriteAt(want, 4096); err != nil {
+		t.Fatal(err)
+	}
+	buf, err := blockdev.ReadBuffer(m, 4096, 4096)
+	if err != nil || !bytes.Equal(buf, want) {
+		t.Fatalf("ReadBuffer = %d bytes, %v; want the %d written", len(buf), err, len(want))
+	}
+	blockdev.PutBuffer(buf)
+	if buf, err := blockdev.ReadBuffer(short{m}, 4096, 0); !errors.Is(err, io.ErrUnexpectedEOF) || buf != nil {
+		t.Fatalf("ReadBuffer of a short read = %d bytes, %v; want none, io.ErrUnexpectedEOF", len(buf), err)
+	}
+}
+
+// short reads half of what is asked, without an error.
+type short struct{ *blockdev.Mem }
+
+func (s short) ReadAt(p []byte, off int64) (int, error) { return s.Mem.ReadAt(p[:len(p)/2], off) }
+
+func TestWholeRead(t *testing.T) {
+	errX := errors.New("x")
+	for _, c := range []struct {
+		got, want int
+		err, res  error
+	}{
+		{4, 4, nil, nil},
+		{4, 4, io.EOF, nil},
+		{3, 4, io.EOF, io.EOF},
+		{3, 4, nil, io.ErrUnexpectedEOF},
+		{0, 4, errX, errX},
+		{4, 4, errX, errX},
+	} {
+		if res := blockdev.WholeRead(c.got, c.want, c.err); res != c.res {
+			t.Errorf("WholeRead(%d, %d, %v) = %v, want %v", c.got, c.want, c.err, res, c.res)
+		}
 	}
 }

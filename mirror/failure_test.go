@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/netraid/netraid/blockdev"
 	"github.com/netraid/netraid/blockdev/fault"
 )
 
@@ -197,4 +198,33 @@ func TestRemoveLegWaitsForItsIO(t *testing.T) {
 		t.Fatalf("second RemoveLeg: %v", err)
 	}
 	r.fault["peer"].Close()
+}
+
+// TestReadBufferFailsOver: ReadBuffer reads as ReadAt does, the other leg
+// taking over from one that fails.
+func TestReadBufferFailsOver(t *testing.T) {
+	r := newRig(t)
+	r.write(0, []byte("hello"))
+	buf, err := r.m.ReadBuffer(5, 0)
+	if err != nil || string(buf) != "hello" {
+		t.Fatalf("ReadBuffer = %q, %v", buf, err)
+	}
+	blockdev.PutBuffer(buf)
+	r.fault["local"].FailAll(fault.Read, errDead)
+	buf, err = r.m.ReadBuffer(5, 0)
+	if err != nil || string(buf) != "hello" {
+		t.Fatalf("ReadBuffer with the local leg failing = %q, %v", buf, err)
+	}
+	blockdev.PutBuffer(buf)
+	if r.leg["local"].State() != Failed || r.leg["peer"].State() != InSync {
+		t.Fatal("the leg that failed the read was not failed")
+	}
+	r.fault["peer"].FailAll(fault.Read, errDead)
+	var le *LegError
+	if buf, err := r.m.ReadBuffer(5, 0); !errors.As(err, &le) || le.Leg != "peer" || buf != nil {
+		t.Fatalf("ReadBuffer with every leg failing = %d bytes, %v", len(buf), err)
+	}
+	if _, err := r.m.ReadBuffer(5, r.m.Size()); err == nil {
+		t.Fatal("ReadBuffer past the end succeeded")
+	}
 }

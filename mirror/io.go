@@ -3,7 +3,6 @@ package mirror
 import (
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 
 	"github.com/netraid/netraid/blockdev"
@@ -93,32 +92,48 @@ func (m *Mirror) fromReadLeg(o *op, name string, k kind, off, n int64, do func(*
 // ReadAt reads from the first in-sync local leg, else the first in-sync
 // remote one; a leg that fails is failed and the next one tried.
 func (m *Mirror) ReadAt(p []byte, off int64) (int, error) {
-	n := int64(len(p))
-	if err := blockdev.CheckRange(m.size, off, n); err != nil {
-		return 0, fmt.Errorf("mirror: read: %w", err)
-	}
-	o, err := m.begin(true)
-	if err != nil {
-		return 0, err
-	}
-	defer m.end(o)
-	if n == 0 {
-		return 0, nil
-	}
-	err = m.fromReadLeg(o, "read", kindRead, off, n, func(l *Leg) error {
+	err := m.read(off, int64(len(p)), func(l *Leg) error {
 		got, err := l.dev.ReadAt(p, off)
-		if err == io.EOF && got == len(p) {
-			err = nil
-		}
-		if err == nil && got < len(p) {
-			err = io.ErrUnexpectedEOF
-		}
-		return err
+		return blockdev.WholeRead(got, len(p), err)
 	})
 	if err != nil {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// ReadBuffer reads as ReadAt does, into a buffer the leg's device hands
+// over (blockdev.ReadBuffer): the local leg's time-out wrapper gives its
+// own rather than copying it.
+func (m *Mirror) ReadBuffer(n int, off int64) ([]byte, error) {
+	var buf []byte
+	err := m.read(off, int64(n), func(l *Leg) (err error) {
+		buf, err = blockdev.ReadBuffer(l.dev, n, off)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if buf == nil { // n == 0: no leg was asked
+		buf = blockdev.GetBuffer(0, 512)
+	}
+	return buf, nil
+}
+
+// read runs one read of [off, off+n) by do on the legs in read order.
+func (m *Mirror) read(off, n int64, do func(*Leg) error) error {
+	if err := blockdev.CheckRange(m.size, off, n); err != nil {
+		return fmt.Errorf("mirror: read: %w", err)
+	}
+	o, err := m.begin(true)
+	if err != nil {
+		return err
+	}
+	defer m.end(o)
+	if n == 0 {
+		return nil
+	}
+	return m.fromReadLeg(o, "read", kindRead, off, n, do)
 }
 
 // WriteAt writes p to every leg that has not failed, after its regions are

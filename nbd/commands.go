@@ -1,9 +1,7 @@
 package nbd
 
 import (
-	"errors"
 	"fmt"
-	"io"
 
 	"github.com/netraid/netraid/blockdev"
 )
@@ -109,13 +107,12 @@ func (c *conn) exec(req *Request, payload []byte) error {
 }
 
 func (c *conn) doRead(req *Request) error {
-	buf := blockdev.GetBuffer(int(req.Length), c.align)
-	defer blockdev.PutBuffer(buf)
-	n, err := c.exp.Dev.ReadAt(buf, int64(req.Offset))
-	if err != nil && !(errors.Is(err, io.EOF) && n == len(buf)) {
+	buf, err := blockdev.ReadBuffer(c.exp.Dev, int(req.Length), int64(req.Offset))
+	if err != nil {
 		return err
 	}
-	c.s.bytesRead.Add(int64(n))
+	defer blockdev.PutBuffer(buf)
+	c.s.bytesRead.Add(int64(len(buf)))
 	c.replyData(req, buf)
 	return nil
 }
