@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -215,5 +217,80 @@ func TestWholeRead(t *testing.T) {
 		if res := blockdev.WholeRead(c.got, c.want, c.err); res != c.res {
 			t.Errorf("WholeRead(%d, %d, %v) = %v, want %v", c.got, c.want, c.err, res, c.res)
 		}
+	}
+}
+
+// TestTimeoutNotBeforeTheLimit: the watchdog answers a stuck call once it
+// has run for the limit, never before, and goes on answering calls that
+// finish in time with their own results.
+func TestTimeoutNotBeforeTheLimit(t *testing.T) {
+	m, f, w := timeoutStack(t)
+	t.Cleanup(func() { w.Close() })
+	want := devtest.Pattern(5, 0, 4096)
+	if _, err := m.WriteAt(want, 0); err != nil {
+		t.Fatal(err)
+	}
+	f.Hang(fault.Flush)
+	start := time.Now()
+	if err := w.Flush(); !errors.Is(err, blockdev.ErrTimeout) {
+		t.Fatalf("hung flush: %v, want ErrTimeout", err)
+	}
+	if d := time.Since(start); d < hangLimit {
+		t.Fatalf("hung flush answered after %v, before the limit (%v)", d, hangLimit)
+	}
+	// Reads are not hung: they are answered with their data while the
+	// flush is still stuck.
+	p := make([]byte, 4096)
+	if _, err := w.ReadAt(p, 0); err != nil || !bytes.Equal(p, want) {
+		t.Fatalf("read beside a stuck flush: %v", err)
+	}
+	f.Release()
+	waitIdle(t, w)
+}
+
+// TestTimeoutStuckAndPromptCallsTogether: many callers at once, some of
+// whose calls hang, with the hung ones released at about the moment they
+// time out (the race between the watchdog and the worker answering):
+// every caller gets exactly one answer, its data or ErrTimeout, and the
+// calls are recycled without being shared (the race detector watches).
+func TestTimeoutStuckAndPromptCallsTogether(t *testing.T) {
+	m, f, w := timeoutStack(t)
+	t.Cleanup(func() { w.Close() })
+	want := devtest.Pattern(6, 0, 4096)
+	if _, err := m.WriteAt(want, 0); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 6 {
+		f.Hang(fault.Flush)
+		var timedOut, ok atomic.Int64
+		var wg sync.WaitGroup
+		for i := range 16 {
+			wg.Go(func() {
+				if i%2 == 0 {
+					err := w.Flush()
+					if errors.Is(err, blockdev.ErrTimeout) {
+						timedOut.Add(1)
+					} else if err != nil {
+						t.Errorf("flush: %v", err)
+					} else {
+						ok.Add(1)
+					}
+					return
+				}
+				p := make([]byte, 4096)
+				if _, err := w.ReadAt(p, 0); err != nil || !bytes.Equal(p, want) {
+					t.Errorf("read: %v", err)
+				}
+			})
+		}
+		// Release the flushes near their limit: some are answered by the
+		// watchdog, some (in later rounds, perhaps) by their workers.
+		time.Sleep(hangLimit - time.Duration(round)*5*time.Millisecond)
+		f.Release()
+		wg.Wait()
+		if timedOut.Load()+ok.Load() != 8 {
+			t.Fatalf("round %d: %d flushes timed out and %d succeeded, want 8 answers", round, timedOut.Load(), ok.Load())
+		}
+		waitIdle(t, w)
 	}
 }

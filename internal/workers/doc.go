@@ -5,8 +5,8 @@
 // layers below it (nbd, mirror, stripe, blockdev): a profile of 4 KiB
 // random reads spent a tenth of the daemon's CPU copying stacks. A Pool
 // instead hands each function to a worker that is waiting for one, and
-// starts a worker only when none is; a worker that has waited Idle for
-// its next function ends.
+// starts a worker only when none is; a worker that has waited Idle (to
+// twice Idle) for its next function ends.
 //
 // Invariants:
 //   - Go never blocks: a function runs at once on a waiting worker or on

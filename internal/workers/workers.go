@@ -6,7 +6,8 @@ import (
 	"time"
 )
 
-// DefaultIdle is how long a worker waits for its next function by default.
+// DefaultIdle is how long a worker waits at least for its next function
+// by default.
 const DefaultIdle = 5 * time.Second
 
 // Pool runs functions on reusable worker goroutines. The zero Pool is not
@@ -21,8 +22,8 @@ type Pool struct {
 	started atomic.Int64 // workers started so far
 }
 
-// New returns a pool whose workers end after waiting idle (DefaultIdle if
-// idle <= 0) for a function.
+// New returns a pool whose workers end after waiting between idle and
+// twice idle (DefaultIdle if idle <= 0) for a function.
 func New(idle time.Duration) *Pool {
 	if idle <= 0 {
 		idle = DefaultIdle
@@ -43,19 +44,33 @@ func (p *Pool) Go(fn func()) {
 	go p.worker(fn)
 }
 
+// worker runs fn, then the functions handed to it, until it has had none
+// for a whole idle period or the pool closes. Its timer is not re-armed
+// per function (that cost as much as the hand-off itself): when it fires,
+// a worker that ran something since it was armed arms it again, so an
+// idle worker ends between one and two idle periods after its last
+// function.
 func (p *Pool) worker(fn func()) {
 	defer p.wg.Done()
 	t := time.NewTimer(p.idle)
 	defer t.Stop()
 	for {
 		fn()
-		t.Reset(p.idle)
-		select {
-		case fn = <-p.work:
-		case <-t.C:
-			return
-		case <-p.quit:
-			return
+		busy := true // ran a function since t was armed
+	wait:
+		for {
+			select {
+			case fn = <-p.work:
+				break wait
+			case <-t.C:
+				if !busy {
+					return
+				}
+				busy = false
+				t.Reset(p.idle)
+			case <-p.quit:
+				return
+			}
 		}
 	}
 }
