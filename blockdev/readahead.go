@@ -36,11 +36,12 @@ type ReadaheadOptions struct {
 // other read starts a new stream and drops what was read ahead. Once a
 // stream has read Trigger bytes, Readahead keeps [position,
 // position+Window) read or being read, in Chunk-sized reads of the device
-// below, each into a buffer of its own. A read that falls wholly within
-// buffers read ahead is copied from them (after waiting for the ones
-// still being read); any other read goes to the device. A buffer is freed
-// once reads have copied all of it, or when the stream is a Window past
-// it.
+// below, each into a pool buffer (ReadBuffer: the device's own where it
+// has one). A read that falls wholly within buffers read ahead is served
+// from them (after waiting for the ones still being read): ReadBuffer of
+// exactly one whole buffer hands that buffer over, without a copy; other
+// reads copy. Any other read goes to the device. A buffer is freed once
+// reads have copied all of it, or when the stream is a Window past it.
 //
 // Writes never see stale data: a write, trim or write-zeroes drops every
 // buffer it overlaps, read or being read, both when it starts and when it
@@ -60,18 +61,17 @@ type Readahead struct {
 	streak   int64 // bytes of the current stream
 	ahead    int64 // end of what is read ahead or being read; 0: nothing
 	bufs     []*raBuf
-	spare    [][]byte       // chunk buffers free for reuse (outside the Go heap)
-	mapped   int            // chunk buffers allocated
+	held     int            // chunk buffers held: in bufs, or being read after a drop
 	closed   bool           // Close ran: every call fails
 	stopped  bool           // Stop or Close ran: no more reads ahead
 	inflight sync.WaitGroup // reads ahead in flight
 }
 
-// raBuf is one read ahead. Its fields change only under Readahead.mu,
-// except data, which its read fills before ready is closed.
+// raBuf is one read ahead, of [off, off+n). Its fields change only under
+// Readahead.mu; data and err are set, by its read, before ready is closed.
 type raBuf struct {
-	off     int64
-	data    []byte
+	off, n  int64
+	data    []byte        // a pool buffer; nil until read, or if the read failed
 	ready   chan struct{} // closed when the read is done
 	err     error
 	used    int64 // bytes reads copied out of it
@@ -79,12 +79,13 @@ type raBuf struct {
 }
 
 var (
-	_ Device     = (*Readahead)(nil)
-	_ BlockSizer = (*Readahead)(nil)
-	_ FUAWriter  = (*Readahead)(nil)
-	_ Trimmer    = (*Readahead)(nil)
-	_ Zeroer     = (*Readahead)(nil)
-	_ Mapper     = (*Readahead)(nil)
+	_ Device       = (*Readahead)(nil)
+	_ BlockSizer   = (*Readahead)(nil)
+	_ FUAWriter    = (*Readahead)(nil)
+	_ Trimmer      = (*Readahead)(nil)
+	_ Zeroer       = (*Readahead)(nil)
+	_ Mapper       = (*Readahead)(nil)
+	_ BufferReader = (*Readahead)(nil)
 )
 
 // NewReadahead wraps d. Closing the result closes d.
@@ -120,7 +121,7 @@ type ReadaheadStats struct {
 // Stats returns the counts so far.
 func (r *Readahead) Stats() ReadaheadStats {
 	r.mu.Lock()
-	held := int64(r.mapped) * r.chunk
+	held := int64(r.held) * r.chunk
 	r.mu.Unlock()
 	return ReadaheadStats{Hits: r.hits.Load(), Misses: r.misses.Load(), ReadAhead: r.readAhead.Load(), Held: held}
 }
@@ -131,36 +132,92 @@ func (r *Readahead) ReadAt(p []byte, off int64) (int, error) {
 	if err := CheckRange(r.d.Size(), off, int64(len(p))); err != nil || len(p) == 0 {
 		return 0, err
 	}
+	hit, err := r.serve(off, int64(len(p)), func(cover []*raBuf) { r.copyOut(p, off, cover) })
+	if err != nil {
+		return 0, err
+	}
+	if !hit {
+		r.misses.Add(1)
+		return r.d.ReadAt(p, off)
+	}
+	r.hits.Add(1)
+	return len(p), nil
+}
+
+// ReadBuffer reads as ReadAt does, into a pool buffer: for a read of
+// exactly one buffer read ahead that no read has copied from, that buffer
+// itself.
+func (r *Readahead) ReadBuffer(n int, off int64) ([]byte, error) {
+	if err := CheckRange(r.d.Size(), off, int64(n)); err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return GetBuffer(0, bufferAlign(r.d)), nil
+	}
+	var buf []byte
+	hit, err := r.serve(off, int64(n), func(cover []*raBuf) {
+		if b := cover[0]; len(cover) == 1 && b.off == off && b.n == int64(n) && b.used == 0 {
+			buf = r.take(b)
+			return
+		}
+		buf = GetBuffer(n, bufferAlign(r.d))
+		r.copyOut(buf, off, cover)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !hit {
+		r.misses.Add(1)
+		return ReadBuffer(r.d, n, off)
+	}
+	r.hits.Add(1)
+	return buf, nil
+}
+
+// serve moves the stream for a read of [off, off+n) and, if buffers read
+// ahead hold the whole range, waits for them to be read and calls use
+// with them, under r.mu; it reports whether it did.
+func (r *Readahead) serve(off, n int64, use func(cover []*raBuf)) (bool, error) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.closed {
-		r.mu.Unlock()
-		return 0, ErrClosed
+		return false, ErrClosed
 	}
-	r.follow(off, int64(len(p)))
+	r.follow(off, n)
 	for {
-		cover, wait := r.covering(off, int64(len(p)))
-		if wait != nil {
-			r.mu.Unlock()
-			<-wait
-			r.mu.Lock()
-			continue
-		}
-		if cover != nil {
-			for _, b := range cover {
-				b.used += int64(copy(p[max(b.off-off, 0):], b.data[max(off-b.off, 0):]))
-				if b.used >= int64(len(b.data)) {
-					r.dropRange(b.off, int64(len(b.data)))
-				}
+		cover, wait := r.covering(off, n)
+		if wait == nil {
+			if cover == nil {
+				return false, nil
 			}
-			r.mu.Unlock()
-			r.hits.Add(1)
-			return len(p), nil
+			use(cover)
+			return true, nil
 		}
-		break
+		r.mu.Unlock()
+		<-wait
+		r.mu.Lock()
 	}
-	r.mu.Unlock()
-	r.misses.Add(1)
-	return r.d.ReadAt(p, off)
+}
+
+// copyOut copies [off, off+len(p)) from cover into p and frees the
+// buffers that reads have now copied all of. Called with r.mu held.
+func (r *Readahead) copyOut(p []byte, off int64, cover []*raBuf) {
+	for _, b := range cover {
+		b.used += int64(copy(p[max(b.off-off, 0):], b.data[max(off-b.off, 0):]))
+		if b.used >= b.n {
+			r.dropRange(b.off, b.n)
+		}
+	}
+}
+
+// take removes b, read and whole, from bufs and returns its buffer, which
+// is the caller's from then on. Called with r.mu held.
+func (r *Readahead) take(b *raBuf) []byte {
+	r.remove(func(x *raBuf) bool { return x == b }, false)
+	data := b.data
+	b.data, b.dropped = nil, true
+	r.held--
+	return data
 }
 
 // follow moves the stream for a read of n bytes at off: extends or
@@ -179,7 +236,7 @@ func (r *Readahead) follow(off, n int64) {
 	// left a window behind without reading all of it goes here.
 	kept := r.bufs[:0]
 	for _, b := range r.bufs {
-		if b.off+int64(len(b.data)) <= off-r.window {
+		if b.off+b.n <= off-r.window {
 			r.release(b)
 			continue
 		}
@@ -193,12 +250,12 @@ func (r *Readahead) follow(off, n int64) {
 	start := max(r.ahead, r.next)
 	size := r.d.Size()
 	for start < r.next+r.window && start < size {
-		n := min(r.chunk, size-start)
-		data := r.getBuf()
-		if data == nil {
-			break // no memory: read ahead less
+		if int64(r.held) >= r.window/r.chunk+raSpareChunks {
+			break // dropped reads still hold theirs: read ahead less
 		}
-		b := &raBuf{off: start, data: data[:n], ready: make(chan struct{})}
+		n := min(r.chunk, size-start)
+		r.held++
+		b := &raBuf{off: start, n: n, ready: make(chan struct{})}
 		r.bufs = append(r.bufs, b)
 		r.inflight.Add(1)
 		go r.fill(b)
@@ -210,14 +267,13 @@ func (r *Readahead) follow(off, n int64) {
 // fill reads b ahead.
 func (r *Readahead) fill(b *raBuf) {
 	defer r.inflight.Done()
-	_, err := r.d.ReadAt(b.data, b.off)
-	r.readAhead.Add(int64(len(b.data)))
+	data, err := ReadBuffer(r.d, int(b.n), b.off)
+	r.readAhead.Add(b.n)
 	r.mu.Lock()
-	b.err = err
+	b.data, b.err = data, err
 	close(b.ready)
 	if b.dropped {
-		r.putBuf(b.data)
-		b.data = nil
+		r.free(b)
 	}
 	r.mu.Unlock()
 }
@@ -230,7 +286,7 @@ func (r *Readahead) fill(b *raBuf) {
 func (r *Readahead) covering(off, n int64) (cover []*raBuf, wait <-chan struct{}) {
 	at, end := off, off+n
 	for _, b := range r.bufs {
-		bend := b.off + int64(len(b.data))
+		bend := b.off + b.n
 		if bend <= at || b.off >= end {
 			continue
 		}
@@ -243,7 +299,7 @@ func (r *Readahead) covering(off, n int64) (cover []*raBuf, wait <-chan struct{}
 			return nil, b.ready
 		}
 		if b.err != nil {
-			r.dropRange(b.off, int64(len(b.data)))
+			r.dropRange(b.off, b.n)
 			return nil, nil
 		}
 		cover = append(cover, b)
@@ -258,10 +314,19 @@ func (r *Readahead) covering(off, n int64) (cover []*raBuf, wait <-chan struct{}
 // dropRange drops every buffer overlapping [off, off+n). Called with
 // r.mu held.
 func (r *Readahead) dropRange(off, n int64) {
+	r.remove(func(b *raBuf) bool { return b.off < off+n && off < b.off+b.n }, true)
+}
+
+// remove takes the buffers that match out of bufs, releasing them if
+// release is set, and moves ahead to the end of the last one left.
+// Called with r.mu held.
+func (r *Readahead) remove(match func(*raBuf) bool, release bool) {
 	kept := r.bufs[:0]
 	for _, b := range r.bufs {
-		if b.off < off+n && off < b.off+int64(len(b.data)) {
-			r.release(b)
+		if match(b) {
+			if release {
+				r.release(b)
+			}
 			continue
 		}
 		kept = append(kept, b)
@@ -272,56 +337,29 @@ func (r *Readahead) dropRange(off, n int64) {
 		r.ahead = 0
 	} else {
 		last := r.bufs[len(r.bufs)-1]
-		r.ahead = last.off + int64(len(last.data))
+		r.ahead = last.off + last.n
 	}
 }
 
-// release frees b's memory now if its read is done, else when it is.
+// release frees b's buffer now if its read is done, else when it is.
 // Called with r.mu held, after b left r.bufs.
 func (r *Readahead) release(b *raBuf) {
 	b.dropped = true
 	select {
 	case <-b.ready:
-		r.putBuf(b.data)
-		b.data = nil
+		r.free(b)
 	default: // fill frees it
 	}
 }
 
-// getBuf returns a chunk buffer: a spare one, or a new one while fewer
-// than the window's worth plus a few (for reads ahead dropped while still
-// in flight) exist; nil past that or if the kernel has no memory. The
-// buffers live outside the Go heap, so that reading ahead neither churns
-// the collector nor raises its heap goal. Called with r.mu held.
-func (r *Readahead) getBuf() []byte {
-	if n := len(r.spare); n > 0 {
-		b := r.spare[n-1]
-		r.spare[n-1] = nil
-		r.spare = r.spare[:n-1]
-		return b
+// free gives b's buffer back to the pool. Called with r.mu held, once b
+// is read and out of bufs.
+func (r *Readahead) free(b *raBuf) {
+	if b.data != nil {
+		PutBuffer(b.data)
+		b.data = nil
 	}
-	if int64(r.mapped) >= r.window/r.chunk+raSpareChunks {
-		return nil
-	}
-	b := mapBuffer(int(r.chunk))
-	if b != nil {
-		r.mapped++
-	}
-	return b
-}
-
-// putBuf keeps b for reuse. Called with r.mu held.
-func (r *Readahead) putBuf(b []byte) { r.spare = append(r.spare, b[:cap(b)]) }
-
-// freeSpare gives every spare buffer back to the kernel. Called with
-// r.mu held, once no read ahead is in flight.
-func (r *Readahead) freeSpare() {
-	for _, b := range r.spare {
-		unmapBuffer(b)
-	}
-	r.mapped -= len(r.spare)
-	clear(r.spare)
-	r.spare = r.spare[:0]
+	r.held--
 }
 
 // modify runs a write-like operation on [off, off+n), dropping the
@@ -379,7 +417,6 @@ func (r *Readahead) Stop() {
 	r.inflight.Wait()
 	r.mu.Lock()
 	r.dropRange(0, r.d.Size())
-	r.freeSpare()
 	r.mu.Unlock()
 }
 

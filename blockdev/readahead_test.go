@@ -267,3 +267,60 @@ func TestReadaheadDuringWrite(t *testing.T) {
 		return old(off, n)
 	})
 }
+
+// TestReadaheadHandsOverBuffers: a sequential reader asking ReadBuffer for
+// whole chunks gets the buffers read ahead themselves, with the right
+// data; one asking for pieces of chunks gets copies; a write drops what
+// it overlaps either way; and every buffer is accounted for (Held goes
+// back to 0 once the reader has taken or the stream has passed them).
+func TestReadaheadHandsOverBuffers(t *testing.T) {
+	const size = 4 << 20
+	chunk := int(smallReadahead.Chunk)
+	dev, r := faultyReadahead(t, size)
+	readBuf := func(off int64, n int, want []byte) []byte {
+		t.Helper()
+		b, err := r.ReadBuffer(n, off)
+		if err != nil || !bytes.Equal(b, want) {
+			t.Fatalf("ReadBuffer(%d, %d) = %d bytes, %v; want the device's data", n, off, len(b), err)
+		}
+		return b
+	}
+	// Whole chunks, in order: once the stream is sequential, buffers read
+	// ahead are handed over; the device sees no more reads than chunks.
+	var got [][]byte
+	for off := int64(0); off < 1<<20; off += int64(chunk) {
+		got = append(got, readBuf(off, chunk, old(off, chunk)))
+	}
+	st := r.Stats()
+	if st.Hits < int64(len(got))/2 {
+		t.Errorf("%d of %d whole-chunk reads served from data read ahead; want most", st.Hits, len(got))
+	}
+	// A buffer handed over is the caller's: a write to its range after
+	// it was handed over does not change it, and later reads see the write.
+	woff := int64(1<<20) + int64(chunk) // read ahead by now
+	devtest.WaitFor(t, "the reads ahead past 1 MiB", func() bool { return r.Stats().ReadAhead >= woff+int64(chunk) })
+	for _, off := range []int64{int64(chunk), woff} {
+		if _, err := r.WriteAt(devtest.Pattern(9, off, chunk), off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	readBuf(1<<20, chunk, old(1<<20, chunk))
+	readBuf(woff, chunk, devtest.Pattern(9, woff, chunk))
+	if !bytes.Equal(got[1], old(int64(chunk), chunk)) {
+		t.Error("a buffer handed over changed when its range was written after the hand-over")
+	}
+	for _, b := range got {
+		blockdev.PutBuffer(b)
+	}
+	// Pieces of chunks are copied out.
+	for off := woff + int64(chunk); off < 2<<20; off += int64(chunk) / 4 {
+		blockdev.PutBuffer(readBuf(off, chunk/4, old(off, chunk/4)))
+	}
+	if n := dev.Count(fault.Read); n > (2<<20)/chunk+int(smallReadahead.Window)/chunk+8 {
+		t.Errorf("the device saw %d reads for 2 MiB read in chunks and pieces; want about one per chunk", n)
+	}
+	r.Stop()
+	if held := r.Stats().Held; held != 0 {
+		t.Errorf("holds %d bytes of buffers after Stop", held)
+	}
+}
