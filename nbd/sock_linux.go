@@ -24,10 +24,13 @@ import (
 //
 // sockConn makes those calls with syscall.RawSyscall, inside the
 // connection's RawConn callbacks: the netpoller still parks the goroutine
-// on EAGAIN, deadlines and Close still apply (they are the poll.FD's), and
-// sysmon is left asleep. Only calls that cannot block are made this way:
-// read(2) and writev(2) on a non-blocking socket. Disk I/O keeps the
-// blocking way (blockdev), where a hung disk must not hold the P.
+// on EAGAIN, deadlines and Close still apply (they are the poll.FD's),
+// and neither the syscall bookkeeping nor a wake-up of sysmon is paid.
+// Only calls that cannot block are made this way: read(2) and writev(2)
+// on a non-blocking socket. Disk I/O keeps the blocking way (blockdev),
+// where a hung disk must not hold the P; its io_submit still wakes
+// sysmon (with it raw too, sysmon left the profile, but io_submit can
+// wait in the kernel). Measured: 10-15% less server CPU per 4 KiB read.
 
 // sockConn is a TCP or unix socket read and written with raw system calls.
 //
