@@ -268,8 +268,12 @@ func (f *File) control(fn func(fd int) error) error {
 	return ferr
 }
 
+// closedErr turns the error of reaching the descriptor into ErrClosed
+// if the File is closed or being closed: a transfer that passed its
+// check just before Close can find the descriptor closing, and os then
+// says "use of closed file", which is not os.ErrClosed.
 func (f *File) closedErr(err error) error {
-	if errors.Is(err, os.ErrClosed) {
+	if errors.Is(err, os.ErrClosed) || f.closed.Load() {
 		return ErrClosed
 	}
 	return err
