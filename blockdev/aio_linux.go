@@ -249,12 +249,18 @@ func (r *aioRing) transferv(opcode uint16, fd int, bufs [][]byte, off int64, rwF
 }
 
 // submit queues cb and, unless another goroutine is submitting already,
-// submits everything queued until the queue stays empty. The submitter
-// first yields once, so that goroutines made runnable together (the
-// requests of one burst from the client) queue their iocbs before the
-// syscall: under 4 KiB random reads at QD32 through the NBD server
-// (counted under strace, which slows everything down) io_submit went from
-// 0.6 calls per transfer to 0.1.
+// submits everything queued until the queue stays empty.
+//
+// Before a write the submitter first yields once, so that goroutines made
+// runnable together (the requests of one burst from the client) queue
+// their iocbs before the syscall: fewer io_submits (under strace, 0.6 per
+// transfer went to 0.1) and fewer disk kicks, which a CPU-bound mirrored
+// pair needs (4 KiB random writes: 30.5k against 27.0k IOPS without the
+// yield, four interleaved runs each). A read is submitted at once: its
+// client waits on it, and the disk's queue is only as deep as what has
+// been submitted; with the yield the server had ~8 of the client's 32
+// random 4 KiB reads at the disk. Without it, five interleaved runs each:
+// 48.2k -> 59.0k IOPS, CPU per read unchanged.
 func (r *aioRing) submit(cb *iocb) {
 	r.mu.Lock()
 	r.queue = append(r.queue, cb)
@@ -264,7 +270,9 @@ func (r *aioRing) submit(cb *iocb) {
 	}
 	r.submitting = true
 	r.mu.Unlock()
-	runtime.Gosched()
+	if cb.opcode != iocbCmdPread && cb.opcode != iocbCmdPreadv {
+		runtime.Gosched()
+	}
 	r.mu.Lock()
 	for len(r.queue) > 0 {
 		batch := r.queue
