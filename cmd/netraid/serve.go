@@ -50,7 +50,7 @@ that the other's certificate is a node's of the same volume.`)
 	faults := fs.Bool("fault-injection", false, "let 'netraid disk inject-error' fail a local disk (tests and drills only)")
 	tlsDir := fs.String("tls-dir", "", "this node's certificates ('netraid certs issue'): TLS on the export, and required on the replication link")
 	tlsRequired := fs.Bool("tls-required", false, "refuse NBD clients that do not start TLS (needs --tls-dir)")
-	readahead := fs.String("readahead", "0", "read this far ahead of a sequential reader of the export, e.g. 16MiB (0: off)")
+	readahead := fs.String("readahead", "16MiB", "read this far ahead of a sequential reader of the export (0: off)")
 	maxConns := fs.Int("max-connections", 256, "most NBD connections at once; a new one displaces the oldest still in its handshake")
 	if err := parse(fs, args); err != nil {
 		return err
