@@ -140,6 +140,12 @@ func (d *tlsDriver) run(plain, protected []byte) {
 			return
 		}
 		rest = rest[n:]
+		if opt == OptExportName {
+			// Transmission, if the server took it (else it closes): no
+			// option reply will follow, and the rest is requests.
+			d.nc.Write(rest)
+			return
+		}
 		if opt != OptStartTLS {
 			continue
 		}
