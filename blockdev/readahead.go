@@ -112,7 +112,7 @@ func (r *Readahead) BlockSize() int { return BlockSize(r.d) }
 
 // ReadaheadStats count how reads were served.
 type ReadaheadStats struct {
-	Hits      int64 // reads copied from data read ahead
+	Hits      int64 // reads served from data read ahead (copied or handed over)
 	Misses    int64 // reads that went to the device
 	ReadAhead int64 // bytes read ahead
 	Held      int64 // bytes of buffers held now, in use or spare

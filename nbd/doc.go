@@ -43,8 +43,9 @@
 //     sent between STARTTLS and the TLS handshake end the connection.
 //   - Bounded resources: at most MaxConnections connections (a newcomer
 //     displaces the connection in handshake heard from least recently, or
-//     is closed if all are in transmission); the handshake within NegotiationTimeout, a
-//     request's payload within PayloadTimeout, a reply taken within
+//     is closed if all are in transmission); the handshake within
+//     NegotiationTimeout, a request's payload within PayloadTimeout, a
+//     reply taken within
 //     ReplyTimeout. Request buffers stay below MaxConnections ×
 //     MaxInflightBytes, plus a 64 KiB read buffer (and TLS's) each; a
 //     TLS connection also borrows a 512 KiB buffer from a pool while it

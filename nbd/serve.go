@@ -400,7 +400,7 @@ func (c *conn) send(head, data []byte) error {
 				c.iov = append(c.iov, q.data)
 			}
 		}
-		bufs := c.iov // WriteTo consumes its copy of the slice
+		bufs := c.iov // writeVec consumes its copy of the slice
 		err := c.sendLocked(func() error { _, err := writeVec(c.nc, bufs); return err })
 		clear(c.iov)
 		c.qmu.Lock()

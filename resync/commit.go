@@ -30,10 +30,10 @@ func (b *Bitmap) mark(off, n int64, used bool) error {
 // after the range's last, in the same write: a sequential stream then
 // crosses those regions without a metadata write of its own (a used bit
 // set early only means a full sync copies a region that may still be
-// blank). It returns the regions it marked ahead, [first, last] (last < first if
-// none), which the caller must treat as written for the cleaning of dirty
-// bits (Clean them once they are the same on every copy), since no write
-// of the caller's will.
+// blank). It returns the regions it marked ahead, [first, last] (last <
+// first if none), which the caller must treat as written for the cleaning
+// of dirty bits (Clean them once they are the same on every copy), since
+// no write of the caller's will.
 func (b *Bitmap) MarkAhead(off, n, ahead int64) (first, last int64, err error) {
 	r, err := b.markAhead(off, n, true, ahead)
 	return r[0], r[1], err

@@ -16,7 +16,7 @@ import (
 
 // serveFiles creates a volume over two sparse files and serves it on TCP
 // loopback; it returns the node and the export's nbd:// URI.
-func serveFiles(t *testing.T, name string, size int64, args ...string) (*harness.Node, string) {
+func serveFiles(t *testing.T, name string, size int64) (*harness.Node, string) {
 	t.Helper()
 	dir := t.TempDir()
 	var disks []string
@@ -30,7 +30,7 @@ func serveFiles(t *testing.T, name string, size int64, args ...string) (*harness
 		}
 		disks = append(disks, p)
 	}
-	n := harness.NewNode(t, name, dir, nil, disks, args...)
+	n := harness.NewNode(t, name, dir, nil, disks)
 	n.CLI("create", "--name", name, disks[0], disks[1])
 	n.Socket = "127.0.0.1:0"
 	n.Start()
