@@ -45,12 +45,11 @@
 //     displaces the connection in handshake heard from least recently, or
 //     is closed if all are in transmission); the handshake within
 //     NegotiationTimeout, a request's payload within PayloadTimeout, a
-//     reply taken within
-//     ReplyTimeout. Request buffers stay below MaxConnections ×
-//     MaxInflightBytes, plus a 64 KiB read buffer (and TLS's) each; a
-//     TLS connection also borrows a 512 KiB buffer from a pool while it
-//     sends a reply of more than a record, and another while records
-//     stream in.
+//     reply taken within ReplyTimeout. Request buffers stay below
+//     MaxConnections × MaxInflightBytes, plus a 64 KiB read buffer (and
+//     TLS's) each; a TLS connection also borrows a 512 KiB buffer from a
+//     pool while it sends a reply of more than a record, and another
+//     while records stream in.
 //   - Shutdown and a cancelled Serve context drain: requests received
 //     finish and are answered, later ones get ESHUTDOWN, then exports are
 //     flushed and connections closed. The server never closes a device.
