@@ -12,6 +12,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/netraid/netraid/internal/rawio"
 )
 
 // Linux native AIO (io_setup, io_submit, io_getevents): see doc.go for why
@@ -318,24 +320,12 @@ func (r *aioRing) reap() {
 	if err != nil {
 		panic(fmt.Sprintf("blockdev: aio: the completion eventfd: %v", err))
 	}
-	// Both calls are made raw (see nbd/sock_linux.go for why): a read of
-	// the non-blocking eventfd returns EAGAIN rather than block, and the
-	// netpoller waits; io_getevents with a zero timeout does not wait.
-	var errno syscall.Errno
-	readCount := func(fd uintptr) bool {
-		for {
-			_, _, errno = syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&count[0])), uintptr(len(count)))
-			if errno != syscall.EINTR {
-				return errno != syscall.EAGAIN // EAGAIN: wait in the netpoller
-			}
-		}
-	}
+	// Both calls are made raw (see internal/rawio): the eventfd is
+	// non-blocking and its reads wait in the netpoller; io_getevents with
+	// a zero timeout does not wait.
+	efd := rawio.NewReader(rc)
 	for {
-		err := rc.Read(readCount)
-		if err == nil && errno != 0 {
-			err = errno
-		}
-		if err != nil {
+		if _, err := efd.Read(count[:]); err != nil {
 			if r.state.Load()&ringShut == 0 {
 				panic(fmt.Sprintf("blockdev: aio: reading the completion eventfd: %v", err))
 			}
