@@ -183,14 +183,20 @@ func (s *queueServer) acceptLoop() {
 func (s *queueServer) serve(conn net.Conn) {
 	defer s.wg.Done()
 	unacked := map[string][]byte{}
+	requeue := func() {
+		s.mu.Lock()
+		for ack, body := range unacked {
+			s.queue = append(s.queue, body)
+			delete(unacked, ack)
+		}
+		s.mu.Unlock()
+	}
 	defer func() {
 		conn.Close()
 		s.mu.Lock()
 		delete(s.conns, conn)
-		for _, body := range unacked {
-			s.queue = append(s.queue, body)
-		}
 		s.mu.Unlock()
+		requeue()
 	}()
 	p := &peer{t: s.t, conn: conn, r: newReader(conn), gone: s.hasCrashed}
 	if !p.accept() {
@@ -217,6 +223,10 @@ func (s *queueServer) serve(conn net.Conn) {
 		case "ACK":
 			delete(unacked, f.value("id"))
 		case "DISCONNECT":
+			// Back on the queue before the receipt, as a broker has them
+			// once the consumer's close is confirmed: a client that
+			// reconnects at once must find them.
+			requeue()
 			p.receipt(f)
 			return
 		default:
