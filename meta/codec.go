@@ -40,7 +40,15 @@ const (
 	offPeerSetUUID    = 200 // [16]byte
 	offFailedMembers  = 216 // uint64
 	offName           = 224 // [MaxNameLen]byte, NUL padded
-	offReserved       = offName + MaxNameLen
+	// The rebuild record sits where the reserved area began in the first
+	// builds of format 1, which wrote it zero ("no rebuild") and keep it
+	// as it is when they rewrite the superblock; see rebuildStamp.
+	offRebuild       = offName + MaxNameLen // start of the rebuild record
+	offRebuildMember = offRebuild           // uint32, member index + 1; 0: none
+	offRebuildCursor = offRebuild + 8       // uint64 (4 bytes of padding before)
+	offRebuildStamp  = offRebuild + 16      // uint64, Seq of the block that wrote it
+	offRebuildEnd    = offRebuild + 24
+	offReserved      = offRebuildEnd
 )
 
 var (
@@ -93,7 +101,8 @@ func (sb *Superblock) Encode() []byte {
 	le.PutUint64(b[offResyncTotal:], sb.ResyncTotal)
 	copy(b[offPeerSetUUID:], sb.PeerSetUUID[:])
 	le.PutUint64(b[offFailedMembers:], sb.FailedMembers)
-	copy(b[offName:offReserved], sb.Name)
+	copy(b[offName:offRebuild], sb.Name)
+	sb.encodeRebuild(b[offRebuild:offRebuildEnd])
 	copy(b[offReserved:], sb.reserved[:])
 	le.PutUint32(b[offCRC:], checksum(b))
 	return b
@@ -156,12 +165,13 @@ func decodeFields(b []byte) (*Superblock, error) {
 	copy(sb.PeerSetUUID[:], b[offPeerSetUUID:])
 	copy(sb.pad[:], b[offPad:offPadEnd])
 	copy(sb.reserved[:], b[offReserved:])
+	sb.decodeRebuild(b[offRebuild:offRebuildEnd])
 	sb.Generations.Current = le.Uint64(b[offGenCurrent:])
 	sb.Generations.Bitmap = le.Uint64(b[offGenBitmap:])
 	for i := range sb.Generations.History {
 		sb.Generations.History[i] = le.Uint64(b[offGenHistory+8*i:])
 	}
-	name := b[offName:offReserved]
+	name := b[offName:offRebuild]
 	if i := bytes.IndexByte(name, 0); i >= 0 {
 		if bytes.ContainsFunc(name[i:], func(r rune) bool { return r != 0 }) {
 			return nil, fmt.Errorf("%w: name field has bytes after its terminating NUL", ErrInvalid)
@@ -170,6 +180,37 @@ func decodeFields(b []byte) (*Superblock, error) {
 	}
 	sb.Name = string(name)
 	return sb, nil
+}
+
+// encodeRebuild writes the rebuild record into r (offRebuild to
+// offRebuildEnd): the one in force, stamped with sb.Seq, or else the bytes
+// a decode found stale, unchanged.
+func (sb *Superblock) encodeRebuild(r []byte) {
+	if !sb.Rebuilding {
+		copy(r, sb.staleRebuild[:])
+		return
+	}
+	le.PutUint32(r[offRebuildMember-offRebuild:], sb.RebuildMember+1)
+	le.PutUint64(r[offRebuildCursor-offRebuild:], sb.RebuildCursor)
+	le.PutUint64(r[offRebuildStamp-offRebuild:], sb.Seq)
+}
+
+// decodeRebuild reads the rebuild record from r. A record is in force
+// only if its stamp is the block's Seq and its padding zero: a build that
+// predates the record keeps its bytes when it rewrites the superblock
+// (with a higher Seq), and what it then did (finish that rebuild, start
+// another) the record does not describe. A stale record is kept as bytes
+// only, and Validate does not look at it.
+func (sb *Superblock) decodeRebuild(r []byte) {
+	tag := le.Uint32(r[offRebuildMember-offRebuild:])
+	pad := le.Uint32(r[offRebuildMember-offRebuild+4:])
+	if tag != 0 && pad == 0 && le.Uint64(r[offRebuildStamp-offRebuild:]) == sb.Seq {
+		sb.Rebuilding = true
+		sb.RebuildMember = tag - 1
+		sb.RebuildCursor = le.Uint64(r[offRebuildCursor-offRebuild:])
+		return
+	}
+	copy(sb.staleRebuild[:], r)
 }
 
 // Pick decodes both superblock slots of a member and returns the valid one

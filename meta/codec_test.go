@@ -51,14 +51,14 @@ func TestGolden(t *testing.T) {
 		want []byte
 	}{
 		{0, []byte("NETRAID\x00")},
-		{8, []byte{1, 0, 0, 0}},                  // version
-		{16, []byte{7, 0, 0, 0, 0, 0, 0, 0}},     // seq
-		{64, []byte{2, 0, 0, 0, 3, 0, 0, 0}},     // member, members
-		{72, []byte{0, 0, 1, 0, 0, 0, 0, 0}},     // chunk 64 KiB
-		{132, []byte{1, 3}},                      // role, disk state
-		{216, []byte{4, 0, 0, 0, 0, 0, 0, 0}},    // failed members
-		{224, []byte("vol-0.data_x\x00")},        // name
-		{offReserved - 1, []byte{0, 0, 0, 0, 0}}, // name padding, reserved
+		{8, []byte{1, 0, 0, 0}},                 // version
+		{16, []byte{7, 0, 0, 0, 0, 0, 0, 0}},    // seq
+		{64, []byte{2, 0, 0, 0, 3, 0, 0, 0}},    // member, members
+		{72, []byte{0, 0, 1, 0, 0, 0, 0, 0}},    // chunk 64 KiB
+		{132, []byte{1, 3}},                     // role, disk state
+		{216, []byte{4, 0, 0, 0, 0, 0, 0, 0}},   // failed members
+		{224, []byte("vol-0.data_x\x00")},       // name
+		{offRebuild - 1, []byte{0, 0, 0, 0, 0}}, // name padding, rebuild record
 	} {
 		if got := b[c.off : c.off+len(c.want)]; !bytes.Equal(got, c.want) {
 			t.Errorf("bytes at %d = %x, want %x", c.off, got, c.want)

@@ -26,5 +26,10 @@
 //   - Bytes of the reserved area are kept by Decode and written back by
 //     Encode unchanged, so fields added later in the reserved area (zero
 //     meaning absent) survive an older build rewriting the superblock.
+//   - The rebuild record (the first bytes of what was the reserved area)
+//     carries the Seq of the block that wrote it: a build that predates it
+//     keeps it, unread, through its own updates, and a record whose stamp
+//     is not the block's Seq reads as no rebuild, so a resume never acts
+//     on a rebuild that such a build finished or replaced.
 //   - Decode never panics, whatever the input.
 package meta

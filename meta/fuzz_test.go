@@ -19,6 +19,7 @@ import (
 //	go test ./meta -run '^$' -fuzz FuzzDecode -fuzzminimizetime 100x
 func FuzzDecode(f *testing.F) {
 	f.Add(sample(f).Encode())
+	f.Add(rebuilding(f).Encode())
 	f.Add(make([]byte, SlotSize))
 	f.Add([]byte(Magic))
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -38,3 +38,18 @@ func reseal(b []byte) []byte {
 	le.PutUint32(b[offCRC:], checksum(b))
 	return b
 }
+
+// rebuilding returns sample with a rebuild of member 1 recorded, 3
+// regions in.
+func rebuilding(t testing.TB) *Superblock {
+	t.Helper()
+	sb := sample(t)
+	sb.DiskState = Inconsistent
+	sb.Flags |= FlagNeedFullSync
+	sb.FailedMembers = 0
+	sb.SetRebuild(1, 3*sb.RegionSize)
+	if err := sb.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return sb
+}

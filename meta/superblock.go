@@ -208,10 +208,48 @@ type Superblock struct {
 	// member i).
 	FailedMembers uint64
 
+	// Rebuilding: a rebuild of one replaced member (RebuildMember) is
+	// under way on this node, so that a restart can resume it instead of
+	// syncing the whole copy. RebuildCursor is the volume offset of the
+	// first region whose share of that member may not be on the disk yet
+	// (a multiple of RegionSize, or VolumeSize): below it the member holds
+	// its share of every region, except the regions the dirty bitmap
+	// names. It only counts while FlagNeedFullSync is set too (see
+	// ResumableRebuild). Written in the reserved area: a build that does
+	// not know it keeps it, and a record such a build's update left
+	// behind reads as no rebuild (Decode checks its stamp).
+	Rebuilding    bool
+	RebuildMember uint32
+	RebuildCursor uint64
+
 	// pad and reserved are the bytes of the block this version does not
 	// interpret, kept across Decode and Encode.
-	pad      [offPadEnd - offPad]byte
-	reserved [ReservedBytes]byte
+	pad          [offPadEnd - offPad]byte
+	staleRebuild [offRebuildEnd - offRebuild]byte
+	reserved     [ReservedBytes]byte
+}
+
+// SetRebuild records a rebuild of member from cursor on.
+func (sb *Superblock) SetRebuild(member uint32, cursor uint64) {
+	sb.Rebuilding, sb.RebuildMember, sb.RebuildCursor = true, member, cursor
+	sb.staleRebuild = [len(sb.staleRebuild)]byte{}
+}
+
+// ClearRebuild removes the rebuild record, and any stale one.
+func (sb *Superblock) ClearRebuild() {
+	sb.Rebuilding, sb.RebuildMember, sb.RebuildCursor = false, 0, 0
+	sb.staleRebuild = [len(sb.staleRebuild)]byte{}
+}
+
+// ResumableRebuild reports the member and cursor of an unfinished
+// one-member rebuild that the node may resume instead of a full sync: a
+// rebuild record with FlagNeedFullSync, on a copy that is inconsistent
+// and has no failed member. Anything else is not a rebuild to resume.
+func (sb *Superblock) ResumableRebuild() (member int, cursor int64, ok bool) {
+	if !sb.Rebuilding || sb.Flags&FlagNeedFullSync == 0 || sb.DiskState != Inconsistent || sb.FailedMembers != 0 {
+		return 0, 0, false
+	}
+	return int(sb.RebuildMember), int64(sb.RebuildCursor), true
 }
 
 // MemberFailed reports whether member i is marked failed.

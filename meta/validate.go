@@ -52,6 +52,26 @@ func (sb *Superblock) Validate() error {
 	if err := sb.validateGeometry(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
+	if err := sb.validateRebuild(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return nil
+}
+
+// validateRebuild checks the rebuild record against the geometry.
+func (sb *Superblock) validateRebuild() error {
+	if !sb.Rebuilding {
+		if sb.RebuildMember != 0 || sb.RebuildCursor != 0 {
+			return fmt.Errorf("rebuild member %d and cursor %d without a rebuild", sb.RebuildMember, sb.RebuildCursor)
+		}
+		return nil
+	}
+	if sb.RebuildMember >= sb.Members {
+		return fmt.Errorf("rebuild of member %d of %d", sb.RebuildMember, sb.Members)
+	}
+	if c := sb.RebuildCursor; c > sb.VolumeSize || c%sb.RegionSize != 0 && c != sb.VolumeSize {
+		return fmt.Errorf("rebuild cursor %d is not a region boundary (%d) within the volume (%d bytes)", c, sb.RegionSize, sb.VolumeSize)
+	}
 	return nil
 }
 

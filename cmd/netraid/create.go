@@ -63,6 +63,7 @@ func describe(e *env, path string, slot int, sb *meta.Superblock) {
   resync        %d of %d bytes
   peer set      %s
   failed disks  %#x
+  rebuild       %s
   superblock    slot %d, seq %d
 `, path, sb.Name, sb.SetUUID, sb.DiskUUID, sb.Member, sb.Members,
 		humanizeUnix(sb.CreatedUnix),
@@ -71,5 +72,13 @@ func describe(e *env, path string, slot int, sb *meta.Superblock) {
 		humanize.IBytes(sb.BitmapOffset), humanize.IBytes(sb.BitmapBytes),
 		sb.Role, sb.DiskState,
 		g.Current, g.Bitmap, g.History[0], g.History[1], g.History[2], g.History[3],
-		sb.ResyncCursor, sb.ResyncTotal, sb.PeerSetUUID, sb.FailedMembers, slot, sb.Seq)
+		sb.ResyncCursor, sb.ResyncTotal, sb.PeerSetUUID, sb.FailedMembers, rebuildLine(sb), slot, sb.Seq)
+}
+
+// rebuildLine describes the superblock's rebuild record.
+func rebuildLine(sb *meta.Superblock) string {
+	if !sb.Rebuilding {
+		return "none"
+	}
+	return fmt.Sprintf("member %d from %s", sb.RebuildMember, humanize.IBytes(sb.RebuildCursor))
 }
