@@ -20,20 +20,24 @@
 # information: the cost of the mirror over a single node.
 #
 # TLS (mirror_tls): a second pair like A and B, on two files of its own,
-# serving with --tls-dir and --tls-required, so that both the export
-# (STARTTLS, client certificate required) and the replication link (mutual
-# TLS) are encrypted: target netraid-mirror-tls, measured in the same
-# rotation as the others and compared with netraid-mirror, the same pair in
-# plaintext. fio reaches it at an nbds:// URI; see libnbd-tls.sh for how it
-# gets its client certificate.
+# serving with --tls-dir, so that the replication link is mutual TLS and
+# the export offers STARTTLS (client certificate required). Two targets,
+# measured in the same rotation as the others and compared with
+# netraid-mirror, the same pair in plaintext: netraid-mirror-tls, fio at
+# an nbds:// URI, so that both the export and the link are encrypted (see
+# libnbd-tls.sh for how fio gets its client certificate); and
+# netraid-mirror-tls-link, fio at the plaintext URI of the same pair, so
+# that only the link is: the reference deployment, where the client
+# mounts the export on the primary's loopback.
 #
 # A mirror run counts only if the peer link stayed up and both legs stayed
 # up to date over it (RUN_CHECK): otherwise it measured a degraded primary.
 #
 # Targets: mirrored sequential write >= 0.8x the baseline per copy; random
-# write informative; peak RSS of every daemon under 256 MiB; over TLS,
-# sequential write >= 0.85x the plaintext pair's (TLS costs at most 15%),
-# random write informative.
+# write informative; peak RSS of every daemon under 256 MiB; over TLS on
+# the export and the link, sequential write >= 0.85x the plaintext pair's
+# (TLS costs at most 15%), random write informative; TLS on the link
+# only, informative.
 #
 # Sourced after lib.sh and servers.sh; bench.sh calls suite_mirror.
 
@@ -135,14 +139,14 @@ mirror_volumes() {
 # and NAME_B, make A primary and wait until it serves; with CA (the
 # certificate authority's directory, where 'netraid certs' put each node's
 # certificate under nodes/NAME and the client's under clients/bench), both
-# with TLS required. Leaves the pids in PAIR_PIDS, the export in
-# SERVER_URI and SERVER_ADDR.
+# with TLS: on the link, and offered on the export. Leaves the pids in
+# PAIR_PIDS, the export in SERVER_URI and SERVER_ADDR.
 mirror_start_pair() {
 	local na=$1 nb=$2 da=$3 db=$4 ca=${5:-} pa pb a b
 	local -a fa=() fb=()
 	if [ -n "$ca" ]; then
-		fa=(--tls-dir "$ca/nodes/$na" --tls-required)
-		fb=(--tls-dir "$ca/nodes/$nb" --tls-required)
+		fa=(--tls-dir "$ca/nodes/$na")
+		fb=(--tls-dir "$ca/nodes/$nb")
 	fi
 	read -r pa pb <<<"$(free_ports2)"
 	start_netraid_node "$na" "127.0.0.1:$pa" "127.0.0.1:$pb" "${fa[@]}" "$da"
@@ -168,13 +172,14 @@ mirror_pair() {
 # and made volumes as the plaintext pair's were (the same data area); a
 # certificate authority for the volume, a certificate for each node and
 # one for fio; then a second pair (mirror-tls-a primary, mirror-tls-b) on
-# DISK_A and DISK_B with TLS required on the export and on the link, in
-# sync. Adds target netraid-mirror-tls, judged against netraid-mirror
-# (MIRROR_TLS_NEED). When TLS cannot be measured (no --tls-dir, or fio
-# cannot get its client certificate to libnbd here) it says why in a note
-# instead.
+# DISK_A and DISK_B with TLS on the link and offered on the export, in
+# sync. Adds target netraid-mirror-tls-link (fio in plaintext; compared
+# with netraid-mirror, informative) and, when fio can get its client
+# certificate to libnbd here, netraid-mirror-tls (fio over TLS; judged
+# against netraid-mirror, MIRROR_TLS_NEED); a note says why when either
+# cannot be measured.
 mirror_tls() {
-	local ca="$WORK/tls-ca" wrap uri f
+	local ca="$WORK/tls-ca" f
 	if ! "$NETRAID" serve --help 2>&1 | grep -q -- '--tls-dir'; then
 		record kind=note suite=mirror text="TLS not measured: netraid serve has no --tls-dir"
 		return 0
@@ -197,6 +202,21 @@ mirror_tls() {
 	} >"$WORK/tls-certs.log" 2>&1 || die "netraid certs failed: $(tail -n 3 "$WORK/tls-certs.log")"
 	mirror_start_pair mirror-tls-a mirror-tls-b "$1" "$2" "$ca"
 	wait_in_sync mirror-tls-a 120
+	mirror_tls_export "$@"
+	# After netraid-mirror-tls, so that the pair's peak RSS is recorded
+	# under that target (mirror_stop).
+	mirror_target netraid-mirror-tls-link info \
+		"netraid-mirror-tls's pair with fio in plaintext: TLS on the link only; CPU: A+B" \
+		"$PAIR_PIDS" "$1 $2" "--numjobs=1 --ioengine=nbd --uri=$(nbd_uri "$SERVER_ADDR" bench)" \
+		versus=netraid-mirror
+	M_NAMES[netraid-mirror-tls-link]=mirror-tls-a,mirror-tls-b
+}
+
+# mirror_tls_export DISK_A DISK_B: target netraid-mirror-tls, fio over TLS
+# to the TLS pair just started, if a libnbd client gets its certificate
+# here; else a note.
+mirror_tls_export() {
+	local ca="$WORK/tls-ca" wrap uri
 	# shellcheck disable=SC2154 # here: bench.sh's scripts/bench directory
 	wrap="$here/libnbd-tls.sh $ca/clients/bench $WORK/tls-client"
 	uri=$(nbd_uri "$SERVER_ADDR" bench -)
@@ -207,8 +227,6 @@ mirror_tls() {
 		log "mirror: TLS not measured: nbdinfo could not reach the TLS export through libnbd-tls.sh: $(tail -n 2 "$WORK/tls-probe.log")"
 		record kind=note suite=mirror target=netraid-mirror-tls \
 			text="TLS not measured: fio's nbd engine cannot take a URI's tls-certificates, and libnbd-tls.sh could not give libnbd its default certificate directory here: $(tail -n 2 "$WORK/tls-probe.log")"
-		stop_server mirror-tls-a "${PAIR_PIDS%,*}"
-		stop_server mirror-tls-b "${PAIR_PIDS#*,}"
 		return 0
 	fi
 	mirror_target netraid-mirror-tls info \
@@ -219,8 +237,8 @@ mirror_tls() {
 	M_WRAP[netraid-mirror-tls]=$wrap
 }
 
-# mirror_tls_probe: after the prefill, what the TLS pair's logs say: that
-# fio's connection and the replication link presented their certificates
+# mirror_tls_probe: after the runs, what the TLS pair's logs say: that
+# fio's connections and the replication link presented their certificates
 # (both sides refuse anything else; this shows it happened).
 mirror_tls_probe() {
 	local exp=no link=no
@@ -229,12 +247,16 @@ mirror_tls_probe() {
 	record kind=probe suite=mirror target=netraid-mirror-tls export_client_cert_seen="$exp" link_peer_cert_seen="$link"
 }
 
-# mirror_stop: record each daemon's peak RSS and stop the daemons.
+# mirror_stop: record each daemon's peak RSS and stop the daemons; a
+# pair that serves two targets, under the first of them.
 mirror_stop() {
 	local t p
 	local -a pids names who
+	local -A stopped=()
 	for t in "${MIRROR_TARGETS[@]}"; do
 		[ "${M_PID[$t]}" = - ] && continue
+		[ -n "${stopped[${M_PID[$t]}]:-}" ] && continue
+		stopped[${M_PID[$t]}]=1
 		IFS=, read -ra pids <<<"${M_PID[$t]}"
 		IFS=, read -ra names <<<"${M_NAMES[$t]}"
 		who=()
@@ -299,11 +321,13 @@ suite_mirror() {
 		mirror_prefill netraid-single
 		wait_in_sync mirror-a 120
 		M_SINCE[netraid-mirror]=$(peer_since mirror-a)
-		if [ -n "${M_NAMES[netraid-mirror-tls]:-}" ]; then
-			mirror_prefill netraid-mirror-tls
+		if [ -n "${M_NAMES[netraid-mirror-tls-link]:-}" ]; then
+			mirror_prefill netraid-mirror-tls-link
 			wait_in_sync mirror-tls-a 120
-			M_SINCE[netraid-mirror-tls]=$(peer_since mirror-tls-a)
-			mirror_tls_probe
+			M_SINCE[netraid-mirror-tls-link]=$(peer_since mirror-tls-a)
+		fi
+		if [ -n "${M_NAMES[netraid-mirror-tls]:-}" ]; then
+			M_SINCE[netraid-mirror-tls]=${M_SINCE[netraid-mirror-tls-link]}
 		fi
 		RUN_CHECK=mirror_check
 	fi
@@ -318,5 +342,6 @@ suite_mirror() {
 	done
 	RUN_CHECK=
 
+	[ -z "${M_NAMES[netraid-mirror-tls]:-}" ] || mirror_tls_probe
 	mirror_stop
 }
