@@ -67,8 +67,9 @@ type Client struct {
 	helloReply []byte
 	tls        bool
 
-	wmu   sync.Mutex    // serializes requests on nc
-	slots chan struct{} // one token per request in flight
+	wmu      sync.Mutex    // serializes requests on nc
+	requests combiner      // plaintext requests sent together (see send)
+	slots    chan struct{} // one token per request in flight
 
 	mu           sync.Mutex // guards the fields below
 	pending      map[uint64]*call
@@ -237,7 +238,8 @@ func (c *Client) disconnect() {
 // reply fields until it closes done.
 type call struct {
 	req  Request
-	buf  []byte // READ: where the data goes
+	head [requestSize]byte // req encoded, while it is sent
+	buf  []byte            // READ: where the data goes
 	sent time.Time
 	done chan struct{}
 	err  error
@@ -275,17 +277,33 @@ func (c *Client) start(cl *call, payload []byte) error {
 	c.pending[cl.req.Handle] = cl
 	c.mu.Unlock()
 
-	var h [requestSize]byte
-	cl.req.encode(h[:])
-	c.wmu.Lock()
+	cl.req.encode(cl.head[:])
 	cl.sent = time.Now()
-	c.nc.SetWriteDeadline(cl.sent.Add(c.timeout))
-	err := writeMessage(c.nc, h[:], payload)
-	c.wmu.Unlock()
-	if err != nil {
+	if err := c.send(cl.head[:], payload); err != nil {
 		c.fail(fmt.Errorf("nbd: send %v: %w", cl.req.Type, err))
 	}
 	return nil
+}
+
+// send writes a request, a header and its payload, and returns once it is
+// written (or failed). On a plaintext connection requests sent together
+// combine into one writev (combiner): the mirror's goroutines send their
+// writes to the peer at about the same time.
+func (c *Client) send(head, payload []byte) error {
+	if _, ok := c.nc.(*tlsSession); ok {
+		return c.sendLocked(func() error { return writeMessage(c.nc, head, payload) })
+	}
+	return c.requests.send(head, payload, func(bufs net.Buffers) error {
+		return c.sendLocked(func() error { _, err := writeVec(c.nc, bufs); return err })
+	})
+}
+
+// sendLocked runs write under the request lock with the write deadline.
+func (c *Client) sendLocked(write func() error) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.nc.SetWriteDeadline(time.Now().Add(c.timeout))
+	return write()
 }
 
 // refused is the error of a call the client would not take.

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,11 +45,7 @@ type conn struct {
 	wmu  sync.Mutex // serializes replies on nc
 	werr error      // first reply that failed to go out; guarded by wmu
 
-	qmu     sync.Mutex     // guards the reply queue (plaintext: see send)
-	queue   []*queuedReply // replies waiting for the writer
-	spare   []*queuedReply // the previous batch's slice, for reuse
-	iov     net.Buffers    // the writer's vector, for reuse
-	writing bool           // a sender is writing the queue
+	replies combiner // plaintext replies sent together (see send)
 
 	mu            sync.Mutex // guards the fields below
 	budget        *sync.Cond // signalled when a request releases its budget
@@ -356,78 +351,17 @@ func (c *conn) flushOnClose() {
 
 // send writes one reply, a header and its data. A reply that fails to go
 // out whole leaves the stream unusable, so the connection is aborted.
-//
-// On a plaintext connection replies combine: a reply sent while another
-// is being written joins a queue, and the goroutine writing takes the
-// whole queue in its next writev, so that replies finishing together
-// cost one system call (and one wake-up of the client) rather than one
-// each. The goroutine that becomes the writer yields once first, so that
-// handlers woken by the same burst of disk completions queue their
-// replies before it writes: under 4 KiB random reads at QD32 (counted
-// under strace, which slows everything down) writev went from 0.6 calls
-// per reply to 0.1. send returns once its reply is written (or failed),
+// On a plaintext connection replies sent together combine into one
+// writev (combiner). send returns once its reply is written (or failed),
 // so the caller may reuse data.
 func (c *conn) send(head, data []byte) error {
 	if _, ok := c.nc.(*tlsSession); ok {
 		return c.sendLocked(func() error { return writeMessage(c.nc, head, data) })
 	}
-	r := replyPool.Get().(*queuedReply)
-	r.head, r.data, r.wait, r.err = head, data, false, nil
-	defer func() {
-		r.head, r.data, r.err = nil, nil, nil
-		replyPool.Put(r)
-	}()
-	c.qmu.Lock()
-	c.queue = append(c.queue, r)
-	if c.writing {
-		r.wait = true
-		c.qmu.Unlock()
-		<-r.done
-		return r.err
-	}
-	c.writing = true
-	c.qmu.Unlock()
-	runtime.Gosched()
-	c.qmu.Lock()
-	for len(c.queue) > 0 {
-		batch := c.queue
-		c.queue = c.spare[:0]
-		c.qmu.Unlock()
-		c.iov = c.iov[:0]
-		for _, q := range batch {
-			c.iov = append(c.iov, q.head)
-			if len(q.data) > 0 {
-				c.iov = append(c.iov, q.data)
-			}
-		}
-		bufs := c.iov // writeVec consumes its copy of the slice
-		err := c.sendLocked(func() error { _, err := writeVec(c.nc, bufs); return err })
-		clear(c.iov)
-		c.qmu.Lock()
-		for _, q := range batch {
-			q.err = err
-			if q.wait {
-				q.done <- struct{}{} // q is its sender's again after this
-			}
-		}
-		clear(batch)
-		c.spare = batch
-	}
-	c.writing = false
-	c.qmu.Unlock()
-	return r.err
+	return c.replies.send(head, data, func(bufs net.Buffers) error {
+		return c.sendLocked(func() error { _, err := writeVec(c.nc, bufs); return err })
+	})
 }
-
-// queuedReply is a reply waiting for the goroutine that writes. They are
-// pooled: a reply costs no allocation.
-type queuedReply struct {
-	head, data []byte
-	wait       bool          // its sender waits on done (it is not the writer); guarded by conn.qmu
-	done       chan struct{} // buffered (1): the writer's signal that err is set
-	err        error
-}
-
-var replyPool = sync.Pool{New: func() any { return &queuedReply{done: make(chan struct{}, 1)} }}
 
 // sendLocked runs write under the reply lock with the reply deadline.
 func (c *conn) sendLocked(write func() error) error {
