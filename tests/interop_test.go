@@ -166,7 +166,7 @@ func TestInteropFioVerify(t *testing.T) {
 	_, uri := serveFiles(t, "fio", 64<<20)
 	out := harness.Run(t, "fio", "--name=verify", "--ioengine=nbd", "--uri="+uri,
 		"--rw=randwrite", "--bs=4k", "--iodepth=32", "--size=32M", "--verify=crc32c",
-		"--verify_fatal=1", "--do_verify=1", "--number_ios=4096", "--output-format=json")
+		"--verify_fatal=1", "--do_verify=1", "--number_ios=4096", "--output-format=json", "--verify_state_save=0")
 	var res struct {
 		Jobs []struct {
 			Error int `json:"error"`
