@@ -10,7 +10,6 @@ import (
 	"github.com/netraid/netraid/blockdev/fault"
 	"github.com/netraid/netraid/meta"
 	"github.com/netraid/netraid/mirror"
-	"github.com/netraid/netraid/resync"
 	"github.com/netraid/netraid/stripe"
 )
 
@@ -99,6 +98,10 @@ func (n *Node) diskReplace(old, newPath string) (string, error) {
 		n.mu.Unlock()
 		return "", errors.New("the peer is not in sync: it is the source of the rebuild, so wait for it ('netraid status')")
 	}
+	if p != nil && n.sb.Flags&meta.FlagNeedFullSync != 0 {
+		n.mu.Unlock()
+		return "", errors.New("a rebuild of this node's copy is not finished: replace another disk when it is ('netraid status')")
+	}
 	failedBefore := n.sb.MemberFailed(idx)
 	n.mu.Unlock()
 	if p != nil && !failedBefore {
@@ -109,6 +112,13 @@ func (n *Node) diskReplace(old, newPath string) (string, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	err = n.vol.Replace(idx, newPath, false, func(sb *meta.Superblock) {
+		// One member to rebuild from the start, unless the copy already
+		// waited for a sync of another: then only a full sync will do.
+		if sb.Flags&meta.FlagNeedFullSync == 0 || sb.Rebuilding && int(sb.RebuildMember) == idx {
+			sb.SetRebuild(uint32(idx), 0)
+		} else {
+			sb.ClearRebuild()
+		}
 		sb.DiskState = meta.Inconsistent
 		sb.Flags |= meta.FlagNeedFullSync
 	})
@@ -120,6 +130,9 @@ func (n *Node) diskReplace(old, newPath string) (string, error) {
 	if p == nil {
 		if n.sec.srv != nil {
 			n.sec.srv.DropClients(peerExport)
+		}
+		if n.sb.Rebuilding {
+			return fmt.Sprintf("member %d is now %s; its primary will rebuild its share", idx, newPath), nil
 		}
 		return fmt.Sprintf("member %d is now %s; this node will be resynced in full from its primary", idx, newPath), nil
 	}
@@ -141,62 +154,14 @@ func (p *primary) startRebuild(idx int) error {
 	if err != nil {
 		return err
 	}
+	p.mu.Lock()
 	p.local = leg
-	visit, err := resync.OpenBitmap(blockdev.NewMem(resync.StoreSize(n.size, int64(n.sb.RegionSize))), n.size, int64(n.sb.RegionSize), resync.BitmapOptions{})
-	if err != nil {
-		return err
-	}
-	if err := visit.SetAll(); err != nil {
-		visit.Close()
-		return err
-	}
-	for r := range visit.Regions() {
-		if !n.bm.Used(r) && !n.bm.Dirty(r) {
-			visit.Clean(r, r)
-		}
-	}
-	chunk, members := int64(n.sb.Chunk), int(n.sb.Members)
-	pieces := func(off, len int64) [][2]int64 {
-		var out [][2]int64
-		for _, e := range stripe.Map(off, len, chunk, members) {
-			if e.Disk == idx {
-				out = append(out, [2]int64{off + e.BufOff, e.Len})
-			}
-		}
-		return out
-	}
-	n.log.Info("rebuilding a replaced member from the peer", "member", idx, "regions_bytes", visit.DirtyBytes(),
-		"used_bytes", n.bm.UsedBytes(), "dirty_bytes", n.bm.DirtyBytes())
-	rs := newResyncState("rebuild", visit.DirtyBytes(), n.cfg.ResyncRate)
-	n.rebuild = rs.status()
-	eng := resync.NewEngine(resync.Options{Rate: n.cfg.ResyncRate, Adaptive: n.cfg.ResyncAdaptive, Progress: func(pr resync.Progress) {
-		rs.update(pr)
-		n.mu.Lock()
-		n.rebuild = rs.status()
-		n.mu.Unlock()
-	}})
-	ctx := p.ctx
+	p.mu.Unlock()
+	ctx, done := p.ctx, p.beginRebuild()
 	p.wg.Go(func() {
-		defer visit.Close()
-		err := p.mir.Rebuild(ctx, leg, eng, mirror.RebuildOptions{Visit: visit, Pieces: pieces})
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		if err != nil {
-			n.log.Error("rebuild of the replaced disk failed", "member", idx, "err", err)
-			if n.rebuild != nil {
-				n.rebuild.Kind = "rebuild failed: " + err.Error()
-			}
-			return
+		if err := p.rebuildLocal(ctx, RebuildPoint{Member: idx}, done); err != nil {
+			n.log.Error("rebuild of the replaced disk stopped; it resumes when the peer is connected again", "member", idx, "err", err)
 		}
-		n.rebuild = nil
-		if uerr := n.updateSuper(func(sb *meta.Superblock) {
-			sb.DiskState = meta.UpToDate
-			sb.Flags &^= meta.FlagNeedFullSync
-		}); uerr != nil {
-			n.log.Error("recording the end of the rebuild", "err", uerr)
-			return
-		}
-		n.log.Info("rebuild of the replaced disk done", "member", idx, "copied", leg.Stats().SyncBytes)
 	})
 	return nil
 }

@@ -15,5 +15,11 @@
 //     split brain and unrelated data are refused and reported, never
 //     merged. The target of a resync is marked inconsistent (persisted)
 //     until the resync is done, and an inconsistent copy is not promoted
-//     without --force.
+//     without --force — except one whose superblock records the rebuild of
+//     one replaced member (rebuild.go): it may be primary again, but its
+//     local leg serves no read, and no I/O succeeds, until a connected,
+//     up-to-date peer of the same generation has rebuilt it. A rebuild's
+//     cursor is recorded only after the copies below it are flushed; a
+//     restart resumes from it, and any doubt about the meeting (other
+//     verdicts, a discard, a peer not up to date) means a full sync.
 package node

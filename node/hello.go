@@ -26,6 +26,10 @@ type Hello struct {
 	// NeedFull: the secondary's copy must be synced in full (a member
 	// was replaced), whatever the generations say.
 	NeedFull bool `json:"need_full,omitempty"`
+	// Rebuild, with NeedFull, says that the full sync is owed to one
+	// replaced member, rebuilt from its cursor on: the primary may copy
+	// that share and the dirty regions instead.
+	Rebuild *RebuildPoint `json:"rebuild,omitempty"`
 	// Dirty is the secondary's dirty bitmap, in its answer: regions it
 	// may have written that the primary must copy to it again.
 	Dirty []byte `json:"dirty,omitempty"`
@@ -40,6 +44,9 @@ const (
 	MsgSyncDone = "sync-done"
 	// MsgPing checks the link and carries the primary's state.
 	MsgPing = "ping"
+	// MsgRebuildCursor: the rebuild of the secondary's member has been
+	// copied and flushed up to Rebuild.Cursor.
+	MsgRebuildCursor = "rebuild-cursor"
 )
 
 // Message is a control message on the replication link.
@@ -49,6 +56,8 @@ type Message struct {
 	// Total is the size of the resync that starts, for the secondary's
 	// status.
 	Total int64 `json:"total,omitempty"`
+	// Rebuild is where a rebuild of the secondary's member stands.
+	Rebuild *RebuildPoint `json:"rebuild,omitempty"`
 }
 
 func encode(v any) []byte {

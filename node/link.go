@@ -90,13 +90,22 @@ func (p *primary) connectOnce(ctx context.Context) error {
 	}
 	n.mu.Lock()
 	v := Decide(n.gens(), peer.Gens, peer.Discard)
-	if peer.NeedFull && !v.Refused() {
-		v = FullSync
+	own := p.ownRebuild()
+	var theirs *RebuildPoint
+	if peer.NeedFull && !v.Refused() && own == nil {
+		if theirs = n.peerRebuild(v, peer); theirs == nil {
+			v = FullSync
+		}
 	}
 	n.peer.verdict, n.peer.hello, n.peer.met = v, &peer, true
 	n.mu.Unlock()
 	if v.Refused() {
 		return p.refuse(fmt.Errorf("%v: local %s, peer %s", v, hello.Gens, peer.Gens))
+	}
+	if own != nil {
+		if err := checkRebuildSource(own, v, peer); err != nil {
+			return p.refuse(err)
+		}
 	}
 	var dev blockdev.Device = c
 	if c.Size() > n.size {
@@ -106,7 +115,7 @@ func (p *primary) connectOnce(ctx context.Context) error {
 		}
 		dev = s
 	}
-	return p.runLink(ctx, c, dev, peer, v)
+	return p.runLink(ctx, c, dev, peer, v, own, theirs)
 }
 
 // refuse records a meeting this node will not go through with.
@@ -119,8 +128,11 @@ func (p *primary) refuse(err error) error {
 }
 
 // runLink attaches the peer as a resyncing leg, copies what it lacks,
-// marks it in sync, and waits for the link to end.
-func (p *primary) runLink(ctx context.Context, c *nbd.Client, dev blockdev.Device, peer Hello, v Verdict) error {
+// marks it in sync, and waits for the link to end. With own, this node's
+// copy is the one being rebuilt: the peer joins in sync and is the
+// source. With theirs, the peer's is: the resync is a rebuild of its
+// member from the cursor on.
+func (p *primary) runLink(ctx context.Context, c *nbd.Client, dev blockdev.Device, peer Hello, v Verdict, own, theirs *RebuildPoint) error {
 	n := p.n
 	if len(peer.Dirty) > 0 {
 		if err := n.bm.Merge(peer.Dirty); err != nil {
@@ -142,7 +154,16 @@ func (p *primary) runLink(ctx context.Context, c *nbd.Client, dev blockdev.Devic
 			return fmt.Errorf("removing the old peer leg: %w", err)
 		}
 	}
-	leg, err := p.mir.AddLeg("peer", dev, mirror.Resyncing, false)
+	state := mirror.Resyncing
+	if own != nil {
+		// A rebuild of the local leg that the link's end cut off may not
+		// have returned yet: one at a time.
+		if err := p.waitRebuild(ctx); err != nil {
+			return err
+		}
+		state = mirror.InSync
+	}
+	leg, err := p.mir.AddLeg("peer", dev, state, false)
 	if err != nil {
 		return err
 	}
@@ -165,7 +186,11 @@ func (p *primary) runLink(ctx context.Context, c *nbd.Client, dev blockdev.Devic
 	defer kwg.Wait()
 	defer stopKeepalive()
 	kwg.Go(func() { p.keepalive(kctx, c, leg) })
-	if err := p.resyncPeer(ctx, c, full); err != nil {
+	if own != nil {
+		if err := p.rebuildLocal(ctx, *own, p.beginRebuild()); err != nil {
+			return err
+		}
+	} else if err := p.resyncPeer(ctx, c, full, theirs); err != nil {
 		p.mir.FailLeg(leg, "resync", err)
 		return err
 	}
@@ -202,11 +227,24 @@ func (p *primary) keepalive(ctx context.Context, c *nbd.Client, leg *mirror.Leg)
 	}
 }
 
-// resyncPeer copies every dirty region to the peer and records the
-// outcome in both nodes' generations.
-func (p *primary) resyncPeer(ctx context.Context, c *nbd.Client, full bool) error {
+// resyncPeer copies every dirty region to the peer (with rb, the regions
+// of a rebuild of its member from rb's cursor) and records the outcome in
+// both nodes' generations.
+func (p *primary) resyncPeer(ctx context.Context, c *nbd.Client, full bool, rb *RebuildPoint) error {
 	n := p.n
 	total := n.bm.DirtyBytes()
+	var plan mirror.RebuildOptions
+	if rb != nil {
+		n.mu.Lock()
+		var err error
+		plan, err = n.rebuildPlan(*rb)
+		n.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		defer plan.Visit.Close()
+		total = plan.Visit.DirtyBytes()
+	}
 	n.mu.Lock()
 	g := n.gens()
 	if total > 0 && g.Bitmap == 0 {
@@ -228,13 +266,24 @@ func (p *primary) resyncPeer(ctx context.Context, c *nbd.Client, full bool) erro
 	n.mu.Lock()
 	rate, paused := n.cfg.ResyncRate, n.resyncPaused
 	n.mu.Unlock()
-	rs := newResyncState(kindOf(full, total), total, rate)
-	eng := resync.NewEngine(resync.Options{
-		Rate:       rate,
-		Adaptive:   n.cfg.ResyncAdaptive,
-		SkipUnused: full,
-		Progress:   rs.update,
-	})
+	var rs *resyncState
+	var eng *resync.Engine
+	if rb != nil {
+		n.log.Info("rebuilding the peer's replaced member instead of a full sync", "member", rb.Member, "from", rb.Cursor, "regions_bytes", total)
+		rs = newResyncState(rb.kind(fmt.Sprintf("rebuild of the peer's member %d", rb.Member)), total, rate)
+		eng = n.rebuildEngine(*rb, rs, func(cur int64) error {
+			_, err := c.Control(encode(Message{Kind: MsgRebuildCursor, Rebuild: &RebuildPoint{Member: rb.Member, Cursor: cur}}))
+			return err
+		}, nil)
+	} else {
+		rs = newResyncState(kindOf(full, total), total, rate)
+		eng = resync.NewEngine(resync.Options{
+			Rate:       rate,
+			Adaptive:   n.cfg.ResyncAdaptive,
+			SkipUnused: full,
+			Progress:   rs.update,
+		})
+	}
 	if paused {
 		eng.Pause()
 	}
@@ -242,7 +291,12 @@ func (p *primary) resyncPeer(ctx context.Context, c *nbd.Client, full bool) erro
 	leg := p.remote
 	p.sync, p.engine = rs, eng
 	p.mu.Unlock()
-	err := p.mir.Resync(ctx, leg, eng)
+	var err error
+	if rb != nil {
+		err = p.mir.Rebuild(ctx, leg, eng, plan)
+	} else {
+		err = p.mir.Resync(ctx, leg, eng)
+	}
 	p.mu.Lock()
 	p.sync, p.engine = nil, nil
 	p.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/netraid/netraid/blockdev"
 	"github.com/netraid/netraid/meta"
 	"github.com/netraid/netraid/mirror"
@@ -42,6 +43,8 @@ type primary struct {
 	client *nbd.Client    // the link, while up
 	sync   *resyncState   // the resync under way
 	engine *resync.Engine // its engine, for pause, resume and rate
+	// rebuildDone is closed when the last rebuild of the local leg ends.
+	rebuildDone chan struct{}
 }
 
 // promote makes this node primary: checks, a new data generation, the
@@ -53,9 +56,22 @@ func (n *Node) promote(force bool) (string, error) {
 		return "already primary", nil
 	}
 	warn := ""
+	// A copy whose rebuild of one member was cut off may be primary
+	// again, serving only through the peer: its local leg takes writes
+	// and no reads until the peer, connected and up to date, has rebuilt
+	// it (runLink). Until then every I/O fails.
+	rebuild := n.rebuildPoint()
+	if force || n.cfg.standalone() {
+		rebuild = nil
+	}
 	switch n.sb.DiskState {
 	case meta.UpToDate, meta.JustCreated:
 	default:
+		if rebuild != nil {
+			warn = fmt.Sprintf("this node's copy is being rebuilt (member %d, from %s): it serves I/O only through the peer, once connected",
+				rebuild.Member, humanize.IBytes(uint64(rebuild.Cursor)))
+			break
+		}
 		if !force {
 			return "", fmt.Errorf("this node's copy is %s (%s): promoting it could serve stale or half-synced data; "+
 				"promote the peer instead, or wait for the resync to finish; --force promotes anyway and loses what only the peer holds",
@@ -71,20 +87,28 @@ func (n *Node) promote(force bool) (string, error) {
 		return "", fmt.Errorf("member disk(s) %#x of this node failed: replace them ('netraid disk replace') or promote the peer", n.sb.FailedMembers)
 	}
 	g := n.gens()
-	if !n.cfg.standalone() || g.Current == 0 {
+	if (!n.cfg.standalone() || g.Current == 0) && rebuild == nil {
 		// The peer, if any, is not connected to a secondary-turned-
-		// primary: from now on this node may take writes it lacks.
+		// primary: from now on this node may take writes it lacks. (A
+		// copy being rebuilt can take none without the peer: it stays
+		// the peer's generation, so that they meet with nothing to do
+		// but the rebuild.)
 		g.Diverge()
 	}
 	err := n.updateSuper(func(sb *meta.Superblock) {
 		setGens(sb, g)
 		sb.Role = meta.Primary
-		sb.DiskState = meta.UpToDate
+		if rebuild == nil {
+			sb.DiskState = meta.UpToDate
+			if force {
+				sb.ClearRebuild()
+			}
+		}
 	})
 	if err != nil {
 		return "", err
 	}
-	p, err := n.startPrimary()
+	p, err := n.startPrimary(rebuild != nil)
 	if err != nil {
 		n.updateSuper(func(sb *meta.Superblock) { sb.Role = meta.Secondary })
 		return "", err
@@ -110,9 +134,9 @@ func (n *Node) diskStateWhy() string {
 	return "unknown state"
 }
 
-// startPrimary builds the mirror and starts the export and the link loop.
-// Callers hold n.mu.
-func (n *Node) startPrimary() (*primary, error) {
+// startPrimary builds the mirror and starts the export and the link loop;
+// with rebuilding, the local leg starts resyncing. Callers hold n.mu.
+func (n *Node) startPrimary(rebuilding bool) (*primary, error) {
 	ctx, cancel := context.WithCancel(n.ctx)
 	p := &primary{n: n, ctx: ctx, cancel: cancel, kick: make(chan struct{}, 1), linkDown: make(chan struct{}, 1), export: n.cfg.Export}
 	if p.export == "" {
@@ -133,7 +157,11 @@ func (n *Node) startPrimary() (*primary, error) {
 		return nil, err
 	}
 	p.mir = mir
-	if p.local, err = mir.AddLeg("local", n.localDev(), mirror.InSync, true); err != nil {
+	localState := mirror.InSync
+	if rebuilding {
+		localState = mirror.Resyncing
+	}
+	if p.local, err = mir.AddLeg("local", n.localDev(), localState, true); err != nil {
 		cancel()
 		return nil, err
 	}
@@ -252,6 +280,13 @@ func (p *primary) legFailed(leg *mirror.Leg, err error) {
 	if p.stopping.Load() {
 		// Stopping: the export is drained and the last flush reached the
 		// peer; the link going down now loses it nothing.
+		return
+	}
+	if p.local.State() == mirror.Resyncing {
+		// The local leg is being rebuilt from the peer: with the peer
+		// gone no write can succeed, so this node takes none the peer
+		// lacks and keeps its generation.
+		n.log.Warn("peer leg failed while the local copy is rebuilt from it: no I/O until it is back", "err", err)
 		return
 	}
 	// The peer no longer gets our writes: a new generation, so that the

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/dustin/go-humanize"
+
 	"github.com/netraid/netraid/mirror"
 )
 
@@ -85,6 +87,13 @@ func (n *Node) Status() Status {
 	if n.rebuild != nil {
 		r := *n.rebuild
 		st.Rebuild = &r
+	}
+	if rp := n.rebuildPoint(); rp != nil {
+		st.RebuildPoint = rp
+		if n.prim != nil && n.prim.local.State() == mirror.Resyncing && n.rebuild == nil {
+			st.Problems = append(st.Problems, fmt.Sprintf("this node's copy is being rebuilt (member %d, from %s) from the peer, which is not connected: no I/O is served until it is",
+				rp.Member, humanize.IBytes(uint64(rp.Cursor))))
+		}
 	}
 	if sb.FailedMembers != 0 {
 		st.Problems = append(st.Problems, fmt.Sprintf("failed member disk(s) %#x: replace with 'netraid disk replace OLD NEW'", sb.FailedMembers))

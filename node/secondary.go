@@ -132,6 +132,7 @@ func (n *Node) onHello(_ context.Context, _ string, req []byte) ([]byte, error) 
 	reply.Verdict = v.String()
 	reply.Discard = n.discardLocal
 	reply.NeedFull = n.sb.Flags&meta.FlagNeedFullSync != 0
+	reply.Rebuild = n.rebuildPoint()
 	reply.Dirty = n.bm.Snapshot()
 	n.log.Info("primary connected", "verdict", v.String(), "peer_generations", h.Gens.String())
 	return encode(reply), nil
@@ -180,6 +181,19 @@ func (n *Node) onControl(_ context.Context, _ string, req []byte) ([]byte, error
 	if err := json.Unmarshal(req, &m); err != nil {
 		return nil, fmt.Errorf("bad control message: %w", err)
 	}
+	if m.Kind == MsgRebuildCursor {
+		if m.Rebuild == nil {
+			return nil, errors.New("rebuild cursor message without a cursor")
+		}
+		// The primary flushed this node's copy before it sent the
+		// cursor; recordRebuild flushes again before recording it.
+		if err := n.recordRebuild(m.Rebuild.Member, m.Rebuild.Cursor); err != nil {
+			return nil, err
+		}
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return encode(n.helloFor("secondary")), nil
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	switch m.Kind {
@@ -207,6 +221,7 @@ func (n *Node) onControl(_ context.Context, _ string, req []byte) ([]byte, error
 			setGens(sb, g)
 			sb.DiskState = meta.UpToDate
 			sb.Flags &^= meta.FlagNeedFullSync
+			sb.ClearRebuild()
 			sb.ResyncCursor, sb.ResyncTotal = 0, 0
 		})
 		if err != nil {

@@ -22,6 +22,10 @@ type Status struct {
 	Resync    *ResyncStatus  `json:"resync,omitempty"`
 	Verify    *VerifyStatus  `json:"verify,omitempty"`
 	Rebuild   *ResyncStatus  `json:"rebuild,omitempty"`
+	// RebuildPoint is the rebuild of one replaced member recorded in this
+	// node's superblock: what a restart resumes from instead of a full
+	// sync.
+	RebuildPoint *RebuildPoint `json:"rebuild_point,omitempty"`
 	// Problems are conditions an operator must act on, each with what to do.
 	Problems []string  `json:"problems,omitempty"`
 	Uptime   float64   `json:"uptime_seconds"`
@@ -95,7 +99,7 @@ type LegStatus struct {
 
 // ResyncStatus is the progress of a resync, rebuild or verify.
 type ResyncStatus struct {
-	Kind       string  `json:"kind,omitempty"` // bitmap, full, verify-repair, rebuild
+	Kind       string  `json:"kind,omitempty"` // bitmap, full, verify-repair, rebuild, rebuild (resumed at X)
 	Done       int64   `json:"done_bytes"`
 	Total      int64   `json:"total_bytes"`
 	Rate       float64 `json:"rate_bytes_per_second"`

@@ -92,6 +92,9 @@ func printStatus(w io.Writer, st node.Status) {
 	}
 	printProgress(w, "resync", st.Resync)
 	printProgress(w, "rebuild", st.Rebuild)
+	if rp := st.RebuildPoint; rp != nil {
+		fmt.Fprintf(w, "  rebuild of member %d recorded up to %s (a restart resumes there)\n", rp.Member, bytesOf(rp.Cursor))
+	}
 	if v := st.Verify; v != nil {
 		switch {
 		case v.Running:
