@@ -56,6 +56,11 @@ const (
 	// is not rebuilt; the node's copy must be synced in full from its
 	// peer before it is trusted (cleared when that is done).
 	FlagNeedFullSync uint32 = 1 << 0
+	// FlagUsedIncomplete: this node has taken a primary's writes as its
+	// secondary, which its used bitmap does not record; before it is a
+	// source itself (promoted), every region must count as used (cleared
+	// then).
+	FlagUsedIncomplete uint32 = 1 << 1
 )
 
 // Role is a node's replication role, as the superblock records it.

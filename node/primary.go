@@ -87,6 +87,16 @@ func (n *Node) promote(force bool) (string, error) {
 		return "", fmt.Errorf("member disk(s) %#x of this node failed: replace them ('netraid disk replace') or promote the peer", n.sb.FailedMembers)
 	}
 	g := n.gens()
+	// A secondary takes its primary's writes without marking them in its
+	// used bitmap, and a sync or a rebuild from this node skips the
+	// regions that bitmap says were never written: if this node was ever
+	// a secondary since it was last promoted, every region counts as used
+	// from now on.
+	if n.sb.Flags&meta.FlagUsedIncomplete != 0 {
+		if err := n.bm.SetAllUsed(); err != nil {
+			return "", fmt.Errorf("marking every region used before taking writes: %w", err)
+		}
+	}
 	if (!n.cfg.standalone() || g.Current == 0) && rebuild == nil {
 		// The peer, if any, is not connected to a secondary-turned-
 		// primary: from now on this node may take writes it lacks. (A
@@ -98,6 +108,7 @@ func (n *Node) promote(force bool) (string, error) {
 	err := n.updateSuper(func(sb *meta.Superblock) {
 		setGens(sb, g)
 		sb.Role = meta.Primary
+		sb.Flags &^= meta.FlagUsedIncomplete
 		if rebuild == nil {
 			sb.DiskState = meta.UpToDate
 			if force {

@@ -123,6 +123,13 @@ func (n *Node) onHello(_ context.Context, _ string, req []byte) ([]byte, error) 
 		return refuse(v, "%s: this secondary holds newer data than the primary (generations: %s on the primary, %s on the secondary): "+
 			"demote the primary and promote this node, or run 'netraid connect --discard-local' here to take the primary's data", v, h.Gens, n.gens())
 	}
+	// From here on this node takes the primary's writes, which its used
+	// bitmap will not record: say so before the first (see promote).
+	if n.sb.Flags&meta.FlagUsedIncomplete == 0 {
+		if err := n.updateSuper(func(sb *meta.Superblock) { sb.Flags |= meta.FlagUsedIncomplete }); err != nil {
+			return refuse(-1, "recording that this node takes the primary's writes: %v", err)
+		}
+	}
 	// A primary that dials again found its old link dead; this side may
 	// not have noticed yet. The new link wins.
 	n.sec.srv.DropClients(peerExport)

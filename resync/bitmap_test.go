@@ -394,6 +394,26 @@ func TestSetAll(t *testing.T) {
 	}
 }
 
+// TestSetAllUsed: every region becomes used, durably, and no dirty bit
+// changes.
+func TestSetAllUsed(t *testing.T) {
+	st := newTestStore(StoreSize(testVol, testRegion))
+	b := openTest(t, st, BitmapOptions{})
+	if err := b.Mark(7*testRegion, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetAllUsed(); err != nil {
+		t.Fatal(err)
+	}
+	b = reopen(t, b, st)
+	if b.UsedBytes() != testVol {
+		t.Fatalf("after SetAllUsed and a reopen: %d of %d bytes used", b.UsedBytes(), int64(testVol))
+	}
+	if b.DirtyCount() != 1 || !b.Dirty(7) {
+		t.Fatalf("SetAllUsed changed dirty bits: %d dirty", b.DirtyCount())
+	}
+}
+
 func TestLoadIgnoresBitsPastTheEnd(t *testing.T) {
 	st := newTestStore(StoreSize(testVol, testRegion))
 	ones := make([]byte, st.Size())

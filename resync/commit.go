@@ -115,6 +115,20 @@ func (b *Bitmap) SetAll() error {
 	return b.waitLocked()
 }
 
+// SetAllUsed sets the used bit of every region and returns once that is
+// durable: for a copy whose used bitmap may lack regions written to it
+// (a secondary takes its primary's writes without marking them), before
+// it is the source of a sync or a rebuild that skips unused regions.
+func (b *Bitmap) SetAllUsed() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return ErrClosed
+	}
+	b.setLocked(true, 0, b.nregions-1)
+	return b.waitLocked()
+}
+
 // Merge ORs another node's dirty bitmap (from its Snapshot) into this one,
 // as dirty and used, and returns once the result is durable.
 func (b *Bitmap) Merge(snap []byte) error {

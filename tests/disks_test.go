@@ -252,3 +252,37 @@ func TestSecondaryDiskReplaceRebuildResumes(t *testing.T) {
 	}
 	readBack(t, p)
 }
+
+// TestRebuildOnFormerSecondary: what a node took as its peer's secondary
+// counts when it is the source. After the roles swap, a disk of the new
+// primary (B) is replaced; B's used bitmap never recorded the writes it
+// took from A, yet its rebuild must copy that member's share of them
+// (B marks every region used when it is promoted after being secondary).
+func TestRebuildOnFormerSecondary(t *testing.T) {
+	requirePair(t)
+	p := harness.NewPair(t, harness.PairOptions{})
+	promoteA(t, p)
+	const written = 64 << 20
+	fill := []string{"--rw=write", "--bs=1M", "--iodepth=4", "--size=64M", "--verify=crc32c"}
+	harness.StartFio(t, p.A.URI("vol"), append(fill, "--do_verify=0")...).Wait(t, 2*time.Minute)
+	harness.WaitInSync(t, p.A, time.Minute)
+	p.A.CLI("demote")
+	p.B.CLI("promote")
+	harness.WaitInSync(t, p.B, 2*time.Minute)
+
+	fresh, _ := harness.LoopDevice(t, p.Dir, "b-new", 128<<20)
+	t.Logf("%s", p.B.CLI("disk", "replace", p.B.Disks[1], fresh))
+	p.B.Disks[1] = fresh
+	done := p.B.WaitStatus(3*time.Minute, "the rebuild to finish", func(s node.Status) bool {
+		return s.Rebuild == nil && s.DiskState == "up-to-date" && legState(s, "local") == "up-to-date"
+	})
+	copied, share := leg(done, "local").Resynced, int64(written/2)
+	t.Logf("the rebuild copied %s; the member's share of what A wrote is %s", humanize.IBytes(uint64(copied)), humanize.IBytes(uint64(share)))
+	if copied < share {
+		t.Fatalf("the rebuild copied %d bytes, less than the member's share of the data A wrote (%d)", copied, share)
+	}
+	harness.StartFio(t, p.B.URI("vol"), append(fill, "--verify_only=1")...).Wait(t, 2*time.Minute)
+	harness.WaitInSync(t, p.B, time.Minute)
+	p.B.CLI("demote")
+	harness.SameData(t, p.A, p.B)
+}
