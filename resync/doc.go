@@ -18,8 +18,11 @@
 //     from set to clear only under that guarantee, so a torn 4 KiB bitmap
 //     write leaves every bit either its old or its new value, both safe.
 //   - The used bitmap is a superset of the regions holding data that was
-//     ever written and not discarded whole since; it is made durable with
-//     the dirty bits, and cleared lazily (Trimmed).
+//     ever written through it and not discarded whole since; it is made
+//     durable with the dirty bits, and cleared lazily (Trimmed). Writes
+//     that reach the disks some other way (a secondary's, from its
+//     primary) are not in it: the owner sets every bit (SetAllUsed)
+//     before such a copy is a source.
 //   - One goroutine writes the store; Close stops it and waits for it.
 //
 // Invariants of the Engine:
