@@ -221,6 +221,43 @@ func TestDiskReplaceRebuildResumes(t *testing.T) {
 	readBack(t, p)
 }
 
+// TestRebuildResumesAfterLinkCut: the link to the peer, the source of the
+// primary's rebuild, is cut mid-rebuild; the primary serves nothing from
+// its half-rebuilt copy meanwhile, and when the link returns the rebuild
+// goes on from its recorded cursor, finishes, and the data reads back.
+func TestRebuildResumesAfterLinkCut(t *testing.T) {
+	requirePair(t)
+	p := resumePair(t)
+	fresh, _ := harness.LoopDevice(t, p.Dir, "a-new", 128<<20)
+	t.Logf("%s", p.A.CLI("disk", "replace", p.A.Disks[1], fresh))
+	p.A.Disks[1] = fresh
+	cursor := waitCursor(t, p.A)
+	p.MA.LinkDown(t)
+	cut := p.A.WaitStatus(time.Minute, "the link down", func(s node.Status) bool {
+		return s.Peer == nil || s.Peer.State != "connected"
+	})
+	if cut.RebuildPoint == nil || cut.RebuildPoint.Cursor < cursor {
+		t.Fatalf("with the link down: rebuild point %+v, want one from at least %d", cut.RebuildPoint, cursor)
+	}
+	if cut.DiskState == "up-to-date" || legState(cut, "local") == "up-to-date" {
+		t.Fatalf("with the link down mid-rebuild the local copy is %s, its leg %s", cut.DiskState, legState(cut, "local"))
+	}
+	p.MA.LinkUp(t)
+	resumed := p.A.WaitStatus(time.Minute, "the resumed rebuild", func(s node.Status) bool {
+		return s.Rebuild != nil && strings.HasPrefix(s.Rebuild.Kind, "rebuild (resumed at ") || s.RebuildPoint == nil
+	})
+	if resumed.Rebuild != nil {
+		t.Logf("status: %s", resumed.Rebuild.Kind)
+		if resumed.RebuildPoint != nil && resumed.RebuildPoint.Cursor < cursor {
+			t.Fatalf("the rebuild went on from %d, before the cursor %d recorded ahead of the cut", resumed.RebuildPoint.Cursor, cursor)
+		}
+	}
+	p.A.WaitStatus(3*time.Minute, "the rebuild to finish", func(s node.Status) bool {
+		return s.Rebuild == nil && s.RebuildPoint == nil && s.DiskState == "up-to-date" && harness.InSync(s)
+	})
+	readBack(t, p)
+}
+
 // TestSecondaryDiskReplaceRebuildResumes: a disk of the secondary is
 // replaced; the primary rebuilds that member only (no full sync); the
 // secondary is killed mid-rebuild and restarted, and the primary resumes
