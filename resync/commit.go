@@ -105,27 +105,23 @@ func (b *Bitmap) setMask(used bool, w int64, m uint64) {
 
 // SetAll marks every region dirty, durably, for a full resync. Used bits
 // are left alone, so that a full sync can still skip unused regions.
-func (b *Bitmap) SetAll() error {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return ErrClosed
-	}
-	b.setLocked(false, 0, b.nregions-1)
-	return b.waitLocked()
-}
+func (b *Bitmap) SetAll() error { return b.setAll(false) }
 
 // SetAllUsed sets the used bit of every region and returns once that is
 // durable: for a copy whose used bitmap may lack regions written to it
 // (a secondary takes its primary's writes without marking them), before
 // it is the source of a sync or a rebuild that skips unused regions.
-func (b *Bitmap) SetAllUsed() error {
+func (b *Bitmap) SetAllUsed() error { return b.setAll(true) }
+
+// setAll sets every bit of the dirty bitmap, or of the used one, and
+// returns once they are durable.
+func (b *Bitmap) setAll(used bool) error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
 		return ErrClosed
 	}
-	b.setLocked(true, 0, b.nregions-1)
+	b.setLocked(used, 0, b.nregions-1)
 	return b.waitLocked()
 }
 
