@@ -184,6 +184,36 @@ func readBack(t *testing.T, p *harness.Pair) {
 	harness.SameData(t, p.A, p.B)
 }
 
+// replaceMidRebuild replaces disk 1 of nd (a node of p) with a fresh one
+// and waits until its rebuild has recorded a cursor past resumeCursor,
+// which it returns (waitCursor).
+func replaceMidRebuild(t *testing.T, p *harness.Pair, nd *harness.Node, name string) int64 {
+	t.Helper()
+	fresh, _ := harness.LoopDevice(t, p.Dir, name, 128<<20)
+	t.Logf("%s", nd.CLI("disk", "replace", nd.Disks[1], fresh))
+	nd.Disks[1] = fresh
+	return waitCursor(t, nd)
+}
+
+// waitOwnRebuildResumed waits until primary nd's own rebuild goes on
+// again (or has ended), checks that it did not go back before cursor,
+// then waits until it has finished and nd is in sync.
+func waitOwnRebuildResumed(t *testing.T, nd *harness.Node, cursor int64) node.Status {
+	t.Helper()
+	resumed := nd.WaitStatus(time.Minute, "the resumed rebuild", func(s node.Status) bool {
+		return s.Rebuild != nil && strings.HasPrefix(s.Rebuild.Kind, "rebuild (resumed at ") || s.RebuildPoint == nil
+	})
+	if resumed.Rebuild != nil {
+		t.Logf("status: %s", resumed.Rebuild.Kind)
+		if resumed.RebuildPoint != nil && resumed.RebuildPoint.Cursor < cursor {
+			t.Fatalf("the rebuild went on from %d, before the cursor %d recorded earlier", resumed.RebuildPoint.Cursor, cursor)
+		}
+	}
+	return nd.WaitStatus(3*time.Minute, "the rebuild to finish", func(s node.Status) bool {
+		return s.Rebuild == nil && s.RebuildPoint == nil && s.DiskState == "up-to-date" && harness.InSync(s)
+	})
+}
+
 // TestDiskReplaceRebuildResumes: the primary's disk is replaced and the
 // daemon is killed mid-rebuild; restarted and promoted again, it resumes
 // the rebuild of that member from the recorded cursor instead of a full
@@ -191,10 +221,7 @@ func readBack(t *testing.T, p *harness.Pair) {
 func TestDiskReplaceRebuildResumes(t *testing.T) {
 	requirePair(t)
 	p := resumePair(t)
-	fresh, _ := harness.LoopDevice(t, p.Dir, "a-new", 128<<20)
-	t.Logf("%s", p.A.CLI("disk", "replace", p.A.Disks[1], fresh))
-	p.A.Disks[1] = fresh
-	cursor := waitCursor(t, p.A)
+	cursor := replaceMidRebuild(t, p, p.A, "a-new")
 	p.A.Kill()
 
 	p.A.Start()
@@ -202,15 +229,7 @@ func TestDiskReplaceRebuildResumes(t *testing.T) {
 		t.Fatalf("after the restart: rebuild point %+v (err %v), want member 1 from at least %d", st.RebuildPoint, err, cursor)
 	}
 	t.Logf("%s", p.A.CLI("promote"))
-	resumed := p.A.WaitStatus(time.Minute, "the resumed rebuild", func(s node.Status) bool {
-		return s.Rebuild != nil && strings.HasPrefix(s.Rebuild.Kind, "rebuild (resumed at ") || s.RebuildPoint == nil
-	})
-	if resumed.Rebuild != nil {
-		t.Logf("status: %s", resumed.Rebuild.Kind)
-	}
-	done := p.A.WaitStatus(3*time.Minute, "the rebuild to finish", func(s node.Status) bool {
-		return s.Rebuild == nil && s.RebuildPoint == nil && s.DiskState == "up-to-date" && harness.InSync(s)
-	})
+	done := waitOwnRebuildResumed(t, p.A, cursor)
 	if done.Peer.Verdict != "no-sync" {
 		t.Fatalf("the nodes met with verdict %s, want no-sync", done.Peer.Verdict)
 	}
@@ -228,10 +247,7 @@ func TestDiskReplaceRebuildResumes(t *testing.T) {
 func TestRebuildResumesAfterLinkCut(t *testing.T) {
 	requirePair(t)
 	p := resumePair(t)
-	fresh, _ := harness.LoopDevice(t, p.Dir, "a-new", 128<<20)
-	t.Logf("%s", p.A.CLI("disk", "replace", p.A.Disks[1], fresh))
-	p.A.Disks[1] = fresh
-	cursor := waitCursor(t, p.A)
+	cursor := replaceMidRebuild(t, p, p.A, "a-new")
 	p.MA.LinkDown(t)
 	cut := p.A.WaitStatus(time.Minute, "the link down", func(s node.Status) bool {
 		return s.Peer == nil || s.Peer.State != "connected"
@@ -243,18 +259,7 @@ func TestRebuildResumesAfterLinkCut(t *testing.T) {
 		t.Fatalf("with the link down mid-rebuild the local copy is %s, its leg %s", cut.DiskState, legState(cut, "local"))
 	}
 	p.MA.LinkUp(t)
-	resumed := p.A.WaitStatus(time.Minute, "the resumed rebuild", func(s node.Status) bool {
-		return s.Rebuild != nil && strings.HasPrefix(s.Rebuild.Kind, "rebuild (resumed at ") || s.RebuildPoint == nil
-	})
-	if resumed.Rebuild != nil {
-		t.Logf("status: %s", resumed.Rebuild.Kind)
-		if resumed.RebuildPoint != nil && resumed.RebuildPoint.Cursor < cursor {
-			t.Fatalf("the rebuild went on from %d, before the cursor %d recorded ahead of the cut", resumed.RebuildPoint.Cursor, cursor)
-		}
-	}
-	p.A.WaitStatus(3*time.Minute, "the rebuild to finish", func(s node.Status) bool {
-		return s.Rebuild == nil && s.RebuildPoint == nil && s.DiskState == "up-to-date" && harness.InSync(s)
-	})
+	waitOwnRebuildResumed(t, p.A, cursor)
 	readBack(t, p)
 }
 
