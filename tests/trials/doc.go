@@ -7,8 +7,9 @@
 // domain. At a random moment (a random number of acknowledged writes) it
 // injects one fault — kill -9 of the primary or the secondary, a link cut
 // and restore, a local disk failing (by the operator or with real I/O
-// errors), a slow link — recovers the way that fault demands (restart,
-// resync, failover, disk replace), and then checks that
+// errors), a slow link, a daemon killed while it rebuilds a replaced
+// disk — recovers the way that fault demands (restart, resync, failover,
+// disk replace, a resumed rebuild), and then checks that
 //
 //   - every acknowledged write is present, read through a fresh mount of
 //     the copy that serves after recovery;

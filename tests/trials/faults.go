@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/netraid/netraid/node"
 	"github.com/netraid/netraid/tests/harness"
 )
@@ -23,6 +24,7 @@ var faults = []fault{
 	{"link-cut", cutLink},
 	{"disk-fail", failDisk},
 	{"slow-link", slowLink},
+	{"rebuild-kill", killMidRebuild},
 }
 
 func faultNames() []string { return names(faults) }
@@ -136,6 +138,61 @@ func failDisk(tr *trial) func() {
 		tr.logf("$ netraid disk replace %s %s  (on %s)", old, fresh, nd.Name)
 		nd.CLI("disk", "replace", old, fresh)
 		nd.Disks[i] = fresh
+		tr.waitInSync()
+	}
+}
+
+// rebuildRate slows a rebuild in killMidRebuild down so that the kill
+// finds it under way.
+const rebuildRate = "4MiB"
+
+// killMidRebuild: a member disk of the primary or of the secondary is
+// replaced under the workload, with the rebuild slowed down, and that
+// node's daemon dies with SIGKILL once the rebuild has recorded progress
+// (or, on a volume with little to copy, after it ended). It restarts and
+// the rebuild resumes from its recorded cursor: the primary, whose mount
+// died with it, is promoted again and rebuilt from its peer; the
+// secondary is rebuilt by the primary, which served alone meanwhile.
+func killMidRebuild(tr *trial) func() {
+	nd, role := tr.prim, "primary"
+	if tr.rng.IntN(2) == 1 {
+		nd, role = tr.sec, "secondary"
+	}
+	i := tr.rng.IntN(len(nd.Disks))
+	old := nd.Disks[i]
+	fresh, _ := harness.LoopDevice(tr.s, tr.p.Dir, fmt.Sprintf("%s-new%d", nd.Name, i), tr.cfg.DiskSize)
+	tr.logf("$ netraid resync rate %s  (on %s, the rebuild's source or its runner)", rebuildRate, tr.prim.Name)
+	tr.prim.CLI("resync", "rate", rebuildRate)
+	tr.logf("$ netraid disk replace %s %s  (on %s)", old, fresh, nd.Name)
+	nd.CLI("disk", "replace", old, fresh)
+	nd.Disks[i] = fresh
+	st := nd.WaitStatus(syncTimeout, "the rebuild's first recorded progress", func(st node.Status) bool {
+		return st.RebuildPoint == nil || st.RebuildPoint.Cursor > 0
+	})
+	when := "after its rebuild ended"
+	if rp := st.RebuildPoint; rp != nil {
+		when = fmt.Sprintf("mid-rebuild, member %d recorded up to %s", rp.Member, humanize.IBytes(uint64(rp.Cursor)))
+	}
+	tr.res.What = fmt.Sprintf("disk %d of %s (%s) replaced; kill -9 %s %s; restart it", i, nd.Name, role, nd.Name, when)
+	tr.logf("kill -9 %s's netraid (%s), %s", nd.Name, role, when)
+	nd.Kill()
+	if nd == tr.prim {
+		tr.m.Crash()
+		tr.m = nil
+		tr.stopWorkload()
+		return func() {
+			nd.Start()
+			tr.logf("$ netraid promote  (on %s)", nd.Name)
+			nd.CLI("promote")
+			tr.waitInSync()
+		}
+	}
+	tr.prim.WaitStatus(peerGone, "the peer gone", peerDown)
+	tr.moreAcks(tr.hold(), "the primary serves alone")
+	return func() {
+		nd.Start()
+		tr.logf("$ netraid resync rate 0  (on %s)", tr.prim.Name)
+		tr.prim.CLI("resync", "rate", "0")
 		tr.waitInSync()
 	}
 }
