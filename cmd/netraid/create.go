@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/dustin/go-humanize"
 	"github.com/netraid/netraid/meta"
@@ -63,6 +64,7 @@ func describe(e *env, path string, slot int, sb *meta.Superblock) {
   resync        %d of %d bytes
   peer set      %s
   failed disks  %#x
+  flags         %s
   rebuild       %s
   superblock    slot %d, seq %d
 `, path, sb.Name, sb.SetUUID, sb.DiskUUID, sb.Member, sb.Members,
@@ -72,7 +74,32 @@ func describe(e *env, path string, slot int, sb *meta.Superblock) {
 		humanize.IBytes(sb.BitmapOffset), humanize.IBytes(sb.BitmapBytes),
 		sb.Role, sb.DiskState,
 		g.Current, g.Bitmap, g.History[0], g.History[1], g.History[2], g.History[3],
-		sb.ResyncCursor, sb.ResyncTotal, sb.PeerSetUUID, sb.FailedMembers, rebuildLine(sb), slot, sb.Seq)
+		sb.ResyncCursor, sb.ResyncTotal, sb.PeerSetUUID, sb.FailedMembers, flagsLine(sb.Flags), rebuildLine(sb), slot, sb.Seq)
+}
+
+// flagsLine names a superblock's flags; bits this build does not know
+// are shown as a number.
+func flagsLine(f uint32) string {
+	var out []string
+	for _, k := range []struct {
+		bit  uint32
+		name string
+	}{
+		{meta.FlagNeedFullSync, "need-full-sync (a replaced member is not rebuilt yet)"},
+		{meta.FlagUsedIncomplete, "used-incomplete (took a primary's writes; every region counts as used once promoted)"},
+	} {
+		if f&k.bit != 0 {
+			out = append(out, k.name)
+			f &^= k.bit
+		}
+	}
+	if f != 0 {
+		out = append(out, fmt.Sprintf("%#x", f))
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ", ")
 }
 
 // rebuildLine describes the superblock's rebuild record.
