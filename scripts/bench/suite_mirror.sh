@@ -34,25 +34,31 @@
 # up to date over it (RUN_CHECK): otherwise it measured a degraded primary.
 #
 # Targets: mirrored sequential write >= 0.8x the baseline per copy; random
-# write informative; peak RSS of every daemon under 256 MiB; over TLS on
+# write and journal informative; peak RSS of every daemon under 256 MiB; over TLS on
 # the export and the link, sequential write >= 0.85x the plaintext pair's
 # (TLS costs at most 15%), random write informative; TLS on the link
 # only, informative.
 #
 # Sourced after lib.sh and servers.sh; bench.sh calls suite_mirror.
 
-MIRROR_WORKLOADS=(seq-write rand-write)
+# journal is a journal's pattern (a broker's, a database's log): one
+# small write at a time, each made durable before the next; it measures
+# the latency a synchronous mirror adds, where the others measure
+# throughput.
+MIRROR_WORKLOADS=(seq-write rand-write journal)
 declare -A MIRROR_DESC=(
 	[seq-write]="sequential write, 1 MiB, QD8"
 	[rand-write]="random write, 4 KiB, QD32"
+	[journal]="journal: sequential write 4 KiB, QD1, flush after each"
 )
 declare -A MIRROR_FIO=(
 	[seq-write]="--rw=write --bs=1M --iodepth=8"
 	[rand-write]="--rw=randwrite --bs=4k --iodepth=32 --norandommap"
+	[journal]="--rw=write --bs=4k --iodepth=1 --fsync=1"
 )
-declare -A MIRROR_METRIC=([seq-write]=MiB/s [rand-write]=kIOPS)
+declare -A MIRROR_METRIC=([seq-write]=MiB/s [rand-write]=kIOPS [journal]=kIOPS)
 # Minimum ratio to the baseline; none: informative.
-declare -A MIRROR_NEED=([seq-write]=0.8 [rand-write]=none)
+declare -A MIRROR_NEED=([seq-write]=0.8 [rand-write]=none [journal]=none)
 # Minimum ratio of the TLS pair to the plaintext pair ("workload:ratio",
 # comma-separated; the workloads not named are informative).
 MIRROR_TLS_NEED=seq-write:0.85
