@@ -286,15 +286,12 @@ func (c *Client) start(cl *call, payload []byte) error {
 }
 
 // send writes a request, a header and its payload, and returns once it is
-// written (or failed). On a plaintext connection requests sent together
-// combine into one writev (combiner): the mirror's goroutines send their
-// writes to the peer at about the same time.
+// written (or failed). Requests sent together combine (combiner): one
+// writev on a plaintext connection, one cork on TLS; the mirror's
+// goroutines send their writes to the peer at about the same time.
 func (c *Client) send(head, payload []byte) error {
-	if _, ok := c.nc.(*tlsSession); ok {
-		return c.sendLocked(func() error { return writeMessage(c.nc, head, payload) })
-	}
-	return c.requests.send(head, payload, func(bufs net.Buffers) error {
-		return c.sendLocked(func() error { _, err := writeVec(c.nc, bufs); return err })
+	return c.requests.send(head, payload, func(batch []*queuedMsg) error {
+		return c.sendLocked(func() error { return c.requests.writeBatch(c.nc, batch) })
 	})
 }
 

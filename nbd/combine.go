@@ -19,7 +19,9 @@ import (
 // 0.1.
 //
 // The server's replies and the client's requests both go through one.
-// A TLS session does not: it seals each message under its own lock.
+// On a TLS session the batch's messages are sealed one after the other
+// under one cork (tlsSession.writeMessages), so that they too leave in a
+// few large writes.
 type combiner struct {
 	mu      sync.Mutex
 	queue   []*queuedMsg // messages waiting for the writer
@@ -39,11 +41,11 @@ type queuedMsg struct {
 
 var msgPool = sync.Pool{New: func() any { return &queuedMsg{done: make(chan struct{}, 1)} }}
 
-// send writes a message, a header and its data, with write, together with
-// the messages queued meanwhile. write gets the whole batch's vector; its
-// error is every message's in the batch. send returns once its message is
-// written (or failed), so the caller may reuse head and data.
-func (w *combiner) send(head, data []byte, write func(net.Buffers) error) error {
+// send writes a message, a header and its data, together with the
+// messages queued meanwhile: write gets the whole batch; its error is
+// every message's in the batch. send returns once its message is written
+// (or failed), so the caller may reuse head and data.
+func (w *combiner) send(head, data []byte, write func([]*queuedMsg) error) error {
 	m := msgPool.Get().(*queuedMsg)
 	m.head, m.data, m.wait, m.err = head, data, false, nil
 	defer func() {
@@ -66,15 +68,7 @@ func (w *combiner) send(head, data []byte, write func(net.Buffers) error) error 
 		batch := w.queue
 		w.queue = w.spare[:0]
 		w.mu.Unlock()
-		w.iov = w.iov[:0]
-		for _, q := range batch {
-			w.iov = append(w.iov, q.head)
-			if len(q.data) > 0 {
-				w.iov = append(w.iov, q.data)
-			}
-		}
-		err := write(w.iov) // writeVec consumes its copy of the slice
-		clear(w.iov)
+		err := write(batch)
 		w.mu.Lock()
 		for _, q := range batch {
 			q.err = err
@@ -88,4 +82,23 @@ func (w *combiner) send(head, data []byte, write func(net.Buffers) error) error 
 	w.writing = false
 	w.mu.Unlock()
 	return m.err
+}
+
+// writeBatch writes a batch of messages on nc: on a TLS session, sealed
+// under one cork; otherwise in one writev (the vector is w's, reused:
+// call it only from send's write, which runs in one goroutine at a time).
+func (w *combiner) writeBatch(nc net.Conn, batch []*queuedMsg) error {
+	if s, ok := nc.(*tlsSession); ok {
+		return s.writeMessages(batch)
+	}
+	w.iov = w.iov[:0]
+	for _, q := range batch {
+		w.iov = append(w.iov, q.head)
+		if len(q.data) > 0 {
+			w.iov = append(w.iov, q.data)
+		}
+	}
+	_, err := writeVec(nc, w.iov) // writeVec consumes its copy of the slice
+	clear(w.iov)
+	return err
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"testing"
 
@@ -24,12 +23,16 @@ func TestCombinerBatchesWhileWriting(t *testing.T) {
 	written := map[string]bool{}
 	entered, release := make(chan struct{}), make(chan struct{})
 	errBatch := errors.New("the second batch failed")
-	write := func(bufs net.Buffers) error {
+	write := func(batch []*queuedMsg) error {
 		mu.Lock()
 		var b []string
-		for _, p := range bufs {
-			b = append(b, string(p))
-			written[string(p)] = true
+		for _, q := range batch {
+			for _, p := range [][]byte{q.head, q.data} {
+				if len(p) > 0 {
+					b = append(b, string(p))
+					written[string(p)] = true
+				}
+			}
 		}
 		batches = append(batches, b)
 		n := len(batches)
@@ -84,30 +87,59 @@ func TestCombinerBatchesWhileWriting(t *testing.T) {
 }
 
 // TestClientConcurrentWrites: many goroutines writing through one client
-// at once (their requests combine into shared writev's) each land whole
-// at their own offsets, payloads unmixed.
+// at once (their requests combine into shared writev's, or under one TLS
+// cork) each land whole at their own offsets, payloads unmixed; blocks
+// of several TLS records among them, and reads of them (the server's
+// replies combine the same way) return what was written.
 func TestClientConcurrentWrites(t *testing.T) {
-	for _, network := range []string{"unix", "tcp"} {
-		t.Run(network, func(t *testing.T) {
-			const writers, each, size = 8, 64, 4096
-			mem := blockdev.NewMem(writers * each * size)
-			ts := startServer(t, network, ServerOptions{}, Export{Name: "m", Dev: mem})
-			c := ts.dial(t, ClientOptions{Export: "m"})
+	var pki *testPKI
+	for _, tc := range []struct {
+		network string
+		tls     bool
+	}{{"unix", false}, {"tcp", false}, {"tcp", true}} {
+		name := tc.network
+		if tc.tls {
+			name += "-tls"
+			if pki == nil {
+				pki = newTestPKI(t)
+			}
+		}
+		t.Run(name, func(t *testing.T) {
+			const writers, each, size = 8, 48, 4096
+			const big = 5 * size // four records and a bit, on TLS
+			mem := blockdev.NewMem(writers * each * big)
+			so, co := ServerOptions{}, ClientOptions{Export: "m"}
+			if tc.tls {
+				so.TLS, co.TLS = pki.server(t, "a"), pki.client(t, "alice")
+			}
+			ts := startServer(t, tc.network, so, Export{Name: "m", Dev: mem})
+			c := ts.dial(t, co)
+			if c.TLS() != tc.tls {
+				t.Fatalf("the client is on TLS: %v, want %v", c.TLS(), tc.tls)
+			}
+			// Block k is at k*big; odd ones are big, even ones one page.
+			length := func(k int) int { return size + (k%2)*(big-size) }
 			var wg sync.WaitGroup
 			for g := range writers {
 				wg.Go(func() {
 					for i := range each {
 						k := g*each + i
-						if _, err := c.WriteAt(numbered(k, size), int64(k*size)); err != nil {
+						if _, err := c.WriteAt(numbered(k, length(k)), int64(k*big)); err != nil {
 							t.Errorf("write %d: %v", k, err)
+							return
+						}
+						got := make([]byte, length(k))
+						if _, err := c.ReadAt(got, int64(k*big)); err != nil || !bytes.Equal(got, numbered(k, length(k))) {
+							t.Errorf("read back block %d: %v", k, err)
 							return
 						}
 					}
 				})
 			}
 			wg.Wait()
+			all := mem.Bytes()
 			for k := range writers * each {
-				if got := mem.Bytes()[k*size : (k+1)*size]; !bytes.Equal(got, numbered(k, size)) {
+				if got := all[k*big : k*big+length(k)]; !bytes.Equal(got, numbered(k, length(k))) {
 					t.Fatalf("block %d does not hold what was written to it", k)
 				}
 			}

@@ -351,15 +351,12 @@ func (c *conn) flushOnClose() {
 
 // send writes one reply, a header and its data. A reply that fails to go
 // out whole leaves the stream unusable, so the connection is aborted.
-// On a plaintext connection replies sent together combine into one
-// writev (combiner). send returns once its reply is written (or failed),
-// so the caller may reuse data.
+// Replies sent together combine (combiner): one writev on a plaintext
+// connection, one cork on TLS. send returns once its reply is written
+// (or failed), so the caller may reuse data.
 func (c *conn) send(head, data []byte) error {
-	if _, ok := c.nc.(*tlsSession); ok {
-		return c.sendLocked(func() error { return writeMessage(c.nc, head, data) })
-	}
-	return c.replies.send(head, data, func(bufs net.Buffers) error {
-		return c.sendLocked(func() error { _, err := writeVec(c.nc, bufs); return err })
+	return c.replies.send(head, data, func(batch []*queuedMsg) error {
+		return c.sendLocked(func() error { return c.replies.writeBatch(c.nc, batch) })
 	})
 }
 

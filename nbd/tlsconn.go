@@ -209,18 +209,47 @@ func (s *tlsSession) writeMessage(head, body []byte) error {
 	if len(head)+len(body) <= maxRecordData {
 		return s.writeJoined(head, body)
 	}
-	k := len(body) % maxRecordData
-	if len(head)+k > maxRecordData {
-		k = 0
+	s.bc.cork()
+	err := s.sealMessage(head, body)
+	if ferr := s.bc.flush(); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// writeMessages sends a batch of messages, each sealed as writeMessage
+// seals it, all under one cork: they leave in a few large writes.
+func (s *tlsSession) writeMessages(batch []*queuedMsg) error {
+	if len(batch) == 1 {
+		return s.writeMessage(batch[0].head, batch[0].data)
 	}
 	s.bc.cork()
-	err := s.writeJoined(head, body[:k])
-	if err == nil {
-		_, err = s.Write(body[k:])
+	var err error
+	for _, q := range batch {
+		if err = s.sealMessage(q.head, q.data); err != nil {
+			break
+		}
 	}
 	if ferr := s.bc.flush(); err == nil {
 		err = ferr
 	}
+	return err
+}
+
+// sealMessage writes one message's records (see writeMessage); the caller
+// corks and flushes.
+func (s *tlsSession) sealMessage(head, body []byte) error {
+	if len(head)+len(body) <= maxRecordData {
+		return s.writeJoined(head, body)
+	}
+	k := len(body) % maxRecordData
+	if len(head)+k > maxRecordData {
+		k = 0
+	}
+	if err := s.writeJoined(head, body[:k]); err != nil {
+		return err
+	}
+	_, err := s.Write(body[k:])
 	return err
 }
 
