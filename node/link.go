@@ -271,7 +271,7 @@ func (p *primary) resyncPeer(ctx context.Context, c *nbd.Client, full bool, rb *
 	if rb != nil {
 		n.log.Info("rebuilding the peer's replaced member instead of a full sync", "member", rb.Member, "from", rb.Cursor, "regions_bytes", total)
 		rs = newResyncState(rb.kind(fmt.Sprintf("rebuild of the peer's member %d", rb.Member)), total, rate)
-		eng = n.rebuildEngine(*rb, rs, func(cur int64) error {
+		eng = n.rebuildEngine(*rb, rate, rs, func(cur int64) error {
 			_, err := c.Control(encode(Message{Kind: MsgRebuildCursor, Rebuild: &RebuildPoint{Member: rb.Member, Cursor: cur}}))
 			return err
 		}, nil)

@@ -89,13 +89,14 @@ func (n *Node) rebuildPlan(rp RebuildPoint) (mirror.RebuildOptions, error) {
 	return mirror.RebuildOptions{Visit: visit, Pieces: pieces}, nil
 }
 
-// rebuildEngine is the engine of a rebuild from rp: it starts at the
-// cursor and hands record every cursor the engine reports after a flush
-// that is past the last one recorded. Status follows rs.
-func (n *Node) rebuildEngine(rp RebuildPoint, rs *resyncState, record func(int64) error, status func()) *resync.Engine {
+// rebuildEngine is the engine of a rebuild from rp at rate (the
+// configured one, read under n.mu): it starts at the cursor and hands
+// record every cursor the engine reports after a flush that is past the
+// last one recorded. Status follows rs.
+func (n *Node) rebuildEngine(rp RebuildPoint, rate int64, rs *resyncState, record func(int64) error, status func()) *resync.Engine {
 	last := rp.Cursor
 	return resync.NewEngine(resync.Options{
-		Rate: n.cfg.ResyncRate, Adaptive: n.cfg.ResyncAdaptive, StartAt: rp.Cursor,
+		Rate: rate, Adaptive: n.cfg.ResyncAdaptive, StartAt: rp.Cursor,
 		Progress: func(pr resync.Progress) {
 			rs.update(pr)
 			if status != nil {
@@ -171,7 +172,7 @@ func (p *primary) rebuildLocal(ctx context.Context, rp RebuildPoint, done chan s
 		"regions_bytes", plan.Visit.DirtyBytes(), "used_bytes", n.bm.UsedBytes(), "dirty_bytes", n.bm.DirtyBytes())
 	rs := newResyncState(rp.kind("rebuild"), plan.Visit.DirtyBytes(), n.cfg.ResyncRate)
 	n.rebuild = rs.status()
-	eng := n.rebuildEngine(rp, rs, func(c int64) error { return n.recordRebuild(rp.Member, c) }, func() {
+	eng := n.rebuildEngine(rp, n.cfg.ResyncRate, rs, func(c int64) error { return n.recordRebuild(rp.Member, c) }, func() {
 		n.mu.Lock()
 		n.rebuild = rs.status()
 		n.mu.Unlock()
