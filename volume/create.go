@@ -23,6 +23,10 @@ type CreateOptions struct {
 	Force bool
 	// SetUUID names the member set; zero means a random one.
 	SetUUID meta.UUID
+	// OpenDisk, if set, opens the disks in place of blockdev.OpenFile
+	// (O_DIRECT, exclusive): the paths are then names it understands, and
+	// two disks are the same if their names are equal. See OpenFunc.
+	OpenDisk OpenFunc
 }
 
 // Create makes a new volume of the disks at paths, in member order, and
@@ -38,14 +42,15 @@ func Create(paths []string, o CreateOptions) (*meta.Superblock, error) {
 	if len(paths) == 0 || len(paths) > meta.MaxMembers {
 		return nil, fmt.Errorf("volume: %d disks given, a volume has 1 to %d", len(paths), meta.MaxMembers)
 	}
-	if err := checkDistinct(paths); err != nil {
+	op := opener{open: o.OpenDisk}
+	if err := op.distinct(paths); err != nil {
 		return nil, err
 	}
 	disks := make([]*disk, len(paths))
 	defer closeDisks(disks)
 	sizes := make([]int64, len(paths))
 	for i, p := range paths {
-		d, err := openDisk(p, false)
+		d, err := op.disk(p, false)
 		if err != nil {
 			return nil, err
 		}
@@ -53,7 +58,7 @@ func Create(paths []string, o CreateOptions) (*meta.Superblock, error) {
 		if err := checkBlank(d, o.Force); err != nil {
 			return nil, err
 		}
-		sizes[i] = d.file.Size()
+		sizes[i] = d.dev.Size()
 	}
 	l, err := meta.PlanLayout(sizes, o.Chunk, o.Region)
 	var se *meta.SizeError

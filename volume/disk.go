@@ -9,17 +9,45 @@ import (
 	"github.com/netraid/netraid/meta"
 )
 
-// disk is one opened disk: the O_DIRECT file, and an Aligned view of it
-// for metadata I/O (closing the view closes the file).
-type disk struct {
-	path string
-	file *blockdev.File
-	meta *blockdev.Aligned
+// OpenFunc opens a member disk for Create, Open and Replace: path names
+// it, and readOnly asks for a device that refuses writes. The device must
+// keep the blockdev.Device contract; optional abilities (block size, FUA,
+// write zeroes...) are found by type assertion, as everywhere.
+type OpenFunc func(path string, readOnly bool) (blockdev.Device, error)
+
+// opener opens member disks and tells them apart: with the default (nil
+// open) a path is a file or block device, opened with O_DIRECT and
+// exclusively, and two paths are the same disk if they reach the same
+// inode or device; with a custom open function a path is an opaque name,
+// and two names are the same disk if they are equal.
+type opener struct {
+	open OpenFunc
 }
 
-// openDisk opens path exclusively, read-only if asked.
-func openDisk(path string, readOnly bool) (*disk, error) {
-	f, err := blockdev.OpenFile(path, blockdev.FileOptions{ReadOnly: readOnly, Exclusive: true})
+// distinct refuses a list in which one disk appears twice.
+func (o opener) distinct(paths []string) error {
+	if o.open == nil {
+		return checkDistinct(paths)
+	}
+	seen := make(map[string]bool, len(paths))
+	for _, p := range paths {
+		if seen[p] {
+			return &AssembleError{Path: p, Reason: "is given twice; give each disk once", Err: ErrDuplicate}
+		}
+		seen[p] = true
+	}
+	return nil
+}
+
+// disk opens path, read-only if asked.
+func (o opener) disk(path string, readOnly bool) (*disk, error) {
+	var dev blockdev.Device
+	var err error
+	if o.open == nil {
+		dev, err = blockdev.OpenFile(path, blockdev.FileOptions{ReadOnly: readOnly, Exclusive: true})
+	} else if dev, err = o.open(path, readOnly); err == nil && dev == nil {
+		err = errors.New("the open function returned no device")
+	}
 	switch {
 	case errors.Is(err, blockdev.ErrBusy):
 		return nil, &AssembleError{Path: path,
@@ -27,7 +55,15 @@ func openDisk(path string, readOnly bool) (*disk, error) {
 	case err != nil:
 		return nil, &AssembleError{Path: path, Reason: fmt.Sprintf("cannot open: %v", err), Err: err}
 	}
-	return &disk{path: path, file: f, meta: blockdev.NewAligned(f)}, nil
+	return &disk{path: path, dev: dev, meta: blockdev.NewAligned(dev)}, nil
+}
+
+// disk is one opened disk: the device, and an Aligned view of it for
+// metadata I/O (closing the view closes the device).
+type disk struct {
+	path string
+	dev  blockdev.Device
+	meta *blockdev.Aligned
 }
 
 func (d *disk) close() error { return d.meta.Close() }
@@ -45,7 +81,7 @@ func closeDisks(ds []*disk) {
 // also returns the error of the other slot if that one is damaged, so that
 // the caller can warn of a torn write.
 func (d *disk) super() (sb *meta.Superblock, slot int, other error, err error) {
-	if d.file.Size() < meta.Slots*meta.SlotSize {
+	if d.dev.Size() < meta.Slots*meta.SlotSize {
 		return nil, 0, nil, meta.ErrNoSuperblock
 	}
 	b := make([]byte, meta.Slots*meta.SlotSize)
@@ -93,7 +129,7 @@ func (d *disk) writeSuper(i, slot int, sb *meta.Superblock) error {
 
 // flush makes member i's writes durable.
 func (d *disk) flush(i int) error {
-	if err := d.file.Flush(); err != nil {
+	if err := d.meta.Flush(); err != nil {
 		return &MemberError{Member: i, Path: d.path, Op: "flush", Err: err}
 	}
 	return nil

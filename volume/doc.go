@@ -2,6 +2,12 @@
 // carrying meta superblocks, striped by a stripe.Set over their data areas,
 // with the write-intent bitmaps kept on every member.
 //
+// Disks are opened with O_DIRECT and exclusively, unless the caller gives
+// an OpenFunc (CreateOptions.OpenDisk, OpenOptions.OpenDisk): then a path
+// is an opaque name, two disks are the same only if their names are, and
+// a member needs no more than the blockdev.Device contract (a test
+// harness runs volumes on blockdev.Mem this way).
+//
 // Invariants:
 //   - Create writes nothing until every disk passed every check: exclusive
 //     open, no duplicate, no netraid superblock (unless forced), big enough.

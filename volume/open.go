@@ -2,11 +2,11 @@ package volume
 
 import (
 	"fmt"
-	"github.com/netraid/netraid/blockdev"
 	"log/slog"
 	"strings"
 
 	"github.com/dustin/go-humanize"
+	"github.com/netraid/netraid/blockdev"
 	"github.com/netraid/netraid/meta"
 )
 
@@ -21,6 +21,11 @@ type OpenOptions struct {
 	// WrapData, if set, wraps each member's data area before it joins the
 	// stripe (and a replacement's): fault injection for tests.
 	WrapData func(member int, d blockdev.Device) blockdev.Device
+	// OpenDisk, if set, opens the disks (of Open and of Replace) in place
+	// of blockdev.OpenFile (O_DIRECT, exclusive): the paths are then names
+	// it understands, and two disks are the same if their names are
+	// equal. See OpenFunc.
+	OpenDisk OpenFunc
 }
 
 // found is a disk Open has read a superblock from.
@@ -45,7 +50,8 @@ func Open(paths []string, o OpenOptions) (*Volume, error) {
 	if len(paths) == 0 {
 		return nil, fmt.Errorf("volume: no disks given")
 	}
-	if err := checkDistinct(paths); err != nil {
+	op := opener{open: o.OpenDisk}
+	if err := op.distinct(paths); err != nil {
 		return nil, err
 	}
 	var disks []*disk
@@ -57,7 +63,7 @@ func Open(paths []string, o OpenOptions) (*Volume, error) {
 	}()
 	fs := make([]*found, 0, len(paths))
 	for _, p := range paths {
-		d, err := openDisk(p, o.ReadOnly)
+		d, err := op.disk(p, o.ReadOnly)
 		if err != nil {
 			return nil, err
 		}
@@ -81,7 +87,7 @@ func Open(paths []string, o OpenOptions) (*Volume, error) {
 				"dev", f.path, "seq", f.sb.Seq, "newest", newest.Seq)
 		}
 	}
-	v, err := newVolume(members, newest, o.ReadOnly, log, o.WrapData)
+	v, err := newVolume(members, newest, o.ReadOnly, log, o.WrapData, op)
 	if err != nil {
 		return nil, err
 	}
@@ -122,10 +128,10 @@ func assemble(fs []*found) ([]*member, *meta.Superblock, error) {
 				"claims to be member %d of volume %q, as does %s%s; give each member once",
 				f.sb.Member, sb.Name, m.path, copyNote)}
 		}
-		if need := int64(sb.DataOffset + sb.MemberDataSize); f.file.Size() < need {
+		if need := int64(sb.DataOffset + sb.MemberDataSize); f.dev.Size() < need {
 			return nil, nil, &AssembleError{Path: f.path, Err: ErrTooSmall, Reason: fmt.Sprintf(
 				"is %s, but volume %q keeps %s on each member; was the disk shrunk?",
-				humanize.IBytes(uint64(f.file.Size())), sb.Name, humanize.IBytes(uint64(need)))}
+				humanize.IBytes(uint64(f.dev.Size())), sb.Name, humanize.IBytes(uint64(need)))}
 		}
 		members[f.sb.Member] = &member{disk: f.disk, index: int(f.sb.Member), uuid: f.sb.DiskUUID, slot: f.slot}
 	}

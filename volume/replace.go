@@ -35,11 +35,11 @@ func (v *Volume) Replace(index int, path string, force bool, update func(*meta.S
 			paths = append(paths, m.path)
 		}
 	}
-	if err := checkDistinct(paths); err != nil {
+	if err := v.opener.distinct(paths); err != nil {
 		v.mu.Unlock()
 		return err
 	}
-	d, err := openDisk(path, false)
+	d, err := v.opener.disk(path, false)
 	if err != nil {
 		v.mu.Unlock()
 		return err
@@ -66,15 +66,15 @@ func (v *Volume) takeDisk(index int, d *disk, force bool) error {
 		return err
 	}
 	l := v.sb.Layout()
-	if need := l.DataOffset + l.MemberDataSize; d.file.Size() < need {
+	if need := l.DataOffset + l.MemberDataSize; d.dev.Size() < need {
 		return &AssembleError{Path: d.path, Err: ErrTooSmall, Reason: fmt.Sprintf(
-			"is too small to replace member %d: %d bytes, it needs %d", index, d.file.Size(), need)}
+			"is too small to replace member %d: %d bytes, it needs %d", index, d.dev.Size(), need)}
 	}
-	data, err := blockdev.NewSection(d.file, l.DataOffset, l.MemberDataSize)
+	data, err := blockdev.NewSection(d.dev, l.DataOffset, l.MemberDataSize)
 	if err != nil {
 		return err
 	}
-	bmSec, err := blockdev.NewSection(d.file, l.BitmapOffset, 2*l.BitmapBytes)
+	bmSec, err := blockdev.NewSection(d.dev, l.BitmapOffset, 2*l.BitmapBytes)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ type Volume struct {
 	bitmap   *blockdev.Aligned
 	bm       *bitmapDev
 	wrap     func(int, blockdev.Device) blockdev.Device
+	opener   opener // for Replace
 	// failed mirrors sb.FailedMembers for the bitmap's I/O path.
 	failed atomic.Uint64
 
@@ -57,23 +58,23 @@ type Member struct {
 var errClosed = fmt.Errorf("volume: %w", blockdev.ErrClosed)
 
 // newVolume builds the data and bitmap devices over assembled members.
-func newVolume(members []*member, newest *meta.Superblock, readOnly bool, log *slog.Logger, wrap func(int, blockdev.Device) blockdev.Device) (*Volume, error) {
+func newVolume(members []*member, newest *meta.Superblock, readOnly bool, log *slog.Logger, wrap func(int, blockdev.Device) blockdev.Device, op opener) (*Volume, error) {
 	if wrap == nil {
 		wrap = func(_ int, d blockdev.Device) blockdev.Device { return d }
 	}
-	v := &Volume{log: log, readOnly: readOnly, members: members, sb: *newest, wrap: wrap}
+	v := &Volume{log: log, readOnly: readOnly, members: members, sb: *newest, wrap: wrap, opener: op}
 	v.sb.Member, v.sb.DiskUUID = 0, members[0].uuid
 	v.failed.Store(newest.FailedMembers)
 	l := newest.Layout()
 	data := make([]blockdev.Device, len(members))
 	bitmaps := make([]*blockdev.Section, len(members))
 	for i, m := range members {
-		sec, err := blockdev.NewSection(m.file, l.DataOffset, l.MemberDataSize)
+		sec, err := blockdev.NewSection(m.dev, l.DataOffset, l.MemberDataSize)
 		if err != nil {
 			return nil, fmt.Errorf("volume: %s: %w", m.path, err)
 		}
 		data[i] = wrap(i, sec)
-		if bitmaps[i], err = blockdev.NewSection(m.file, l.BitmapOffset, 2*l.BitmapBytes); err != nil {
+		if bitmaps[i], err = blockdev.NewSection(m.dev, l.BitmapOffset, 2*l.BitmapBytes); err != nil {
 			return nil, fmt.Errorf("volume: %s: %w", m.path, err)
 		}
 	}
@@ -112,7 +113,7 @@ func (v *Volume) Members() []Member {
 	failed := v.failed.Load()
 	out := make([]Member, len(v.members))
 	for i, m := range v.members {
-		out[i] = Member{Index: m.index, Path: m.path, DiskUUID: m.uuid, Size: m.file.Size(), Failed: failed&(1<<uint(i)) != 0}
+		out[i] = Member{Index: m.index, Path: m.path, DiskUUID: m.uuid, Size: m.dev.Size(), Failed: failed&(1<<uint(i)) != 0}
 	}
 	return out
 }
