@@ -49,9 +49,11 @@ func (h *Host) Up() bool {
 // ephemeral port. network is tcp, tcp4, tcp6 or sim.
 func (h *Host) Listen(network, addr string) (net.Listener, error) {
 	n := h.n
-	host, port, err := splitAddr(addr)
+	err := checkNetwork(network)
+	var host string
+	var port int
 	if err == nil {
-		err = checkNetwork(network)
+		host, port, err = splitAddr(addr)
 	}
 	if err == nil && !isWildcard(host) && !isLoopback(host) && host != h.name {
 		err = sysErr("bind", syscall.EADDRNOTAVAIL)
@@ -101,9 +103,11 @@ func (h *Host) ephemeral() int {
 // EHOSTUNREACH, except from a paused host).
 func (h *Host) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	n := h.n
-	host, port, err := splitAddr(addr)
+	err := checkNetwork(network)
+	var host string
+	var port int
 	if err == nil {
-		err = checkNetwork(network)
+		host, port, err = splitAddr(addr)
 	}
 	if err != nil {
 		return nil, opError("dial", nil, nil, err)
