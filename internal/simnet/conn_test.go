@@ -211,11 +211,11 @@ func TestWriteWaitsForRoom(t *testing.T) {
 	expectRead(t, cb, second)
 }
 
-// TestLargeTransfer moves 8 MiB each way at once through 4 KiB buffers,
+// TestLargeTransfer moves 4 MiB each way at once through 4 KiB buffers,
 // in writes of odd sizes, and checks every byte.
 func TestLargeTransfer(t *testing.T) {
 	_, ca, cb := pair(t, Options{BufferBytes: 4096})
-	const size = 8 << 20
+	const size = 4 << 20
 	var wg sync.WaitGroup
 	for i, c := range []net.Conn{ca, cb} {
 		data := pattern(size, byte(i))
