@@ -31,11 +31,12 @@
 //   - A direction holds at most BufferBytes; a Write returns once all of
 //     its bytes are in the buffer, and returns fewer only with an error.
 //     Writes on one end do not interleave, however large.
-//   - A call on an end fails at once once the end is closed
-//     (net.ErrClosed), reset (ECONNRESET), its process died (ErrHostDown)
-//     or its deadline passed (os.ErrDeadlineExceeded, a net.Error whose
-//     Timeout is true), in that order of precedence; a past deadline
-//     fails a call even when data is waiting, as on a socket.
+//   - A call on an end fails at once once its process died
+//     (ErrHostDown), the end is closed (net.ErrClosed), reset
+//     (ECONNRESET), or its deadline passed (os.ErrDeadlineExceeded, a
+//     net.Error whose Timeout is true), in that order of precedence; a
+//     past deadline fails a call even when data is waiting, as on a
+//     socket. Errors but io.EOF come as *net.OpError, as package net's do.
 //   - A crashed host's peers get no EOF and no RST from it: their reads
 //     wait until their deadline. Once it is restarted, a peer that sends
 //     on an old connection is reset, as the new machine answers so.

@@ -94,21 +94,7 @@ func TestDialAcrossPartition(t *testing.T) {
 
 	// A dial pending when the partition heals connects, as a SYN
 	// retransmitted would.
-	done := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), testWait)
-		defer cancel()
-		c, err := n.Host("a").Dial(ctx, "tcp", "b:7789")
-		if err == nil {
-			c.Close()
-		}
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		t.Fatalf("dial across a partition returned: %v", err)
-	case <-time.After(quiet):
-	}
+	done := pendingDial(t, n.Host("a"), "b:7789")
 	n.Heal("a", "b")
 	if err := <-done; err != nil {
 		t.Fatalf("dial pending when the partition healed: %v", err)

@@ -137,3 +137,26 @@ func pattern(n int, seed byte) []byte {
 	}
 	return b
 }
+
+// pendingDial dials addr from h in a goroutine, checks that the dial
+// waits, and returns where its error will come (the connection, if any,
+// is closed).
+func pendingDial(t *testing.T, h *Host, addr string) <-chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testWait)
+		defer cancel()
+		c, err := h.Dial(ctx, "tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("dial of %s from %s did not wait: %v", addr, h.Name(), err)
+	case <-time.After(quiet):
+	}
+	return done
+}

@@ -131,21 +131,7 @@ func TestDialWaitsForCrashedHost(t *testing.T) {
 	n := New(Options{})
 	b := n.Host("b")
 	b.Crash()
-	done := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), testWait)
-		defer cancel()
-		c, err := n.Host("a").Dial(ctx, "tcp", "b:7789")
-		if err == nil {
-			c.Close()
-		}
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		t.Fatalf("dial to a crashed host returned: %v", err)
-	case <-time.After(quiet):
-	}
+	done := pendingDial(t, n.Host("a"), "b:7789")
 	// Behind a partition, so that the dial cannot look between Restart
 	// and Listen (it would be refused, as a rebooted machine refuses).
 	n.Partition("a", "b")

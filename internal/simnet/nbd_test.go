@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/netraid/netraid/blockdev"
+	"github.com/netraid/netraid/blockdev/devtest"
 	"github.com/netraid/netraid/nbd"
 )
 
@@ -111,10 +112,10 @@ func TestNBD(t *testing.T) {
 
 // TestNBDPartition: across a partition a request gets no reply and the
 // client breaks after its Timeout; once healed, a new client connects and
-// finds what was written before.
+// finds what was written before, and the request that timed out lands.
 func TestNBDPartition(t *testing.T) {
 	n := New(Options{})
-	serveNBD(t, n, nbd.ServerOptions{})
+	mem := serveNBD(t, n, nbd.ServerOptions{})
 	c, err := nbdClient(t, n, nbd.ClientOptions{Timeout: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatalf("client: %v", err)
@@ -123,7 +124,8 @@ func TestNBDPartition(t *testing.T) {
 	writeRead(t, c, p, 0)
 
 	n.Partition("a", "b")
-	_, err = c.WriteAt(pattern(4096, 4), 512<<10)
+	late := pattern(4096, 4)
+	_, err = c.WriteAt(late, 512<<10)
 	if !errors.Is(err, nbd.ErrBroken) || !errors.Is(err, blockdev.ErrTimeout) {
 		t.Fatalf("write across a partition: %v, want a broken client and a time-out", err)
 	}
@@ -142,6 +144,12 @@ func TestNBDPartition(t *testing.T) {
 	if _, err := c2.ReadAt(got, 0); err != nil || !bytes.Equal(got, p) {
 		t.Fatalf("read after the partition healed: %v (equal: %v)", err, bytes.Equal(got, p))
 	}
+	// The write that timed out was in flight, not lost: once healed, it
+	// is delivered and applied, as over TCP. A client's time-out does not
+	// say that a write did not happen.
+	devtest.WaitWithin(t, testWait, "the timed-out write to land", func() bool {
+		return bytes.Equal(mem.Bytes()[512<<10:512<<10+len(late)], late)
+	})
 }
 
 // TestNBDTLS: the NBD handshake upgrades to TLS over a simulated
