@@ -6,5 +6,6 @@ require (
 	github.com/dustin/go-humanize v1.1.0
 	github.com/spf13/pflag v1.0.10
 	go.uber.org/goleak v1.3.0
+	golang.org/x/net v0.62.0
 	golang.org/x/sys v0.49.0
 )

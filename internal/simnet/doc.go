@@ -22,7 +22,9 @@
 // bytes written, or a RST if bytes sent to the closing end were left
 // unread (as Linux does); FIN and RST travel as bytes do. After the
 // peer's FIN has arrived, Write fails with EPIPE (on TCP the first such
-// write may succeed and draw a RST). There is no half-close.
+// write may succeed and draw a RST). There is no half-close and no
+// keepalive: an end whose peer's machine crashed waits until its own
+// deadline, and a dial across a partition until its context ends.
 //
 // Invariants:
 //   - Bytes are read in the order written, each once, none invented: a
@@ -31,11 +33,12 @@
 //   - A direction holds at most BufferBytes; a Write returns once all of
 //     its bytes are in the buffer, and returns fewer only with an error.
 //     Writes on one end do not interleave, however large.
-//   - A call on an end fails at once once the end is closed
-//     (net.ErrClosed), reset (ECONNRESET), its process died (ErrHostDown)
-//     or its deadline passed (os.ErrDeadlineExceeded, a net.Error whose
-//     Timeout is true), in that order of precedence; a past deadline
-//     fails a call even when data is waiting, as on a socket.
+//   - A call on an end fails at once once its process died
+//     (ErrHostDown), the end is closed (net.ErrClosed), reset
+//     (ECONNRESET), or its deadline passed (os.ErrDeadlineExceeded, a
+//     net.Error whose Timeout is true), in that order of precedence; a
+//     past deadline fails a call even when data is waiting, as on a
+//     socket. Errors but io.EOF come as *net.OpError, as package net's do.
 //   - A crashed host's peers get no EOF and no RST from it: their reads
 //     wait until their deadline. Once it is restarted, a peer that sends
 //     on an old connection is reset, as the new machine answers so.
@@ -46,11 +49,17 @@
 // network's outcome is a function of the order in which calls take it:
 // the same calls in the same order give the same bytes, errors,
 // connection IDs and ports (IDs count from 1, ephemeral ports from
-// 32768 per host). What is not deterministic is that order when calls
-// come from several goroutines (the Go scheduler's choice), and the
-// clock: deadlines and delays are measured on the real clock, so whether
-// a deadline or a delay had passed when a call looked depends on timing.
-// A harness that wants replayable runs drives faults from one goroutine
-// and leaves delays at zero, or accepts that delays only shuffle when
-// things happen, never what is delivered or in what order.
+// 32768 per host). Not deterministic: the order of calls made from
+// several goroutines (the scheduler's choice), and the clock: deadlines
+// and delays run on the real clock, so whether a deadline had passed, or
+// a delayed byte had arrived when a fault struck, depends on timing.
+// Order within a connection never does: bytes come in order or not at
+// all. A harness that wants replayable runs applies faults from one
+// goroutine at points of its schedule, and keeps delays at zero where a
+// fault (a crash) could catch bytes in flight.
+//
+// Layout: network.go holds the network and its pair faults, host.go
+// hosts (Dial, Listen, pause, crash, kill, restart), conn.go the
+// connection handle and the buffer of each direction, endpoint.go the
+// net.Conn, listener.go the net.Listener, addr.go addresses and errors.
 package simnet

@@ -49,9 +49,11 @@ func (h *Host) Up() bool {
 // ephemeral port. network is tcp, tcp4, tcp6 or sim.
 func (h *Host) Listen(network, addr string) (net.Listener, error) {
 	n := h.n
-	host, port, err := splitAddr(addr)
+	err := checkNetwork(network)
+	var host string
+	var port int
 	if err == nil {
-		err = checkNetwork(network)
+		host, port, err = splitAddr(addr)
 	}
 	if err == nil && !isWildcard(host) && !isLoopback(host) && host != h.name {
 		err = sysErr("bind", syscall.EADDRNOTAVAIL)
@@ -101,51 +103,59 @@ func (h *Host) ephemeral() int {
 // EHOSTUNREACH, except from a paused host).
 func (h *Host) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	n := h.n
-	host, port, err := splitAddr(addr)
+	err := checkNetwork(network)
+	var host string
+	var port int
 	if err == nil {
-		err = checkNetwork(network)
+		host, port, err = splitAddr(addr)
 	}
 	if err != nil {
 		return nil, opError("dial", nil, nil, err)
 	}
-	if isLoopback(host) {
+	if host == "" || isLoopback(host) {
 		host = h.name
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	target := n.hosts[host]
 	to := Addr{Host: host, Port: port}
-	if target == nil {
-		return nil, opError("dial", nil, to, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true})
-	}
-	c, l, err := h.connect(ctx, target, to)
+	c, l, err := h.connect(ctx, to)
 	if err != nil {
 		return nil, opError("dial", nil, to, err)
 	}
 	if hook := n.opts.OnConn; hook != nil {
-		n.mu.Unlock()
 		hook(c)
-		n.mu.Lock()
 	}
+	return c.enqueue(l)
+}
+
+// enqueue hands a new connection to its listener and returns the
+// dialer's end, unless the connection or the listener went away.
+func (c *Conn) enqueue(l *listener) (net.Conn, error) {
+	c.n.mu.Lock()
+	defer c.n.mu.Unlock()
 	d, a := c.ends[0], c.ends[1]
 	if err := d.failure("dial", time.Now(), time.Time{}); err != nil {
-		c.resetLocked() // the hook reset it, or the dialer died
+		c.resetLocked() // OnConn reset it, or the dialer died
 		return nil, err
 	}
 	if l.closed || a.done() {
 		// The listener or its process went away meanwhile: refused.
 		c.resetLocked()
-		return nil, opError("dial", d.local, to, sysErr("connect", syscall.ECONNREFUSED))
+		return nil, opError("dial", d.local, d.remote, sysErr("connect", syscall.ECONNREFUSED))
 	}
 	l.queue = append(l.queue, a)
 	l.sig.fire()
 	return d, nil
 }
 
-// connect waits until target's machine answers and makes the connection,
-// or fails. Called with mu held.
-func (h *Host) connect(ctx context.Context, target *Host, to Addr) (*Conn, *listener, error) {
+// connect waits until the machine of to answers and makes the
+// connection, or fails.
+func (h *Host) connect(ctx context.Context, to Addr) (*Conn, *listener, error) {
 	n := h.n
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	target := n.hosts[to.Host]
+	if target == nil {
+		return nil, nil, &net.DNSError{Err: "no such host", Name: to.Host, IsNotFound: true}
+	}
 	var ready time.Time // when the handshake's round trip is over
 	for {
 		now := time.Now()

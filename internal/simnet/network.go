@@ -87,8 +87,13 @@ func (n *Network) Host(name string) *Host {
 // Heal. Bytes already delivered stay readable; bytes in flight wait in
 // their buffer. Partitioning a host from itself does nothing.
 func (n *Network) Partition(a, b string) {
-	n.PartitionOneWay(a, b)
-	n.PartitionOneWay(b, a)
+	if a == b {
+		return
+	}
+	n.change(func() {
+		n.cut[route{a, b}] = true
+		n.cut[route{b, a}] = true
+	})
 }
 
 // PartitionOneWay cuts the direction from one host to another only:
