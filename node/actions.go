@@ -11,6 +11,11 @@ import (
 
 // Do runs a control action and returns a message for the operator.
 func (n *Node) Do(ctx context.Context, action string, r Request) (string, error) {
+	select {
+	case <-n.ready:
+	default:
+		return "", errors.New("the node is starting: try again")
+	}
 	switch action {
 	case ActPromote:
 		return n.promote(r.Force)

@@ -1,9 +1,13 @@
 package node
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
+
+	"github.com/netraid/netraid/blockdev"
 )
 
 // Config is how `netraid serve` runs a node.
@@ -16,7 +20,8 @@ type Config struct {
 	// Export is the NBD export name; the volume name if empty.
 	Export   string
 	ReadOnly bool
-	// Control is the control socket path.
+	// Control is the control socket path; empty: no control socket (the
+	// node is driven through Do and Status).
 	Control string
 	// ListenPeer is where this node accepts its primary; Peer is where it
 	// dials its secondary when primary. Both empty: standalone.
@@ -30,9 +35,9 @@ type Config struct {
 	// DiskTimeout fails the local leg when an I/O on the local disks takes
 	// longer (a hung disk); 0 = never.
 	DiskTimeout time.Duration
-	// FaultInjection wraps each local disk in a fault injector that
-	// 'netraid disk inject-error' arms: for tests and drills only.
-	FaultInjection bool
+	// Faults, if set, wraps each member's data area and arms faults on
+	// it for 'netraid disk inject-error': for tests and drills only.
+	Faults Faults
 	// ResyncRate limits resync in bytes per second; 0 = unlimited.
 	ResyncRate int64
 	// ResyncAdaptive slows resync down while the volume is busy.
@@ -54,6 +59,25 @@ type Config struct {
 	// default if zero.
 	MaxConnections int
 	Logger         *slog.Logger
+
+	// The seams through which the node reaches the world, for the
+	// in-process harness; nil means the real thing.
+	//
+	// DialFunc connects to the peer (net.Dialer's DialContext).
+	DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+	// ListenFunc makes the export's and the peer link's listeners (TCP,
+	// or a unix socket for an address holding a '/').
+	ListenFunc func(network, addr string) (net.Listener, error)
+	// OpenDisk opens a member disk (O_DIRECT and exclusive by default).
+	OpenDisk func(path string, readOnly bool) (blockdev.Device, error)
+}
+
+// Faults is the hook through which a node reaches a fault injector
+// (blockdev/fault's Injector): WrapData wraps each member's data area as
+// the volume assembles it, Inject arms or heals a member.
+type Faults interface {
+	WrapData(member int, d blockdev.Device) blockdev.Device
+	Inject(member int, heal bool) error
 }
 
 func (c *Config) setDefaults() error {
@@ -62,9 +86,6 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:10809"
-	}
-	if c.Control == "" {
-		return fmt.Errorf("node: no control socket path")
 	}
 	if (c.Peer == "") != (c.ListenPeer == "") {
 		return fmt.Errorf("node: --peer and --listen-peer go together")
@@ -80,6 +101,13 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.DialFunc == nil {
+		var d net.Dialer
+		c.DialFunc = d.DialContext
+	}
+	if c.ListenFunc == nil {
+		c.ListenFunc = net.Listen
 	}
 	return nil
 }

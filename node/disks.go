@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 
 	"github.com/netraid/netraid/blockdev"
-	"github.com/netraid/netraid/blockdev/fault"
 	"github.com/netraid/netraid/meta"
 	"github.com/netraid/netraid/mirror"
 	"github.com/netraid/netraid/stripe"
@@ -166,9 +165,6 @@ func (p *primary) startRebuild(idx int) error {
 	return nil
 }
 
-// errInjected is what an armed fault injector fails every I/O with.
-var errInjected = errors.New("injected I/O error")
-
 // diskInject makes every I/O on a member's data area fail (or, heal,
 // work again), when the node runs with fault injection: a disk dying
 // under the volume, for tests and drills.
@@ -179,15 +175,15 @@ func (n *Node) diskInject(path string, heal bool) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	f := n.faults[idx]
-	if f == nil {
+	if n.cfg.Faults == nil {
 		return "", errors.New("fault injection is off: serve the node with --fault-injection to use it")
 	}
+	if err := n.cfg.Faults.Inject(idx, heal); err != nil {
+		return "", err
+	}
 	if heal {
-		f.Heal()
 		return fmt.Sprintf("member %d (%s): I/O works again", idx, path), nil
 	}
-	f.FailAll(fault.Any, errInjected)
 	n.log.Warn("fault injection: every I/O on a member now fails", "member", idx, "disk", path)
 	return fmt.Sprintf("member %d (%s): every I/O now fails", idx, path), nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/netraid/netraid/meta"
 	"github.com/netraid/netraid/mirror"
 	"github.com/netraid/netraid/nbd"
+	"github.com/netraid/netraid/repl"
 	"github.com/netraid/netraid/resync"
 )
 
@@ -57,7 +58,7 @@ func (p *primary) connectOnce(ctx context.Context) error {
 		return err
 	}
 	dctx, cancel := context.WithTimeout(ctx, n.cfg.PeerTimeout)
-	c, err := nbd.Dial(dctx, "tcp", n.cfg.Peer, nbd.ClientOptions{Export: peerExport, Timeout: n.cfg.PeerTimeout, Hello: encode(hello), TLS: peerTLS})
+	c, err := n.dialPeer(dctx, nbd.ClientOptions{Export: peerExport, Timeout: n.cfg.PeerTimeout, Hello: encode(hello), TLS: peerTLS})
 	cancel()
 	if err != nil {
 		var he *nbd.HelloError
@@ -364,7 +365,8 @@ func (n *Node) refusedBy(data []byte) {
 		return
 	}
 	n.peer.hello = &h
-	if v, ok := parseVerdict(h.Verdict); ok {
+	var v Verdict
+	if v.UnmarshalText([]byte(h.Verdict)) == nil && v != repl.NoVerdict {
 		n.peer.verdict, n.peer.met = v, true
 	}
 }

@@ -12,9 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/netraid/netraid/blockdev"
-	"github.com/netraid/netraid/blockdev/fault"
 	"github.com/netraid/netraid/meta"
+	"github.com/netraid/netraid/nbd"
 	"github.com/netraid/netraid/resync"
 	"github.com/netraid/netraid/volume"
 )
@@ -27,7 +26,7 @@ type Node struct {
 	bm      *resync.Bitmap
 	size    int64
 	started time.Time
-	ctx     context.Context // the node's lifetime
+	ctx     context.Context // the node's lifetime, set by Run (under mu)
 
 	// mu guards everything below and orders superblock updates with the
 	// role changes they record.
@@ -46,11 +45,14 @@ type Node struct {
 	verify       *VerifyStatus
 	rebuild      *ResyncStatus
 
-	// faults are the members' fault injectors, with FaultInjection.
-	faults map[int]*fault.Device
-
 	wg sync.WaitGroup // the node's own goroutines
+	// ready is closed once the node serves: its listeners are up and,
+	// if it starts primary, it is promoted.
+	ready chan struct{}
 }
+
+// Ready is closed once the node serves.
+func (n *Node) Ready() <-chan struct{} { return n.ready }
 
 // peerStatus is what this node knows of the replication link.
 type peerStatus struct {
@@ -75,37 +77,55 @@ func (n *Node) setPeer(state string, err error) {
 // Run assembles the volume from cfg.Disks and runs the node until ctx is
 // done; then it drains the export, flushes and closes everything.
 func Run(ctx context.Context, cfg Config) error {
-	if err := cfg.setDefaults(); err != nil {
+	n, err := Open(cfg)
+	if err != nil {
 		return err
 	}
-	faults := map[int]*fault.Device{}
-	oo := volume.OpenOptions{Logger: cfg.Logger}
-	if cfg.FaultInjection {
-		oo.WrapData = func(i int, d blockdev.Device) blockdev.Device {
-			f := fault.Wrap(d)
-			faults[i] = f
-			return f
-		}
+	return n.Run(ctx)
+}
+
+// Open assembles the volume from cfg.Disks and its write-intent bitmap.
+// The node does nothing until Run.
+func Open(cfg Config) (*Node, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	oo := volume.OpenOptions{Logger: cfg.Logger, OpenDisk: cfg.OpenDisk}
+	if cfg.Faults != nil {
+		oo.WrapData = cfg.Faults.WrapData
 	}
 	vol, err := volume.Open(cfg.Disks, oo)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sb := vol.Super()
 	bm, err := resync.OpenBitmap(vol.Bitmap(), int64(sb.VolumeSize), int64(sb.RegionSize), resync.BitmapOptions{FlushInterval: cfg.BitmapFlush})
 	if err != nil {
 		vol.Close()
-		return fmt.Errorf("node: write-intent bitmap: %w", err)
+		return nil, fmt.Errorf("node: write-intent bitmap: %w", err)
 	}
 	n := &Node{
 		cfg: cfg, log: cfg.Logger.With("volume", sb.Name), vol: vol, bm: bm,
-		size: int64(sb.VolumeSize), sb: sb, started: time.Now(), ctx: ctx, faults: faults,
+		size: int64(sb.VolumeSize), sb: sb, started: time.Now(), ready: make(chan struct{}),
 	}
 	n.peer.state = "standalone"
 	if !cfg.standalone() {
 		n.peer.state = "waiting"
 	}
-	err = n.run(ctx)
+	return n, nil
+}
+
+// Run runs the node until ctx is done; then it drains the export,
+// flushes and closes everything. A node runs once.
+func (n *Node) Run(ctx context.Context) error {
+	n.mu.Lock()
+	if n.ctx != nil {
+		n.mu.Unlock()
+		return errors.New("node: Run called twice")
+	}
+	n.ctx = ctx
+	n.mu.Unlock()
+	err := n.run(ctx)
 	if cerr := n.close(); err == nil {
 		err = cerr
 	}
@@ -113,22 +133,24 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 func (n *Node) run(ctx context.Context) error {
-	ctl, err := listenControl(n.cfg.Control)
-	if err != nil {
-		return err
+	if n.cfg.Control != "" {
+		ctl, err := listenControl(n.cfg.Control)
+		if err != nil {
+			return err
+		}
+		hs := &http.Server{Handler: controlMux(n), ReadHeaderTimeout: 10 * time.Second}
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			hs.Serve(ctl)
+		}()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			hs.Shutdown(sctx)
+			cancel()
+			os.Remove(n.cfg.Control)
+		}()
 	}
-	hs := &http.Server{Handler: controlMux(n), ReadHeaderTimeout: 10 * time.Second}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		hs.Serve(ctl)
-	}()
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		hs.Shutdown(sctx)
-		cancel()
-		os.Remove(n.cfg.Control)
-	}()
 
 	if n.cfg.ListenPeer != "" {
 		if err := n.startPeerServer(ctx); err != nil {
@@ -147,10 +169,12 @@ func (n *Node) run(ctx context.Context) error {
 	}
 	if n.cfg.standalone() || n.cfg.Primary {
 		if _, err := n.promote(false); err != nil {
+			n.shutdown()
 			return err
 		}
 	}
 	n.log.Info("node running", "role", n.role(), "disks", strings.Join(n.cfg.Disks, ","), "size", n.size)
+	close(n.ready)
 	<-ctx.Done()
 	n.log.Info("shutting down")
 	return n.shutdown()
@@ -209,16 +233,26 @@ func isUnixAddr(a string) bool { return strings.Contains(a, "/") }
 
 // listen listens on a TCP address or a unix socket path, replacing a
 // stale socket file.
-func listen(addr string) (net.Listener, error) {
+func (n *Node) listen(addr string) (net.Listener, error) {
 	if isUnixAddr(addr) {
 		if c, err := net.DialTimeout("unix", addr, time.Second); err == nil {
 			c.Close()
 			return nil, fmt.Errorf("node: %s is in use by another server", addr)
 		}
 		os.Remove(addr)
-		return net.Listen("unix", addr)
+		return n.cfg.ListenFunc("unix", addr)
 	}
-	return net.Listen("tcp", addr)
+	return n.cfg.ListenFunc("tcp", addr)
+}
+
+// dialPeer connects to the peer's replication port and runs the NBD
+// handshake with o, within ctx.
+func (n *Node) dialPeer(ctx context.Context, o nbd.ClientOptions) (*nbd.Client, error) {
+	nc, err := n.cfg.DialFunc(ctx, "tcp", n.cfg.Peer)
+	if err != nil {
+		return nil, fmt.Errorf("node: dial peer %s: %w", n.cfg.Peer, err)
+	}
+	return nbd.NewClient(ctx, nc, o)
 }
 
 // helloFor is this node's hello.

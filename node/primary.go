@@ -191,7 +191,7 @@ func (n *Node) startPrimary(rebuilding bool) (*primary, error) {
 		dev = p.ra
 	}
 	p.srv.AddExport(nbd.Export{Name: p.export, Description: "netraid volume " + n.sb.Name, Dev: dev, ReadOnly: n.cfg.ReadOnly})
-	ln, err := listen(n.cfg.Listen)
+	ln, err := n.listen(n.cfg.Listen)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("node: NBD export on %s: %w", n.cfg.Listen, err)

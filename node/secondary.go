@@ -30,7 +30,7 @@ func (n *Node) startPeerServer(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", n.cfg.ListenPeer)
+	ln, err := n.cfg.ListenFunc("tcp", n.cfg.ListenPeer)
 	if err != nil {
 		return fmt.Errorf("node: peer address %s: %w", n.cfg.ListenPeer, err)
 	}
@@ -175,7 +175,7 @@ func (n *Node) pokePeer(ctx context.Context) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, n.cfg.PeerTimeout)
 	defer cancel()
-	c, err := nbd.Dial(dctx, "tcp", n.cfg.Peer, nbd.ClientOptions{Export: peerExport, Timeout: n.cfg.PeerTimeout, Hello: encode(hello), TLS: peerTLS})
+	c, err := n.dialPeer(dctx, nbd.ClientOptions{Export: peerExport, Timeout: n.cfg.PeerTimeout, Hello: encode(hello), TLS: peerTLS})
 	if err == nil {
 		c.Close()
 	}
@@ -206,11 +206,7 @@ func (n *Node) onControl(_ context.Context, _ string, req []byte) ([]byte, error
 	switch m.Kind {
 	case MsgSyncStart:
 		g := n.gens()
-		if m.Gens.Bitmap != 0 && g.Current != m.Gens.Bitmap {
-			g.push(g.Current)
-			g.Current = m.Gens.Bitmap
-		}
-		g.Bitmap = 0
+		g.SyncStartedAsTarget(m.Gens)
 		n.sec.syncTotal = m.Total
 		err := n.updateSuper(func(sb *meta.Superblock) {
 			setGens(sb, g)

@@ -26,6 +26,9 @@ type Status struct {
 	// node's superblock: what a restart resumes from instead of a full
 	// sync.
 	RebuildPoint *RebuildPoint `json:"rebuild_point,omitempty"`
+	// Suspended, when not empty, says why the node holds I/O on purpose
+	// (neither answers nor fails it) and what ends that.
+	Suspended string `json:"suspended,omitempty"`
 	// Problems are conditions an operator must act on, each with what to do.
 	Problems []string  `json:"problems,omitempty"`
 	Uptime   float64   `json:"uptime_seconds"`

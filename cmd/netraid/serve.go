@@ -11,6 +11,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/netraid/netraid/blockdev"
+	"github.com/netraid/netraid/blockdev/fault"
 	"github.com/netraid/netraid/node"
 )
 
@@ -95,7 +96,6 @@ that the other's certificate is a node's of the same volume.`)
 		PeerTimeout:       *timeout,
 		ReconnectInterval: *reconnect,
 		DiskTimeout:       *diskTimeout,
-		FaultInjection:    *faults,
 		ResyncRate:        int64(r),
 		ResyncAdaptive:    *adaptive,
 		TLSDir:            *tlsDir,
@@ -103,6 +103,9 @@ that the other's certificate is a node's of the same volume.`)
 		MaxConnections:    *maxConns,
 		Readahead:         int64(ra),
 		Logger:            log,
+	}
+	if *faults {
+		cfg.Faults = fault.NewInjector()
 	}
 	setProcs()
 	if addr := os.Getenv("NETRAID_PPROF"); addr != "" {

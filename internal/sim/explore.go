@@ -1,0 +1,708 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime/pprof"
+	"strings"
+	"time"
+
+	"github.com/netraid/netraid/node"
+)
+
+// ExploreOptions shape one schedule.
+type ExploreOptions struct {
+	Seed  uint64
+	Steps int
+	// Bound is the liveness bound: an application call, a status or an
+	// admin command that takes longer is a hang. 15 s by default.
+	Bound time.Duration
+	// Cluster is passed to NewCluster (Log included).
+	Cluster Options
+	// NewNet makes the network of the schedule.
+	NewNet func(seed uint64) Net
+	// Weights override the weights of steps by name (0 turns one off):
+	// write, flush, read, partition, heal, reset, pause, crash, kill,
+	// shutdown, restart, promote, demote, disconnect, connect, operator,
+	// disk-fail, disk-hang, disk-meta, disk-meta-all, disk-heal, verify,
+	// wait-sync.
+	Weights map[string]int
+}
+
+// Result is what one schedule did.
+type Result struct {
+	Seed     uint64
+	Schedule []string // the steps taken, in order
+	// Excused counts blocks that promoted copies lacked because their
+	// primary took the writes alone (only fencing protects those).
+	Excused int
+	// Writes, Durable: application writes acknowledged, and made durable.
+	Writes, Durable int
+}
+
+// Failure is a schedule that broke a rule: the seed replays it.
+type Failure struct {
+	Result
+	Err error
+	// Stacks are the goroutines of the process when a call was found
+	// stuck, for finding what it waits for.
+	Stacks string
+}
+
+func (f *Failure) Error() string {
+	return fmt.Sprintf("seed %d, after %d steps: %v\nschedule:\n  %s", f.Seed, len(f.Schedule), f.Err, strings.Join(f.Schedule, "\n  "))
+}
+
+func (f *Failure) Unwrap() error { return f.Err }
+
+// explorer runs one schedule.
+type explorer struct {
+	o   ExploreOptions
+	c   *Cluster
+	app *App
+	rng *rand.Rand
+	res Result
+	// partitioned, paused: the network faults now in force.
+	partitioned bool
+	paused      map[string]bool
+	// stuck records calls that did not answer within the bound, and
+	// stacks the goroutines when the first was found.
+	stuck  []string
+	stacks string
+	start  time.Time
+}
+
+// Explore runs one randomized schedule of application I/O, network and
+// disk faults, crashes and operator commands on a fresh pair, checking
+// the rules after every step. The same seed gives the same schedule.
+func Explore(o ExploreOptions) (Result, error) {
+	if o.Bound == 0 {
+		o.Bound = 15 * time.Second
+	}
+	nw := o.NewNet(o.Seed)
+	c, err := NewCluster(nw, o.Cluster)
+	if err != nil {
+		return Result{}, err
+	}
+	e := &explorer{o: o, c: c, app: c.NewApp(o.Bound), rng: rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)), paused: map[string]bool{}}
+	e.res.Seed = o.Seed
+	e.start = time.Now()
+	defer e.teardown()
+	err = e.run()
+	e.res.Excused = c.Model.Excused
+	for _, w := range c.Model.writes {
+		if w.Acked {
+			e.res.Writes++
+		}
+		if w.Durable {
+			e.res.Durable++
+		}
+	}
+	if err != nil {
+		return e.res, &Failure{Result: e.res, Err: err, Stacks: e.stacks}
+	}
+	return e.res, nil
+}
+
+func (e *explorer) teardown() {
+	e.app.Close()
+	for _, name := range e.c.Names {
+		for _, d := range e.c.Procs[name].Disks {
+			d.Heal()
+		}
+		e.c.Net.Resume(name)
+		e.c.Procs[name].Stop(Kill, e.o.Bound)
+	}
+}
+
+// stuckf records a call that did not answer, with the goroutines' stacks
+// the first time.
+func (e *explorer) stuckf(format string, a ...any) {
+	if e.stacks == "" {
+		var b strings.Builder
+		pprof.Lookup("goroutine").WriteTo(&b, 1)
+		e.stacks = b.String()
+	}
+	e.stuck = append(e.stuck, fmt.Sprintf(format, a...))
+}
+
+func (e *explorer) logf(format string, a ...any) {
+	e.res.Schedule = append(e.res.Schedule, fmt.Sprintf("%6.3fs ", time.Since(e.start).Seconds())+fmt.Sprintf(format, a...))
+}
+
+func (e *explorer) run() error {
+	for _, name := range e.c.Names {
+		if err := e.c.Procs[name].Start(); err != nil {
+			return err
+		}
+	}
+	// The usual start: a is promoted and syncs b.
+	if err := e.promote("a", false); err != nil {
+		return err
+	}
+	for i := 0; i < e.o.Steps; i++ {
+		if err := e.step(); err != nil {
+			return err
+		}
+		if err := e.check(); err != nil {
+			return err
+		}
+	}
+	// The end: heal everything, bring both up, let them meet, and check
+	// that the copies end up the same if the nodes could agree.
+	return e.settle()
+}
+
+// step picks and takes one step.
+func (e *explorer) step() error {
+	type choice struct {
+		name   string
+		weight int
+		do     func() error
+	}
+	x := e.c.Names[e.rng.IntN(2)]
+	choices := []choice{
+		{"write", 30, e.write},
+		{"flush", 10, e.flush},
+		{"read", 6, e.read},
+		{"partition", 4, func() error { return e.partition() }},
+		{"heal", 4, func() error { return e.heal() }},
+		{"reset", 2, func() error { e.logf("reset links"); e.c.Net.Reset("a", "b"); return nil }},
+		{"delay", 2, func() error { return e.delay() }},
+		{"pause", 2, func() error { return e.pause(x) }},
+		{"crash", 2, func() error { return e.crash(x, Crash) }},
+		{"kill", 1, func() error { return e.crash(x, Kill) }},
+		{"shutdown", 1, func() error { return e.crash(x, Shutdown) }},
+		{"restart", 4, func() error { return e.restart(x) }},
+		{"promote", 3, func() error { return e.promote(x, e.rng.IntN(8) == 0) }},
+		{"demote", 2, func() error { return e.demote(x) }},
+		{"disconnect", 2, func() error { return e.admin(x, node.ActDisconnect, node.Request{}) }},
+		{"connect", 3, func() error { return e.admin(x, node.ActConnect, node.Request{}) }},
+		{"operator", 3, func() error { return e.operator() }},
+		{"disk-fail", 1, func() error { return e.diskFault(x, 0) }},
+		{"disk-hang", 1, func() error { return e.diskFault(x, 1) }},
+		{"disk-meta", 1, func() error { return e.diskFault(x, 2) }},
+		{"disk-meta-all", 1, func() error { return e.metaAll(x) }},
+		{"disk-heal", 2, func() error { return e.diskHeal(x) }},
+		{"verify", 2, func() error { return e.verify() }},
+		{"wait-sync", 4, func() error { return e.waitSync(time.Second) }},
+	}
+	for i := range choices {
+		if w, ok := e.o.Weights[choices[i].name]; ok {
+			choices[i].weight = w
+		}
+	}
+	total := 0
+	for _, c := range choices {
+		total += c.weight
+	}
+	r := e.rng.IntN(total)
+	for _, c := range choices {
+		if r < c.weight {
+			return c.do()
+		}
+		r -= c.weight
+	}
+	return nil
+}
+
+// primary returns the node the app should write to: the one it uses if
+// that node is still primary, else a primary if any.
+func (e *explorer) primaryNow() string {
+	var found string
+	for _, name := range e.c.Names {
+		st, ok := e.status(name)
+		if ok && st.Role == "primary" {
+			if name == e.app.Node() {
+				return name
+			}
+			found = name
+		}
+	}
+	return found
+}
+
+// status returns a running node's status; a status call that does not
+// answer within the bound is a hang (recorded for check).
+func (e *explorer) status(name string) (node.Status, bool) {
+	n := e.c.Procs[name].Node()
+	if n == nil {
+		return node.Status{}, false
+	}
+	ch := make(chan node.Status, 1)
+	go func() { ch <- n.Status() }()
+	select {
+	case st := <-ch:
+		return st, true
+	case <-time.After(e.o.Bound):
+		e.stuckf("status of %s did not answer within %v", name, e.o.Bound)
+		return node.Status{}, false
+	}
+}
+
+// useApp points the app at the primary; false if there is none, or its
+// process is paused (the app would wait for it as long as it stays so).
+func (e *explorer) useApp() bool {
+	p := e.primaryNow()
+	if p == "" || e.paused[p] {
+		e.app.Close()
+		return false
+	}
+	if err := e.app.Use(p); err != nil {
+		return false
+	}
+	return true
+}
+
+func (e *explorer) write() error {
+	if !e.useApp() {
+		e.logf("write: no export")
+		return nil
+	}
+	n := int64(1 + e.rng.IntN(4))
+	b := e.rng.Int64N(e.c.Model.Blocks() - n + 1)
+	fua := e.rng.IntN(5) == 0
+	w, out, err := e.app.Write(b, n, fua)
+	e.logf("write %d blocks %d+%d fua=%v on %s: %s", w.ID, b, n, fua, w.Node, describe(out, err))
+	return e.liveness(out, w.Node, err)
+}
+
+func (e *explorer) flush() error {
+	if !e.useApp() {
+		e.logf("flush: no export")
+		return nil
+	}
+	node := e.app.Node()
+	out, err := e.app.Flush()
+	e.logf("flush on %s: %s", node, describe(out, err))
+	return e.liveness(out, node, err)
+}
+
+func (e *explorer) read() error {
+	if !e.useApp() {
+		e.logf("read: no export")
+		return nil
+	}
+	node := e.app.Node()
+	b := e.rng.Int64N(e.c.Model.Blocks())
+	out, err := e.app.Read(b)
+	e.logf("read block %d on %s: %s", b, node, describe(out, err))
+	var v *Violation
+	if errors.As(err, &v) {
+		return err
+	}
+	return e.liveness(out, node, err)
+}
+
+func describe(out Outcome, err error) string {
+	switch out {
+	case OK:
+		return "ok"
+	case Stuck:
+		return "stuck: " + err.Error()
+	}
+	if err == nil {
+		return "failed"
+	}
+	return "failed: " + err.Error()
+}
+
+// liveness turns a call that hung into a violation, unless the node says
+// it suspended I/O on purpose.
+func (e *explorer) liveness(out Outcome, name string, err error) error {
+	if out != Stuck {
+		return nil
+	}
+	if st, ok := e.status(name); ok && st.Suspended != "" {
+		e.logf("(I/O suspended on %s: %s)", name, st.Suspended)
+		return nil
+	}
+	e.stuckf("a call to %s's export took longer than %v without the node saying it suspended I/O: %v", name, e.o.Bound, err)
+	return violation("stuck", "%s", strings.Join(e.stuck, "; "))
+}
+
+func (e *explorer) partition() error {
+	e.logf("partition a-b")
+	e.c.Net.Partition("a", "b")
+	e.partitioned = true
+	return nil
+}
+
+func (e *explorer) heal() error {
+	e.logf("heal a-b")
+	e.c.Net.Heal("a", "b")
+	e.partitioned = false
+	for name, p := range e.paused {
+		if p {
+			e.logf("resume %s", name)
+			e.c.Net.Resume(name)
+			e.paused[name] = false
+		}
+	}
+	return nil
+}
+
+func (e *explorer) pause(x string) error {
+	if e.app.Node() == x {
+		e.app.Close()
+	}
+	e.logf("pause %s", x)
+	e.c.Net.Pause(x)
+	e.paused[x] = true
+	return nil
+}
+
+func (e *explorer) crash(x string, how How) error {
+	p := e.c.Procs[x]
+	if !p.Running() {
+		return nil
+	}
+	if e.app.Node() == x {
+		e.app.Close()
+	}
+	err := p.Stop(how, e.o.Bound)
+	e.logf("%s %s: %s", how, x, errText(err))
+	var se *StuckError
+	if errors.As(err, &se) {
+		e.stacks = se.Stacks
+		return violation("stuck", "%v", err)
+	}
+	return nil
+}
+
+func (e *explorer) restart(x string) error {
+	p := e.c.Procs[x]
+	if p.Running() {
+		return nil
+	}
+	if e.paused[x] {
+		e.c.Net.Resume(x)
+		e.paused[x] = false
+	}
+	err := p.Start()
+	e.logf("start %s: %v", x, errText(err))
+	// A node that cannot assemble its disks (all failed) stays down.
+	return nil
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return err.Error()
+}
+
+// do runs an admin command within the bound.
+func (e *explorer) do(x, action string, r node.Request) (string, error, bool) {
+	n := e.c.Procs[x].Node()
+	if n == nil {
+		return "", errors.New("not running"), true
+	}
+	type answer struct {
+		msg string
+		err error
+	}
+	ch := make(chan answer, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), e.o.Bound)
+	defer cancel()
+	go func() {
+		msg, err := n.Do(ctx, action, r)
+		ch <- answer{msg, err}
+	}()
+	select {
+	case a := <-ch:
+		return a.msg, a.err, true
+	case <-time.After(e.o.Bound + time.Second):
+		return "", nil, false
+	}
+}
+
+func (e *explorer) admin(x, action string, r node.Request) error {
+	_, err, ok := e.do(x, action, r)
+	if !ok {
+		e.stuckf("'%s' on %s did not answer within %v", action, x, e.o.Bound)
+		return violation("stuck", "%s", strings.Join(e.stuck, "; "))
+	}
+	e.logf("%s %s%s: %s", action, x, flags(r), errText(err))
+	return nil
+}
+
+func flags(r node.Request) string {
+	var f []string
+	if r.Force {
+		f = append(f, " --force")
+	}
+	if r.DiscardLocal {
+		f = append(f, " --discard-local")
+	}
+	if r.Repair {
+		f = append(f, " --repair")
+	}
+	return strings.Join(f, "")
+}
+
+// promote promotes x; a promotion that succeeds is checked against the
+// model (without --force) or gives the other copy up (with it).
+func (e *explorer) promote(x string, force bool) error {
+	if !e.c.Procs[x].Running() {
+		return nil
+	}
+	was, _ := e.status(x)
+	_, err, ok := e.do(x, node.ActPromote, node.Request{Force: force})
+	if !ok {
+		e.stuckf("promote on %s did not answer within %v", x, e.o.Bound)
+		return violation("stuck", "%s", strings.Join(e.stuck, "; "))
+	}
+	e.logf("promote %s%s: %s", x, flags(node.Request{Force: force}), errText(err))
+	if err != nil || was.Role == "primary" {
+		return nil
+	}
+	vals, cerr := e.c.Copy(x)
+	if cerr != nil {
+		return cerr
+	}
+	e.c.Model.Promoted(x)
+	if force {
+		e.c.Model.Consent(vals)
+		return nil
+	}
+	return e.c.Model.CheckPromoted(x, vals)
+}
+
+// demote demotes x, disconnecting the app first (an operator unmounts
+// before demoting).
+func (e *explorer) demote(x string) error {
+	if e.app.Node() == x {
+		e.app.Close()
+	}
+	return e.admin(x, node.ActDemote, node.Request{Force: e.rng.IntN(4) == 0})
+}
+
+// operator does what an operator does about a pair that will not meet:
+// with two primaries, demote the one the application does not use; with
+// a split brain reported, discard the changes of the secondary (giving
+// them up in the model).
+func (e *explorer) operator() error {
+	sts := map[string]node.Status{}
+	for _, name := range e.c.Names {
+		if st, ok := e.status(name); ok {
+			sts[name] = st
+		}
+	}
+	if len(sts) < 2 {
+		return nil
+	}
+	keep := e.app.Node()
+	if keep == "" {
+		keep = "a"
+	}
+	other := e.c.Other(keep)
+	if sts["a"].Role == "primary" && sts["b"].Role == "primary" {
+		e.logf("operator: both primary, demote %s", other)
+		return e.admin(other, node.ActDemote, node.Request{Force: true})
+	}
+	so := sts[other]
+	if so.Role == "secondary" && so.Peer != nil && so.Peer.State == "standalone" && strings.Contains(so.Peer.LastError, "split-brain") {
+		vals, err := e.c.Copy(keep)
+		if err != nil {
+			return err
+		}
+		e.c.Model.Consent(vals)
+		e.logf("operator: split brain, discard %s's changes", other)
+		return e.admin(other, node.ActConnect, node.Request{DiscardLocal: true})
+	}
+	return nil
+}
+
+// diskFault arms a fault on one member of x: it fails, hangs, or fails
+// its metadata writes.
+func (e *explorer) diskFault(x string, kind int) error {
+	p := e.c.Procs[x]
+	d := p.Disks[e.rng.IntN(len(p.Disks))]
+	switch kind {
+	case 0:
+		e.logf("disk %s fails", d.Name)
+		d.Fail()
+	case 1:
+		e.logf("disk %s hangs", d.Name)
+		d.Hang()
+	default:
+		e.logf("disk %s fails metadata writes", d.Name)
+		d.FailMeta(e.c.layout.DataOffset)
+	}
+	return nil
+}
+
+// metaAll makes every member of x fail its metadata writes: the node
+// can record nothing new.
+func (e *explorer) metaAll(x string) error {
+	e.logf("every disk of %s fails metadata writes", x)
+	for _, d := range e.c.Procs[x].Disks {
+		d.FailMeta(e.c.layout.DataOffset)
+	}
+	return nil
+}
+
+// delay sets the link's one-way delay to 0-40 ms.
+func (e *explorer) delay() error {
+	d := time.Duration(e.rng.IntN(5)) * 10 * time.Millisecond
+	e.logf("delay a-b %v", d)
+	e.c.Net.Delay("a", "b", d)
+	return nil
+}
+
+func (e *explorer) diskHeal(x string) error {
+	for _, d := range e.c.Procs[x].Disks {
+		if d.Faulty() {
+			e.logf("disk %s healed", d.Name)
+			d.Heal()
+		}
+	}
+	return nil
+}
+
+func (e *explorer) verify() error {
+	p := e.primaryNow()
+	if p == "" {
+		return nil
+	}
+	return e.admin(p, node.ActVerify, node.Request{Repair: e.rng.IntN(2) == 0, Wait: true})
+}
+
+// waitSync waits, up to max, for the pair to be connected and in sync;
+// then the copies must be the same.
+func (e *explorer) waitSync(max time.Duration) error {
+	if e.primaryNow() == "" || !e.c.Procs["a"].Running() || !e.c.Procs["b"].Running() || e.partitioned {
+		e.logf("wait for sync: the pair cannot meet now")
+		return nil
+	}
+	deadline := time.Now().Add(max)
+	for time.Now().Before(deadline) {
+		if name, ok := e.inSync(); ok {
+			e.logf("in sync (primary %s)", name)
+			return e.identical()
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	e.logf("wait for sync: not in sync within %v", max)
+	return nil
+}
+
+// inSync reports whether a primary's peer leg is up to date, with nothing
+// out of sync, and its peer up to date too.
+func (e *explorer) inSync() (string, bool) {
+	for _, name := range e.c.Names {
+		st, ok := e.status(name)
+		if !ok || st.Role != "primary" || st.Resync != nil || st.Peer == nil || st.Peer.State != "connected" {
+			continue
+		}
+		legs := 0
+		for _, l := range st.Legs {
+			if l.State == "up-to-date" {
+				legs++
+			}
+		}
+		other, ok := e.status(e.c.Other(name))
+		if legs == 2 && ok && other.DiskState == "up-to-date" && other.Role == "secondary" {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+// identical checks that both copies hold the same data.
+func (e *explorer) identical() error {
+	a, err := e.c.Copy("a")
+	if err != nil {
+		return err
+	}
+	b, err := e.c.Copy("b")
+	if err != nil {
+		return err
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return violation("copies-differ", "the pair reports in sync but block %d holds write %d on a and %d on b", i, a[i], b[i])
+		}
+	}
+	return nil
+}
+
+// check runs the rules that hold after every step.
+func (e *explorer) check() error {
+	if len(e.stuck) > 0 {
+		return violation("stuck", "%s", strings.Join(e.stuck, "; "))
+	}
+	copies := map[string][]WriteID{}
+	for _, name := range e.c.Names {
+		vals, err := e.c.Copy(name)
+		if err != nil {
+			return err
+		}
+		if err := e.c.Model.CheckData(name, vals); err != nil {
+			return err
+		}
+		copies[name] = vals
+	}
+	if err := e.c.Model.CheckFloor(copies); err != nil {
+		return err
+	}
+	var prim []string
+	for _, name := range e.c.Names {
+		if st, ok := e.status(name); ok && st.Role == "primary" {
+			prim = append(prim, name)
+		}
+	}
+	if len(prim) == 2 {
+		for _, name := range prim {
+			if st, ok := e.status(name); ok && st.Peer != nil && st.Peer.State == "connected" {
+				return violation("two-primaries", "both nodes are primary and %s says its link is connected", name)
+			}
+		}
+	}
+	return nil
+}
+
+// settle ends a schedule: every fault healed, both nodes up, the operator
+// resolving what needs resolving, and then the pair must come in sync
+// with identical copies if it can.
+func (e *explorer) settle() error {
+	e.logf("settle")
+	e.heal()
+	for _, name := range e.c.Names {
+		e.diskHeal(name)
+		if !e.c.Procs[name].Running() {
+			e.restart(name)
+		}
+	}
+	for _, name := range e.c.Names {
+		e.admin(name, node.ActConnect, node.Request{})
+	}
+	for range 3 {
+		if e.primaryNow() == "" {
+			for _, name := range e.c.Names {
+				if err := e.promote(name, false); err != nil {
+					return err
+				}
+				if e.primaryNow() != "" {
+					break
+				}
+			}
+		}
+		if err := e.operator(); err != nil {
+			return err
+		}
+		if err := e.check(); err != nil {
+			return err
+		}
+		if err := e.waitSync(e.o.Bound / 2); err != nil {
+			return err
+		}
+		if _, ok := e.inSync(); ok {
+			return nil
+		}
+	}
+	return nil
+}

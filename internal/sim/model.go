@@ -1,0 +1,260 @@
+package sim
+
+import (
+	"fmt"
+	"sort"
+)
+
+// Write is one application write, as the model knows it.
+type Write struct {
+	ID WriteID
+	// Block and N: the blocks written, [Block, Block+N).
+	Block, N int64
+	// Node is the node whose export took it.
+	Node string
+	FUA  bool
+	// Issued, AckedAt and DurableAt are model times (Model.Tick).
+	Issued  int64
+	Acked   bool
+	AckedAt int64
+	// Durable: acknowledged with FUA, or by a FLUSH sent after its ack
+	// to the same node and answered.
+	Durable   bool
+	DurableAt int64
+	// Missing names the nodes whose disks did not hold it right after
+	// its acknowledgement: writes a primary took alone.
+	Missing map[string]bool
+}
+
+func (w *Write) String() string {
+	return fmt.Sprintf("write %d (blocks %d+%d on %s, issued t%d)", w.ID, w.Block, w.N, w.Node, w.Issued)
+}
+
+// Model is the oracle of the simulated application's writes: what was
+// sent, acknowledged and made durable, and so what every copy may and
+// must hold. Times are the model's own logical clock, so that checks do
+// not depend on the speed of the machine.
+//
+// The rules it checks (DESIGN.md, "nothing lost"):
+//   - every block holds zeroes or the stamp of a write sent to it;
+//   - a durable write survives on some copy (the floor), unless the
+//     operator gave it up (Consent: connect --discard-local, promote
+//     --force);
+//   - a copy promoted without --force holds every durable write it was
+//     sent (a write a primary took alone after losing its peer is counted
+//     apart: only fencing protects it), and no write sent after a durable
+//     write it lacks.
+type Model struct {
+	blocks  int64
+	clock   int64
+	writes  []*Write    // by ID-1
+	byBlock [][]WriteID // the writes to each block, in order
+	// floor is, per block, the newest durable write some copy must hold.
+	floor []WriteID
+	// promoted is when each node was last seen promoted.
+	promoted map[string]int64
+	// Excused counts the blocks of promoted copies that lacked only
+	// writes their primary took alone.
+	Excused int
+}
+
+// NewModel returns the model of a volume of blocks blocks, all zero.
+func NewModel(blocks int64) *Model {
+	return &Model{blocks: blocks, byBlock: make([][]WriteID, blocks), floor: make([]WriteID, blocks), promoted: map[string]int64{}}
+}
+
+// Promoted records that node became primary now.
+func (m *Model) Promoted(node string) { m.promoted[node] = m.Tick() }
+
+// Blocks returns the volume's size in blocks.
+func (m *Model) Blocks() int64 { return m.blocks }
+
+// Tick advances the clock and returns the new time.
+func (m *Model) Tick() int64 {
+	m.clock++
+	return m.clock
+}
+
+// Write returns write id.
+func (m *Model) Write(id WriteID) *Write {
+	if id == 0 || int(id) > len(m.writes) {
+		return nil
+	}
+	return m.writes[id-1]
+}
+
+// Issue records a write of n blocks from block sent to node's export.
+func (m *Model) Issue(node string, block, n int64, fua bool) *Write {
+	w := &Write{ID: WriteID(len(m.writes) + 1), Block: block, N: n, Node: node, FUA: fua, Issued: m.Tick()}
+	m.writes = append(m.writes, w)
+	for b := block; b < block+n; b++ {
+		m.byBlock[b] = append(m.byBlock[b], w.ID)
+	}
+	return w
+}
+
+// Ack records a successful answer to w; missing names the nodes whose
+// disks lacked it right after.
+func (m *Model) Ack(w *Write, missing map[string]bool) {
+	w.Acked, w.AckedAt, w.Missing = true, m.Tick(), missing
+	if w.FUA {
+		m.durable(w)
+	}
+}
+
+// Flushed records that a FLUSH sent to node at time issued was answered:
+// every write node acknowledged before then is durable.
+func (m *Model) Flushed(node string, issued int64) {
+	for _, w := range m.writes {
+		if w.Node == node && w.Acked && !w.Durable && w.AckedAt < issued {
+			m.durable(w)
+		}
+	}
+}
+
+func (m *Model) durable(w *Write) {
+	w.Durable, w.DurableAt = true, m.Tick()
+	for b := w.Block; b < w.Block+w.N; b++ {
+		m.floor[b] = max(m.floor[b], w.ID)
+	}
+}
+
+// Consent records that the operator chose keep's copy over the other's
+// (connect --discard-local on the other, promote --force of keep): what
+// only the other held may be lost. vals is keep's copy now.
+func (m *Model) Consent(vals []WriteID) {
+	for b, v := range vals {
+		if v < m.floor[b] {
+			m.floor[b] = v
+		}
+	}
+}
+
+// Violation is a broken rule, with what shows it.
+type Violation struct {
+	Rule   string
+	Detail string
+}
+
+func (v *Violation) Error() string { return v.Rule + ": " + v.Detail }
+
+func violation(rule, format string, a ...any) *Violation {
+	return &Violation{Rule: rule, Detail: fmt.Sprintf(format, a...)}
+}
+
+// CheckData checks that every block of node's copy holds zeroes or a
+// write sent to that block.
+func (m *Model) CheckData(node string, vals []WriteID) error {
+	for b, v := range vals {
+		if v == 0 {
+			continue
+		}
+		w := m.Write(v)
+		if w == nil || int64(b) < w.Block || int64(b) >= w.Block+w.N {
+			return violation("garbage", "%s block %d holds the stamp of write %d, which was never sent there", node, b, v)
+		}
+	}
+	return nil
+}
+
+// latestDurable returns the newest write to block b that is durable, was
+// made durable before time before (0: any time), and, if node is not
+// empty, reached node.
+func (m *Model) latestDurable(b int64, before int64, node string) WriteID {
+	ids := m.byBlock[b]
+	for i := len(ids) - 1; i >= 0; i-- {
+		w := m.writes[ids[i]-1]
+		if !w.Durable || (before > 0 && w.DurableAt >= before) || (node != "" && w.Missing[node]) {
+			continue
+		}
+		return w.ID
+	}
+	return 0
+}
+
+// CheckPromoted checks the copy of a node just promoted without --force:
+// it holds every durable write that reached it, and nothing written after
+// a durable write it lacks. Blocks that lack only writes a primary took
+// alone are counted in m.Excused.
+func (m *Model) CheckPromoted(node string, vals []WriteID) error {
+	if err := m.CheckData(node, vals); err != nil {
+		return err
+	}
+	excused := 0
+	for b, v := range vals {
+		if got := m.latestDurable(int64(b), 0, node); v < got {
+			return violation("promoted-lost", "%s was promoted without --force but block %d holds %d, older than %s, which was durable and had reached it",
+				node, b, v, m.Write(got))
+		}
+		if v < m.floor[b] {
+			excused++
+		}
+	}
+	var last WriteID
+	for _, v := range vals {
+		last = max(last, v)
+	}
+	if last != 0 {
+		lw := m.Write(last)
+		for b, v := range vals {
+			if f := m.latestDurable(int64(b), lw.Issued, ""); v < f {
+				return violation("promoted-prefix", "%s was promoted without --force holding %s, but block %d holds %d, older than %s, durable before that write was sent",
+					node, lw, b, v, m.Write(f))
+			}
+		}
+	}
+	m.Excused += excused
+	return nil
+}
+
+// CheckFloor checks that every durable write the operator did not give up
+// survives on some copy: copies maps node names to their data.
+func (m *Model) CheckFloor(copies map[string][]WriteID) error {
+	names := make([]string, 0, len(copies))
+	for n := range copies {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for b, f := range m.floor {
+		if f == 0 {
+			continue
+		}
+		held := false
+		for _, n := range names {
+			held = held || copies[n][b] >= f
+		}
+		if !held {
+			var got []string
+			for _, n := range names {
+				got = append(got, fmt.Sprintf("%s has %d", n, copies[n][b]))
+			}
+			return violation("durable-lost", "block %d: %s was acknowledged durable and no copy holds it any more (%v)", b, m.Write(f), got)
+		}
+	}
+	return nil
+}
+
+// CheckRead checks a block read through node's export at time issued:
+// it holds at least the newest write node acknowledged there since it was
+// last promoted, and the newest durable write that reached node.
+func (m *Model) CheckRead(node string, b int64, v WriteID, issued int64) error {
+	if v != 0 {
+		w := m.Write(v)
+		if w == nil || b < w.Block || b >= w.Block+w.N {
+			return violation("garbage", "a read of block %d through %s returned the stamp of write %d, never sent there", b, node, v)
+		}
+	}
+	need := m.latestDurable(b, 0, node)
+	ids := m.byBlock[b]
+	for i := len(ids) - 1; i >= 0; i-- {
+		w := m.writes[ids[i]-1]
+		if w.Node == node && w.Acked && w.AckedAt < issued && w.AckedAt > m.promoted[node] {
+			need = max(need, w.ID)
+			break
+		}
+	}
+	if v < need {
+		return violation("stale-read", "a read of block %d through %s returned %d, older than %s", b, node, v, m.Write(need))
+	}
+	return nil
+}
