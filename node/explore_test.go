@@ -16,6 +16,7 @@ var (
 	exploreFor   = flag.Duration("explore", 0, "explore random schedules for this long (0: a short run)")
 	exploreSeed  = flag.Uint64("seed", 0, "replay this seed only")
 	exploreSteps = flag.Int("steps", 40, "steps per schedule")
+	exploreFrom  = flag.Uint64("from", 1, "the first seed of a run")
 	exploreOff   = flag.String("off", "", "steps to leave out, comma-separated (e.g. disk-hang,pause)")
 )
 

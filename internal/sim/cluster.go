@@ -128,6 +128,9 @@ func NewCluster(nw Net, o Options) (*Cluster, error) {
 	return c, nil
 }
 
+// Layout returns the volume's geometry on every node.
+func (c *Cluster) Layout() meta.Layout { return c.layout }
+
 // Other returns the name of the other node.
 func (c *Cluster) Other(name string) string {
 	if name == "a" {
@@ -338,4 +341,60 @@ func (p *Proc) members() ([]*Disk, error) {
 		}
 	}
 	return out, nil
+}
+
+// Status returns a running node's status.
+func (c *Cluster) Status(name string) (node.Status, error) {
+	n := c.Procs[name].Node()
+	if n == nil {
+		return node.Status{}, fmt.Errorf("sim: %s is not running", name)
+	}
+	return n.Status(), nil
+}
+
+// Do runs an admin command on a running node.
+func (c *Cluster) Do(name, action string, r node.Request) (string, error) {
+	n := c.Procs[name].Node()
+	if n == nil {
+		return "", fmt.Errorf("sim: %s is not running", name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return n.Do(ctx, action, r)
+}
+
+// WaitFor polls cond until it holds, or fails after within saying what
+// it waited for.
+func (c *Cluster) WaitFor(within time.Duration, what string, cond func() bool) error {
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("sim: waited %v for %s", within, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return nil
+}
+
+// InSync reports whether the pair is connected and in sync: a primary's
+// legs both up to date with no resync running, and its peer an up-to-date
+// secondary. It returns the primary.
+func (c *Cluster) InSync() (string, bool) {
+	for _, name := range c.Names {
+		st, err := c.Status(name)
+		if err != nil || st.Role != "primary" || st.Resync != nil || st.Peer == nil || st.Peer.State != "connected" {
+			continue
+		}
+		legs := 0
+		for _, l := range st.Legs {
+			if l.State == "up-to-date" {
+				legs++
+			}
+		}
+		other, err := c.Status(c.Other(name))
+		if legs == 2 && err == nil && other.DiskState == "up-to-date" && other.Role == "secondary" {
+			return name, true
+		}
+	}
+	return "", false
 }

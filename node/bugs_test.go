@@ -1,0 +1,259 @@
+package node_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netraid/netraid/internal/sim"
+	"github.com/netraid/netraid/node"
+)
+
+// wait is how long a test waits for a condition the pair reaches on its
+// own (time-outs of a few hundred milliseconds, a resync of 4 MiB).
+const wait = 30 * time.Second
+
+// synced is a pair on a simulated network: a primary, b its secondary, in
+// sync, with the app writing through a's export.
+type synced struct {
+	t   *testing.T
+	c   *sim.Cluster
+	net *sim.SimNet
+	app *sim.App
+	log *sim.LogWatch
+}
+
+func newSynced(t *testing.T, o sim.Options) *synced {
+	t.Helper()
+	s := &synced{t: t, net: sim.NewSimNet(), log: sim.NewLogWatch()}
+	o.Log = s.log
+	c, err := sim.NewCluster(s.net, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.c = c
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("node logs:\n%s", s.log)
+		}
+		s.app.Close()
+		for _, name := range c.Names {
+			for _, d := range c.Procs[name].Disks {
+				d.Heal()
+			}
+			s.net.N.HealAll()
+			c.Procs[name].Stop(sim.Kill, wait)
+		}
+	})
+	for _, name := range c.Names {
+		if err := c.Procs[name].Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.do("a", node.ActPromote, node.Request{})
+	s.app = c.NewApp(wait)
+	if err := s.app.Use("a"); err != nil {
+		t.Fatal(err)
+	}
+	s.write(0, 1, false)
+	s.flush()
+	s.waitFor("the pair in sync", func() bool { _, ok := c.InSync(); return ok })
+	return s
+}
+
+func (s *synced) do(name, action string, r node.Request) string {
+	s.t.Helper()
+	msg, err := s.c.Do(name, action, r)
+	if err != nil {
+		s.t.Fatalf("%s on %s: %v", action, name, err)
+	}
+	return msg
+}
+
+func (s *synced) status(name string) node.Status {
+	s.t.Helper()
+	st, err := s.c.Status(name)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return st
+}
+
+func (s *synced) waitFor(what string, cond func() bool) {
+	s.t.Helper()
+	if err := s.c.WaitFor(wait, what, cond); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// waitLog waits for a log line after mark holding every one of subs.
+func (s *synced) waitLog(mark int, subs ...string) {
+	s.t.Helper()
+	deadline := time.After(wait)
+	for {
+		ch := s.log.Wait()
+		if _, ok := s.log.Find(mark, subs...); ok {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			s.t.Fatalf("no log line with %q within %v", subs, wait)
+		}
+	}
+}
+
+func (s *synced) write(block, n int64, fua bool) *sim.Write {
+	s.t.Helper()
+	w, out, err := s.app.Write(block, n, fua)
+	if out != sim.OK {
+		s.t.Fatalf("write %d+%d: %v", block, n, err)
+	}
+	return w
+}
+
+func (s *synced) flush() {
+	s.t.Helper()
+	if out, err := s.app.Flush(); out != sim.OK {
+		s.t.Fatalf("flush: %v", err)
+	}
+}
+
+func (s *synced) peerState(name string) string {
+	st, err := s.c.Status(name)
+	if err != nil || st.Peer == nil {
+		return ""
+	}
+	return st.Peer.State
+}
+
+// partition cuts the link and waits until both nodes have noticed.
+func (s *synced) partition() {
+	s.t.Helper()
+	s.net.Partition("a", "b")
+	s.waitFor("a to notice the link is down", func() bool { return s.peerState("a") == "connecting" })
+	s.waitFor("b to notice the link is down", func() bool { return s.peerState("b") != "connected" })
+}
+
+// TestPromoteDuringPrimaryHandshakeRefused is bug 1 of the node state
+// machine issue: a secondary that has accepted a primary's hello, whose
+// link is not yet attached, must refuse promote; otherwise the primary's
+// link attaches to a node that is itself primary and resyncs into the
+// disks it exports.
+func TestPromoteDuringPrimaryHandshakeRefused(t *testing.T) {
+	// A handshake of several round trips must fit in the peer time-out.
+	s := newSynced(t, sim.Options{Config: func(_ string, cfg *node.Config) { cfg.PeerTimeout = 3 * time.Second }})
+	s.partition()
+	// Slow the link so that the hello and the open of the export are
+	// far apart, then let the primary dial again.
+	s.net.Delay("a", "b", 200*time.Millisecond)
+	mark := s.log.Mark()
+	s.net.Heal("a", "b")
+	s.waitLog(mark, `msg="primary connected"`, "node=b")
+	if msg, err := s.c.Do("b", node.ActPromote, node.Request{}); err == nil {
+		t.Fatalf("b was promoted while a's link was being set up (%q): two primaries, and a would resync into b's export", msg)
+	} else if !strings.Contains(err.Error(), "primary") {
+		t.Fatalf("promote refused for another reason: %v", err)
+	}
+	s.waitFor("the pair in sync again", func() bool { _, ok := s.c.InSync(); return ok })
+}
+
+// TestResyncTargetInconsistentBeforeWrites is bug 2: the target of a
+// resync must be durably inconsistent before it takes the first write of
+// the link that resyncs it. Here the secondary cannot record anything
+// (its metadata writes fail), so the resync's start fails; a write the
+// primary mirrors meanwhile must not land on the secondary's disks while
+// they still say up to date, or the secondary, promoted after the
+// primary dies, holds that write without the earlier flushed one the
+// resync was to bring.
+func TestResyncTargetInconsistentBeforeWrites(t *testing.T) {
+	s := newSynced(t, sim.Options{Config: func(_ string, cfg *node.Config) { cfg.PeerTimeout = 3 * time.Second }})
+	s.partition()
+	x := s.write(100, 1, false) // a takes X alone
+	s.flush()
+	for _, d := range s.c.Procs["b"].Disks {
+		d.FailMeta(s.c.Layout().DataOffset)
+	}
+	s.net.Delay("a", "b", 100*time.Millisecond)
+	s.net.Heal("a", "b")
+	s.waitFor("a to attach b as a leg", func() bool {
+		for _, l := range s.status("a").Legs {
+			if l.Name == "peer" && l.State == "resyncing" {
+				return true
+			}
+		}
+		return false
+	})
+	w, out, _ := s.app.Write(900, 1, false) // mirrored while the resync starts
+	t.Logf("X = %s, W = %s (%v)", x, w, out)
+	if err := s.c.Procs["a"].Stop(sim.Crash, wait); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range s.c.Procs["b"].Disks {
+		d.Heal()
+	}
+	s.waitFor("b to notice a is gone", func() bool { return s.peerState("b") != "connected" })
+	if _, err := s.c.Do("b", node.ActPromote, node.Request{}); err != nil {
+		t.Logf("promote b refused: %v", err)
+		return
+	}
+	vals, err := s.c.Copy("b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.c.Model.CheckPromoted("b", vals); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNewGenerationNotSavedNotAcknowledged is bug 5: a primary that loses
+// its peer and cannot record a new generation must not acknowledge the
+// writes the peer does not get; otherwise, when the peer is promoted and
+// the two meet, the generations say "bitmap resync" instead of "split
+// brain", and the old primary's acknowledged writes are overwritten.
+func TestNewGenerationNotSavedNotAcknowledged(t *testing.T) {
+	s := newSynced(t, sim.Options{})
+	s.write(16, 1, false) // region 1 dirty, and left so: no flush
+	for _, d := range s.c.Procs["a"].Disks {
+		d.FailMeta(s.c.Layout().DataOffset)
+	}
+	s.partition()
+	// X goes to the region already dirty: no bitmap write is needed, but
+	// a cannot record the generation it starts by losing b.
+	x, out, err := s.app.Write(17, 1, false)
+	if out == sim.OK {
+		if fout, ferr := s.app.Flush(); fout != sim.OK {
+			t.Logf("flush after X: %v", ferr)
+		}
+	}
+	t.Logf("X = %s: %v %v", x, out, err)
+	// b is promoted (a looks dead to it), takes Y, and a's operator
+	// demotes a and connects it once its disks work again.
+	s.do("b", node.ActPromote, node.Request{})
+	if err := s.app.Use("b"); err != nil {
+		t.Fatal(err)
+	}
+	s.write(300, 1, true)
+	for _, d := range s.c.Procs["a"].Disks {
+		d.Heal()
+	}
+	s.do("a", node.ActDemote, node.Request{Force: true})
+	s.net.Heal("a", "b")
+	s.do("a", node.ActConnect, node.Request{})
+	s.waitFor("a and b to meet", func() bool {
+		st := s.status("a")
+		return st.Peer != nil && st.Peer.Verdict != ""
+	})
+	s.c.WaitFor(5*time.Second, "a resync", func() bool { _, ok := s.c.InSync(); return ok })
+	copies := map[string][]sim.WriteID{}
+	for _, name := range s.c.Names {
+		vals, err := s.c.Copy(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copies[name] = vals
+	}
+	if err := s.c.Model.CheckFloor(copies); err != nil {
+		t.Fatalf("%v (a's verdict: %s)", err, s.status("a").Peer.Verdict)
+	}
+}
