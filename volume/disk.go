@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/netraid/netraid/blockdev"
 	"github.com/netraid/netraid/meta"
@@ -22,6 +23,9 @@ type OpenFunc func(path string, readOnly bool) (blockdev.Device, error)
 // and two names are the same disk if they are equal.
 type opener struct {
 	open OpenFunc
+	// timeout, if positive, bounds every metadata I/O of a disk (see
+	// disk.meta); the Volume bounds data I/O with it too.
+	timeout time.Duration
 }
 
 // distinct refuses a list in which one disk appears twice.
@@ -55,15 +59,23 @@ func (o opener) disk(path string, readOnly bool) (*disk, error) {
 	case err != nil:
 		return nil, &AssembleError{Path: path, Reason: fmt.Sprintf("cannot open: %v", err), Err: err}
 	}
-	return &disk{path: path, dev: dev, meta: blockdev.NewAligned(dev)}, nil
+	d := &disk{path: path, dev: dev, mdev: dev}
+	if o.timeout > 0 {
+		d.mdev = blockdev.WithTimeout(dev, o.timeout)
+	}
+	d.meta = blockdev.NewAligned(d.mdev)
+	return d, nil
 }
 
-// disk is one opened disk: the device, and an Aligned view of it for
-// metadata I/O (closing the view closes the device).
+// disk is one opened disk. Metadata I/O (superblocks, bitmaps, flushes)
+// goes through mdev, which bounds each call's time if the volume has an
+// I/O time-out; data I/O goes through a section of dev, bounded apart
+// (Volume.dataDev).
 type disk struct {
 	path string
 	dev  blockdev.Device
-	meta *blockdev.Aligned
+	mdev blockdev.Device   // dev, or dev with a time-out
+	meta *blockdev.Aligned // aligned view of mdev; closing it closes dev
 }
 
 func (d *disk) close() error { return d.meta.Close() }

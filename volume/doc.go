@@ -23,6 +23,11 @@
 //     any point leaves every member with a valid superblock.
 //   - Members marked failed get no metadata writes and serve no bitmap
 //     reads.
+//   - With an I/O time-out (OpenOptions.IOTimeout), no call on a member's
+//     data area or metadata area waits for the member longer than the
+//     time-out (and a quarter of it): a call that overruns fails with an
+//     error naming the member, a *stripe.DiskError for data and a
+//     *MemberError for metadata, each wrapping blockdev.ErrTimeout.
 //   - The Volume owns its disks: Close flushes and closes them, releasing
 //     the exclusive locks. Data and Bitmap belong to it; callers do not
 //     close them.

@@ -16,7 +16,7 @@ func Examine(path string) (*meta.Superblock, int, error) {
 	if err != nil {
 		return nil, 0, &AssembleError{Path: path, Reason: fmt.Sprintf("cannot open: %v", err), Err: err}
 	}
-	d := &disk{path: path, dev: f, meta: blockdev.NewAligned(f)}
+	d := &disk{path: path, dev: f, mdev: f, meta: blockdev.NewAligned(f)}
 	defer d.close()
 	sb, slot, _, err := d.super()
 	if err != nil {

@@ -22,6 +22,9 @@ type memDisks struct {
 	names []string                 // in the order they were made
 	mems  map[string]*blockdev.Mem // by name
 	open  map[string]*fault.Device // the open handle of each disk
+	// atOpen, if set, is given each handle as it opens, to arm faults
+	// before the volume's first I/O.
+	atOpen func(name string, f *fault.Device)
 }
 
 // newMemDisks makes n disks of size bytes, named m0, m1...
@@ -77,6 +80,9 @@ func (ds *memDisks) openFunc(name string, readOnly bool) (blockdev.Device, error
 	}
 	f := fault.Wrap(d)
 	ds.open[name] = f
+	if ds.atOpen != nil {
+		ds.atOpen(name, f)
+	}
 	return f, nil
 }
 

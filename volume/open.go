@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/dustin/go-humanize"
 	"github.com/netraid/netraid/blockdev"
@@ -21,6 +22,13 @@ type OpenOptions struct {
 	// WrapData, if set, wraps each member's data area before it joins the
 	// stripe (and a replacement's): fault injection for tests.
 	WrapData func(member int, d blockdev.Device) blockdev.Device
+	// IOTimeout, if positive, bounds every I/O on each member: on its
+	// data area (a call that overruns fails with a *stripe.DiskError
+	// naming the member and wrapping blockdev.ErrTimeout) and on its
+	// metadata area, superblock slots and bitmaps (a *MemberError that
+	// wraps blockdev.ErrTimeout). The stuck call goes on in the
+	// background; see blockdev.Timeout.
+	IOTimeout time.Duration
 	// OpenDisk, if set, opens the disks (of Open and of Replace) in place
 	// of blockdev.OpenFile (O_DIRECT, exclusive): the paths are then names
 	// it understands, and two disks are the same if their names are
@@ -50,7 +58,7 @@ func Open(paths []string, o OpenOptions) (*Volume, error) {
 	if len(paths) == 0 {
 		return nil, fmt.Errorf("volume: no disks given")
 	}
-	op := opener{open: o.OpenDisk}
+	op := opener{open: o.OpenDisk, timeout: o.IOTimeout}
 	if err := op.distinct(paths); err != nil {
 		return nil, err
 	}

@@ -70,11 +70,7 @@ func (v *Volume) takeDisk(index int, d *disk, force bool) error {
 		return &AssembleError{Path: d.path, Err: ErrTooSmall, Reason: fmt.Sprintf(
 			"is too small to replace member %d: %d bytes, it needs %d", index, d.dev.Size(), need)}
 	}
-	data, err := blockdev.NewSection(d.dev, l.DataOffset, l.MemberDataSize)
-	if err != nil {
-		return err
-	}
-	bmSec, err := blockdev.NewSection(d.dev, l.BitmapOffset, 2*l.BitmapBytes)
+	data, bmSec, err := v.sections(index, d)
 	if err != nil {
 		return err
 	}
@@ -85,10 +81,12 @@ func (v *Volume) takeDisk(index int, d *disk, force bool) error {
 	if err := v.bm.adopt(index, bmSec, func() error {
 		return format([]*disk{d}, l, []*meta.Superblock{&sb})
 	}); err != nil {
+		data.Close()
 		return err
 	}
-	old, err := v.set.Replace(index, v.wrap(index, data))
+	old, err := v.set.Replace(index, data)
 	if err != nil {
+		data.Close()
 		return err
 	}
 	prev := v.members[index]

@@ -69,13 +69,9 @@ func newVolume(members []*member, newest *meta.Superblock, readOnly bool, log *s
 	data := make([]blockdev.Device, len(members))
 	bitmaps := make([]*blockdev.Section, len(members))
 	for i, m := range members {
-		sec, err := blockdev.NewSection(m.dev, l.DataOffset, l.MemberDataSize)
-		if err != nil {
-			return nil, fmt.Errorf("volume: %s: %w", m.path, err)
-		}
-		data[i] = wrap(i, sec)
-		if bitmaps[i], err = blockdev.NewSection(m.dev, l.BitmapOffset, 2*l.BitmapBytes); err != nil {
-			return nil, fmt.Errorf("volume: %s: %w", m.path, err)
+		var err error
+		if data[i], bitmaps[i], err = v.sections(i, m.disk); err != nil {
+			return nil, err
 		}
 	}
 	set, err := stripe.New(data, l.Chunk)
@@ -87,6 +83,26 @@ func newVolume(members []*member, newest *meta.Superblock, readOnly bool, log *s
 	v.bm = newBitmap(v, bitmaps, l.BitmapOffset)
 	v.bitmap = blockdev.NewAligned(v.bm)
 	return v, nil
+}
+
+// sections returns member i's data device (the data area, wrapped by
+// WrapData, then bounded by the I/O time-out) and its bitmap area (on
+// the disk's metadata view, bounded already).
+func (v *Volume) sections(i int, d *disk) (blockdev.Device, *blockdev.Section, error) {
+	l := v.sb.Layout()
+	sec, err := blockdev.NewSection(d.dev, l.DataOffset, l.MemberDataSize)
+	if err != nil {
+		return nil, nil, fmt.Errorf("volume: %s: %w", d.path, err)
+	}
+	bm, err := blockdev.NewSection(d.mdev, l.BitmapOffset, 2*l.BitmapBytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("volume: %s: %w", d.path, err)
+	}
+	data := v.wrap(i, sec)
+	if v.opener.timeout > 0 {
+		data = blockdev.WithTimeout(data, v.opener.timeout)
+	}
+	return data, bm, nil
 }
 
 // Data is the volume's data: a stripe over the members' data areas that
