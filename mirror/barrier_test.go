@@ -22,9 +22,10 @@ func TestWriteWaitsForFailureCallback(t *testing.T) {
 	}
 	defer bm.Close()
 	entered, release := make(chan struct{}), make(chan struct{})
-	m, err := New(volSize, bm, Options{Logger: quiet, OnLegFailed: func(*Leg, error) {
+	m, err := New(volSize, bm, Options{Logger: quiet, OnLegFailed: func(*Leg, error) error {
 		close(entered)
 		<-release
+		return nil
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -63,5 +64,40 @@ func TestWriteWaitsForFailureCallback(t *testing.T) {
 		if err := <-ch; err != nil {
 			t.Fatalf("write through the surviving leg: %v", err)
 		}
+	}
+}
+
+// TestFrozenWhenFailureNotRecorded: when OnLegFailed cannot record the
+// failure, neither the write that saw it nor any later operation is
+// answered as a success.
+func TestFrozenWhenFailureNotRecorded(t *testing.T) {
+	st := newStore()
+	bm, err := resync.OpenBitmap(st, volSize, rs, resync.BitmapOptions{FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bm.Close()
+	unrecorded := errors.New("cannot record a new generation")
+	m, err := New(volSize, bm, Options{Logger: quiet, OnLegFailed: func(*Leg, error) error { return unrecorded }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	peer := fault.Wrap(blockdev.NewMem(volSize))
+	if _, err := m.AddLeg("local", blockdev.NewMem(volSize), InSync, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.AddLeg("peer", peer, InSync, false); err != nil {
+		t.Fatal(err)
+	}
+	peer.FailAll(fault.Write, errors.New("link down"))
+	if _, err := m.WriteAt(make([]byte, 4096), 0); !errors.Is(err, ErrFrozen) || !errors.Is(err, unrecorded) {
+		t.Fatalf("the write that failed the leg: %v, want ErrFrozen with the callback's error", err)
+	}
+	if _, err := m.WriteAt(make([]byte, 4096), 1<<20); !errors.Is(err, ErrFrozen) {
+		t.Fatalf("a later write: %v, want ErrFrozen", err)
+	}
+	if err := m.Flush(); !errors.Is(err, ErrFrozen) {
+		t.Fatalf("a later flush: %v, want ErrFrozen", err)
 	}
 }

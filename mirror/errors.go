@@ -12,8 +12,11 @@ var (
 	// ErrLeg: a leg is unknown to the mirror, or in the wrong state for
 	// the operation.
 	ErrLeg = errors.New("mirror: bad leg")
-	// ErrBusy: a resync of the leg is already running.
+	// ErrBusy: a resync of the leg is already running (or a hold).
 	ErrBusy = errors.New("mirror: resync already running")
+	// ErrFrozen: a leg's failure could not be recorded
+	// (Options.OnLegFailed failed): no operation is answered.
+	ErrFrozen = errors.New("mirror: frozen")
 )
 
 // LegError is the failure of one leg in one operation. The leg is failed

@@ -59,10 +59,11 @@ func newRig(t *testing.T) *rig {
 	r := &rig{t: t, mem: map[string]*blockdev.Mem{}, fault: map[string]*fault.Device{}, leg: map[string]*Leg{}}
 	r.st = newStore()
 	r.openBitmap()
-	m, err := New(volSize, r.bm, Options{Logger: quiet, OnLegFailed: func(l *Leg, err error) {
+	m, err := New(volSize, r.bm, Options{Logger: quiet, OnLegFailed: func(l *Leg, err error) error {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.failed = append(r.failed, l.Name())
+		return nil
 	}})
 	if err != nil {
 		t.Fatal(err)

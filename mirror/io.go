@@ -58,7 +58,9 @@ func (m *Mirror) fanout(o *op, name string, k kind, off, n int64, do func(*Leg) 
 	}
 	switch {
 	case ok:
-		m.failBarrier()
+		if err := m.failBarrier(); err != nil {
+			return false, err
+		}
 		return len(failed) == 0, nil
 	case len(failed) == 1:
 		return false, failed[0]

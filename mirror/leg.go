@@ -119,7 +119,9 @@ func (l *Leg) fail(op string, off, n int64, err error) *LegError {
 	l.m.gen.Add(1)
 	l.m.log.Warn("mirror: leg failed", "leg", l.name, "op", op, "off", off, "len", n, "err", err)
 	if f := l.m.onFailed; f != nil {
-		f(l, le)
+		if ferr := f(l, le); ferr != nil {
+			l.m.freeze(ferr)
+		}
 	}
 	return le
 }

@@ -18,9 +18,14 @@ type Options struct {
 	// Logger gets leg failures and state changes; slog.Default if nil.
 	Logger *slog.Logger
 	// OnLegFailed is called once when a leg fails, with the *LegError
-	// that failed it. It runs on the I/O path that saw the error: it must
-	// not block, nor call RemoveLeg (which waits for that very I/O).
-	OnLegFailed func(leg *Leg, err error)
+	// that failed it. It runs on the I/O path that saw the error, and no
+	// operation is answered until it returns: it may take its time to
+	// record the failure (the node records a new data generation there),
+	// but must not call RemoveLeg (which waits for that very I/O). If it
+	// returns an error, the mirror is frozen: every operation that waited
+	// for it, and every later one, fails with ErrFrozen and that error,
+	// since none may be answered as if the failure were recorded.
+	OnLegFailed func(leg *Leg, err error) error
 	// Copies is how many legs the mirror has when complete; 2 if zero.
 	// Dirty bits are cleaned only while that many legs are attached and
 	// none has failed: otherwise they are the record of what an absent
@@ -33,7 +38,7 @@ type Mirror struct {
 	size     int64
 	bm       *resync.Bitmap
 	log      *slog.Logger
-	onFailed func(*Leg, error)
+	onFailed func(*Leg, error) error
 	copies   int
 
 	mu     sync.RWMutex // guards legs and closed
@@ -47,6 +52,8 @@ type Mirror struct {
 	failMu sync.RWMutex
 	// gen changes whenever a leg changes state or joins or leaves.
 	gen atomic.Uint64
+	// frozen, once set, fails every operation (see Options.OnLegFailed).
+	frozen atomic.Pointer[error]
 	// Application I/O, for adaptive resync.
 	appOps, appInflight, appSeen atomic.Int64
 }
@@ -232,10 +239,26 @@ func (m *Mirror) busy() bool {
 // answers success: a write that skipped a leg because the leg had just
 // failed is not acknowledged until the caller has recorded the failure
 // (the node starts a new data generation there).
-func (m *Mirror) failBarrier() {
+func (m *Mirror) failBarrier() error {
 	m.failMu.RLock()
 	//lint:ignore SA2001 an empty critical section is the point: a barrier
 	m.failMu.RUnlock()
+	return m.frozenErr()
+}
+
+// freeze makes every operation fail from now on with err.
+func (m *Mirror) freeze(err error) {
+	err = fmt.Errorf("%w: %w", ErrFrozen, err)
+	m.frozen.CompareAndSwap(nil, &err)
+	m.log.Error("mirror: frozen: no operation is answered any more", "err", err)
+}
+
+// frozenErr is the error a frozen mirror fails operations with, or nil.
+func (m *Mirror) frozenErr() error {
+	if p := m.frozen.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // FailLeg fails l as an I/O error would, for a caller that learnt another

@@ -9,10 +9,14 @@ import (
 )
 
 // gate tracks operations in epochs so that one can wait for every
-// operation that began before a point (drain) while new ones go on.
+// operation that began before a point (drain) while new ones go on, and
+// can hold new operations back altogether (Mirror.Hold).
 type gate struct {
 	mu  sync.Mutex
 	cur *epoch
+	// held, while a Hold is in force, is closed when it ends: no
+	// operation enters until then.
+	held chan struct{}
 }
 
 // epoch counts the operations that entered while it was current.
@@ -25,11 +29,16 @@ type epoch struct {
 
 func (g *gate) init() { g.cur = &epoch{done: make(chan struct{})} }
 
-func (g *gate) enter() *epoch {
+// enter counts an operation in the current epoch; while a hold is in
+// force it enters nothing and returns the channel to wait on.
+func (g *gate) enter() (*epoch, <-chan struct{}) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.held != nil {
+		return nil, g.held
+	}
 	g.cur.n++
-	return g.cur
+	return g.cur, nil
 }
 
 func (g *gate) exit(e *epoch) {
@@ -82,15 +91,62 @@ type op struct {
 	app    bool
 }
 
+// enterGate enters the gate, waiting out a hold. It returns with m.mu
+// read-locked.
+func (m *Mirror) enterGate() *epoch {
+	for {
+		m.mu.RLock()
+		ep, held := m.gate.enter()
+		if held == nil {
+			return ep
+		}
+		m.mu.RUnlock()
+		<-held
+	}
+}
+
+// Hold stops new operations from starting (they wait) and waits, within
+// ctx, for those in flight to end; release lets the waiting ones go on.
+// While it is in force the caller may change the legs knowing that no
+// operation runs: attaching a leg with the bitmap's dirty regions being
+// exactly what it lacks. One hold at a time.
+func (m *Mirror) Hold(ctx context.Context) (release func(), err error) {
+	g := &m.gate
+	g.mu.Lock()
+	if g.held != nil {
+		g.mu.Unlock()
+		return nil, fmt.Errorf("%w: the mirror is held already", ErrBusy)
+	}
+	ch := make(chan struct{})
+	g.held = ch
+	g.mu.Unlock()
+	release = func() {
+		g.mu.Lock()
+		g.held = nil
+		g.mu.Unlock()
+		close(ch)
+	}
+	if err := g.drain(ctx); err != nil {
+		release()
+		return nil, err
+	}
+	return release, nil
+}
+
 // begin starts an operation on every attached leg that has not failed.
 // app marks application I/O (as opposed to resync and verify).
 func (m *Mirror) begin(app bool) (*op, error) {
-	m.mu.RLock()
+	ep := m.enterGate()
 	defer m.mu.RUnlock()
 	if m.closed {
+		m.gate.exit(ep)
 		return nil, fmt.Errorf("mirror: %w", blockdev.ErrClosed)
 	}
-	o := &op{ep: m.gate.enter(), app: app, legs: make([]target, 0, len(m.legs))}
+	if err := m.frozenErr(); err != nil {
+		m.gate.exit(ep)
+		return nil, err
+	}
+	o := &op{ep: ep, app: app, legs: make([]target, 0, len(m.legs))}
 	for _, l := range m.legs {
 		s := l.State()
 		if s == Failed {
@@ -110,17 +166,19 @@ func (m *Mirror) begin(app bool) (*op, error) {
 // beginLegs starts an operation on the given legs only, which must be
 // attached.
 func (m *Mirror) beginLegs(legs ...*Leg) (*op, error) {
-	m.mu.RLock()
+	ep := m.enterGate()
 	defer m.mu.RUnlock()
 	if m.closed {
+		m.gate.exit(ep)
 		return nil, fmt.Errorf("mirror: %w", blockdev.ErrClosed)
 	}
 	for _, l := range legs {
 		if l.m != m || l.removed {
+			m.gate.exit(ep)
 			return nil, fmt.Errorf("%w: %s is not attached", ErrLeg, l.name)
 		}
 	}
-	o := &op{ep: m.gate.enter()}
+	o := &op{ep: ep}
 	for _, l := range legs {
 		l.io.Add(1)
 		o.legs = append(o.legs, target{leg: l, inSync: l.State() == InSync})

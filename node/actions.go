@@ -61,10 +61,9 @@ func (n *Node) connect(discard bool) (string, error) {
 	n.disconnected = false
 	n.discardLocal = discard
 	if n.prim != nil {
-		select {
-		case n.prim.kick <- struct{}{}:
-		default:
-		}
+		n.prim.kickLink()
+	} else if n.peer.state == PeerDisconnected || n.peer.state == PeerStandalone {
+		n.setPeer(PeerWaiting, nil)
 	}
 	if discard {
 		return "connecting; this node's changes since the nodes parted will be discarded and it will be resynced from the peer", nil
@@ -80,10 +79,8 @@ func (n *Node) disconnect() (string, error) {
 	}
 	n.disconnected = true
 	p := n.prim
-	n.setPeer("disconnected", nil)
-	if n.sec.srv != nil && n.primaryConnected() {
-		n.sec.srv.DropClients(peerExport)
-	}
+	n.setPeer(PeerDisconnected, nil)
+	n.endLink()
 	n.mu.Unlock()
 	if p != nil {
 		p.mu.Lock()

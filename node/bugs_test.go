@@ -155,6 +155,7 @@ func TestPromoteDuringPrimaryHandshakeRefused(t *testing.T) {
 	} else if !strings.Contains(err.Error(), "primary") {
 		t.Fatalf("promote refused for another reason: %v", err)
 	}
+	s.net.Delay("a", "b", 0)
 	s.waitFor("the pair in sync again", func() bool { _, ok := s.c.InSync(); return ok })
 }
 
@@ -175,8 +176,14 @@ func TestResyncTargetInconsistentBeforeWrites(t *testing.T) {
 		d.FailMeta(s.c.Layout().DataOffset)
 	}
 	s.net.Delay("a", "b", 100*time.Millisecond)
+	mark := s.log.Mark()
 	s.net.Heal("a", "b")
-	s.waitFor("a to attach b as a leg", func() bool {
+	// Until a has attached b as a leg, or b's refusal to start the
+	// resync has reached a.
+	s.waitFor("a to attach b, or to be told b cannot start the resync", func() bool {
+		if _, ok := s.log.Find(mark, "node=a", "sync-start"); ok {
+			return true
+		}
 		for _, l := range s.status("a").Legs {
 			if l.Name == "peer" && l.State == "resyncing" {
 				return true
@@ -192,11 +199,8 @@ func TestResyncTargetInconsistentBeforeWrites(t *testing.T) {
 	for _, d := range s.c.Procs["b"].Disks {
 		d.Heal()
 	}
-	s.waitFor("b to notice a is gone", func() bool { return s.peerState("b") != "connected" })
-	if _, err := s.c.Do("b", node.ActPromote, node.Request{}); err != nil {
-		t.Logf("promote b refused: %v", err)
-		return
-	}
+	s.waitFor("b to notice a is gone", func() bool { st := s.status("b"); return st.Peer.LastHeard == 0 })
+	s.do("b", node.ActPromote, node.Request{})
 	vals, err := s.c.Copy("b")
 	if err != nil {
 		t.Fatal(err)
@@ -208,9 +212,10 @@ func TestResyncTargetInconsistentBeforeWrites(t *testing.T) {
 
 // TestNewGenerationNotSavedNotAcknowledged is bug 5: a primary that loses
 // its peer and cannot record a new generation must not acknowledge the
-// writes the peer does not get; otherwise, when the peer is promoted and
-// the two meet, the generations say "bitmap resync" instead of "split
-// brain", and the old primary's acknowledged writes are overwritten.
+// writes the peer does not get (it holds them, and status says so);
+// otherwise, when the peer is promoted and the two meet, the generations
+// say "bitmap resync" instead of "split brain", and the old primary's
+// acknowledged writes are overwritten.
 func TestNewGenerationNotSavedNotAcknowledged(t *testing.T) {
 	s := newSynced(t, sim.Options{})
 	s.write(16, 1, false) // region 1 dirty, and left so: no flush
@@ -220,22 +225,48 @@ func TestNewGenerationNotSavedNotAcknowledged(t *testing.T) {
 	s.partition()
 	// X goes to the region already dirty: no bitmap write is needed, but
 	// a cannot record the generation it starts by losing b.
-	x, out, err := s.app.Write(17, 1, false)
-	if out == sim.OK {
-		if fout, ferr := s.app.Flush(); fout != sim.OK {
-			t.Logf("flush after X: %v", ferr)
-		}
+	type result struct {
+		w   *sim.Write
+		out sim.Outcome
+		err error
 	}
-	t.Logf("X = %s: %v %v", x, out, err)
-	// b is promoted (a looks dead to it), takes Y, and a's operator
-	// demotes a and connects it once its disks work again.
+	xc := make(chan result, 1)
+	go func() {
+		w, out, err := s.app.Write(17, 1, false)
+		xc <- result{w, out, err}
+	}()
+	var x result
+	held := false
+	s.waitFor("X answered, or held with a's status saying why", func() bool {
+		select {
+		case x = <-xc:
+			return true
+		default:
+		}
+		held = s.status("a").Suspended != ""
+		return held
+	})
+	t.Logf("a's status: suspended %q", s.status("a").Suspended)
+	// b is promoted (a looks dead to it) and takes Y; a's disks work
+	// again; a's operator demotes it and connects it.
 	s.do("b", node.ActPromote, node.Request{})
-	if err := s.app.Use("b"); err != nil {
+	appB := s.c.NewApp(wait)
+	defer appB.Close()
+	if err := appB.Use("b"); err != nil {
 		t.Fatal(err)
 	}
-	s.write(300, 1, true)
+	if _, out, err := appB.Write(300, 1, true); out != sim.OK {
+		t.Fatal(err)
+	}
 	for _, d := range s.c.Procs["a"].Disks {
 		d.Heal()
+	}
+	if held {
+		x = <-xc
+	}
+	t.Logf("X = %s: %v %v", x.w, x.out, x.err)
+	if x.out == sim.OK {
+		s.flush()
 	}
 	s.do("a", node.ActDemote, node.Request{Force: true})
 	s.net.Heal("a", "b")

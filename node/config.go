@@ -30,6 +30,11 @@ type Config struct {
 	Primary bool
 	// PeerTimeout fails the peer leg when a request takes longer.
 	PeerTimeout time.Duration
+	// PingInterval is how often a primary pings its secondary, and
+	// PingTimeout how long it waits for the answer: a link silent for
+	// their sum is dead, on both sides, even if no FIN came (a machine
+	// or a link gone, a paused daemon).
+	PingInterval, PingTimeout time.Duration
 	// ReconnectInterval is the wait between attempts to reach the peer.
 	ReconnectInterval time.Duration
 	// DiskTimeout fails the local leg when an I/O on the local disks takes
@@ -59,6 +64,8 @@ type Config struct {
 	// default if zero.
 	MaxConnections int
 	Logger         *slog.Logger
+	// Version is the build's version, for status and the hello.
+	Version string
 
 	// The seams through which the node reaches the world, for the
 	// in-process harness; nil means the real thing.
@@ -71,6 +78,13 @@ type Config struct {
 	// OpenDisk opens a member disk (O_DIRECT and exclusive by default).
 	OpenDisk func(path string, readOnly bool) (blockdev.Device, error)
 }
+
+// Defaults of the link's liveness checks: a dead peer is declared so
+// within two seconds of silence.
+const (
+	DefaultPingInterval = time.Second
+	DefaultPingTimeout  = time.Second
+)
 
 // Faults is the hook through which a node reaches a fault injector
 // (blockdev/fault's Injector): WrapData wraps each member's data area as
@@ -98,6 +112,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ReconnectInterval <= 0 {
 		c.ReconnectInterval = time.Second
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = DefaultPingInterval
+	}
+	if c.PingTimeout <= 0 {
+		c.PingTimeout = DefaultPingTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -67,9 +67,7 @@ func (n *Node) diskFail(path string) (string, error) {
 	}
 	n.log.Warn("member disk failed by the operator", "member", idx, "disk", path)
 	if p == nil {
-		if n.sec.srv != nil {
-			n.sec.srv.DropClients(peerExport)
-		}
+		n.endLink()
 		n.mu.Unlock()
 		return fmt.Sprintf("member %d (%s) failed: this secondary takes no writes until the disk is replaced ('netraid disk replace %s NEW')", idx, path, path), nil
 	}
@@ -127,9 +125,7 @@ func (n *Node) diskReplace(old, newPath string) (string, error) {
 	n.sb = n.vol.Super()
 	n.log.Info("member disk replaced", "member", idx, "old", old, "new", newPath)
 	if p == nil {
-		if n.sec.srv != nil {
-			n.sec.srv.DropClients(peerExport)
-		}
+		n.endLink()
 		if n.sb.Rebuilding {
 			return fmt.Sprintf("member %d is now %s; its primary will rebuild its share", idx, newPath), nil
 		}
@@ -276,7 +272,5 @@ func (n *Node) membersFailed(mask uint64, cause error) {
 	}); err != nil {
 		n.log.Error("could not record the failed disks", "err", err)
 	}
-	if n.sec.srv != nil {
-		n.sec.srv.DropClients(peerExport)
-	}
+	n.endLink()
 }

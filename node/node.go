@@ -10,10 +10,11 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/netraid/netraid/meta"
-	"github.com/netraid/netraid/nbd"
+	"github.com/netraid/netraid/repl"
 	"github.com/netraid/netraid/resync"
 	"github.com/netraid/netraid/volume"
 )
@@ -44,8 +45,17 @@ type Node struct {
 	resyncPaused bool
 	verify       *VerifyStatus
 	rebuild      *ResyncStatus
+	// suspended, when not empty, says why I/O is held (status).
+	suspended string
+	// lastLogged is the error each repeated condition was last logged
+	// with, so that a condition is logged once, not at every retry.
+	lastLogged map[string]string
 
 	wg sync.WaitGroup // the node's own goroutines
+	// lastStatus is the last status made; busy says what holds n.mu
+	// while it does I/O.
+	lastStatus atomic.Pointer[Status]
+	busy       atomic.Pointer[busyNote]
 	// ready is closed once the node serves: its listeners are up and,
 	// if it starts primary, it is promoted.
 	ready chan struct{}
@@ -56,15 +66,15 @@ func (n *Node) Ready() <-chan struct{} { return n.ready }
 
 // peerStatus is what this node knows of the replication link.
 type peerStatus struct {
-	state   string // connected, connecting, disconnected, standalone, waiting
+	state   PeerState
 	lastErr string
 	verdict Verdict
 	met     bool
-	hello   *Hello // the peer's last hello
+	hello   *repl.Hello // the peer's last hello
 	since   time.Time
 }
 
-func (n *Node) setPeer(state string, err error) {
+func (n *Node) setPeer(state PeerState, err error) {
 	if n.peer.state != state {
 		n.peer.since = time.Now()
 	}
@@ -90,7 +100,7 @@ func Open(cfg Config) (*Node, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	oo := volume.OpenOptions{Logger: cfg.Logger, OpenDisk: cfg.OpenDisk}
+	oo := volume.OpenOptions{Logger: cfg.Logger, OpenDisk: cfg.OpenDisk, IOTimeout: cfg.DiskTimeout}
 	if cfg.Faults != nil {
 		oo.WrapData = cfg.Faults.WrapData
 	}
@@ -107,10 +117,11 @@ func Open(cfg Config) (*Node, error) {
 	n := &Node{
 		cfg: cfg, log: cfg.Logger.With("volume", sb.Name), vol: vol, bm: bm,
 		size: int64(sb.VolumeSize), sb: sb, started: time.Now(), ready: make(chan struct{}),
+		lastLogged: map[string]string{},
 	}
-	n.peer.state = "standalone"
+	n.peer.state = PeerStandalone
 	if !cfg.standalone() {
-		n.peer.state = "waiting"
+		n.peer.state = PeerWaiting
 	}
 	return n, nil
 }
@@ -210,23 +221,28 @@ func (n *Node) role() string {
 // updateSuper changes the superblock on every member and keeps the copy.
 // Callers hold n.mu.
 func (n *Node) updateSuper(f func(*meta.Superblock)) error {
-	if err := n.vol.UpdateSuper(f); err != nil {
+	n.busy.Store(&busyNote{what: "writing superblocks", since: time.Now()})
+	defer n.busy.Store(nil)
+	err := n.vol.UpdateSuper(f)
+	// Whatever the outcome, the superblock is what the volume says: the
+	// update is in effect exactly when it is durable somewhere.
+	n.sb = n.vol.Super()
+	if err != nil {
 		return fmt.Errorf("node: writing superblocks: %w", err)
 	}
-	n.sb = n.vol.Super()
 	return nil
+}
+
+// busyNote says what holds the node's lock, for a status made while it
+// is held.
+type busyNote struct {
+	what  string
+	since time.Time
 }
 
 // gens returns the generations as the superblock holds them. Callers hold
 // n.mu.
-func (n *Node) gens() Gens {
-	g := n.sb.Generations
-	return Gens{Current: g.Current, Bitmap: g.Bitmap, History: g.History}
-}
-
-func setGens(sb *meta.Superblock, g Gens) {
-	sb.Generations = meta.Generations{Current: g.Current, Bitmap: g.Bitmap, History: g.History}
-}
+func (n *Node) gens() Gens { return repl.GensOf(n.sb.Generations) }
 
 // isUnixAddr reports whether a listen address is a unix socket path.
 func isUnixAddr(a string) bool { return strings.Contains(a, "/") }
@@ -245,20 +261,11 @@ func (n *Node) listen(addr string) (net.Listener, error) {
 	return n.cfg.ListenFunc("tcp", addr)
 }
 
-// dialPeer connects to the peer's replication port and runs the NBD
-// handshake with o, within ctx.
-func (n *Node) dialPeer(ctx context.Context, o nbd.ClientOptions) (*nbd.Client, error) {
-	nc, err := n.cfg.DialFunc(ctx, "tcp", n.cfg.Peer)
-	if err != nil {
-		return nil, fmt.Errorf("node: dial peer %s: %w", n.cfg.Peer, err)
-	}
-	return nbd.NewClient(ctx, nc, o)
-}
-
-// helloFor is this node's hello.
-func (n *Node) helloFor(role string) Hello {
-	return Hello{
-		Name: n.sb.Name, SetUUID: n.sb.SetUUID.String(), Size: n.size,
-		Region: int64(n.sb.RegionSize), Role: role, DiskState: n.sb.DiskState.String(), Gens: n.gens(),
+// helloFor is this node's hello. Callers hold n.mu.
+func (n *Node) helloFor() repl.Hello {
+	return repl.Hello{
+		Proto: repl.Proto, Software: n.cfg.Version,
+		Name: n.sb.Name, SetUUID: n.sb.SetUUID.String(), Size: n.size, Region: int64(n.sb.RegionSize),
+		Role: role(n.prim != nil), DiskState: n.sb.DiskState, Gens: n.gens(), OutOfSync: n.bm.DirtyBytes(),
 	}
 }

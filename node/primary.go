@@ -9,11 +9,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dustin/go-humanize"
 	"github.com/netraid/netraid/blockdev"
 	"github.com/netraid/netraid/meta"
 	"github.com/netraid/netraid/mirror"
 	"github.com/netraid/netraid/nbd"
+	"github.com/netraid/netraid/repl"
 	"github.com/netraid/netraid/resync"
 )
 
@@ -37,119 +37,82 @@ type primary struct {
 	linkDown chan struct{}
 	// stopping: demote or shutdown has drained and flushed the export.
 	stopping atomic.Bool
+	// stopCh is closed when demote or shutdown begins.
+	stopCh chan struct{}
 
 	mu     sync.Mutex
 	remote *mirror.Leg    // the peer leg, or nil
-	client *nbd.Client    // the link, while up
+	client *repl.Link     // the link, while up
 	sync   *resyncState   // the resync under way
 	engine *resync.Engine // its engine, for pause, resume and rate
 	// rebuildDone is closed when the last rebuild of the local leg ends.
 	rebuildDone chan struct{}
 }
 
-// promote makes this node primary: checks, a new data generation, the
-// mirror, the export and the link loop.
+// promote makes this node primary: the checks (decidePromote), a new
+// data generation, the mirror, the export and the link loop.
 func (n *Node) promote(force bool) (string, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.prim != nil {
 		return "already primary", nil
 	}
-	warn := ""
-	// A copy whose rebuild of one member was cut off may be primary
-	// again, serving only through the peer: its local leg takes writes
-	// and no reads until the peer, connected and up to date, has rebuilt
-	// it (runLink). Until then every I/O fails.
-	rebuild := n.rebuildPoint()
-	if force || n.cfg.standalone() {
-		rebuild = nil
+	plan := decidePromote(promoteIn{
+		Force: force, Standalone: n.cfg.standalone(), Disk: n.sb.DiskState, Flags: n.sb.Flags,
+		Failed: n.sb.FailedMembers, Rebuild: n.rebuildPoint(), Link: n.linkView(), Gens: n.gens(),
+		Detect: n.cfg.detect(),
+	})
+	if plan.Refuse != nil {
+		return "", plan.Refuse
 	}
-	switch n.sb.DiskState {
-	case meta.UpToDate, meta.JustCreated:
-	default:
-		if rebuild != nil {
-			warn = fmt.Sprintf("this node's copy is being rebuilt (member %d, from %s): it serves I/O only through the peer, once connected",
-				rebuild.Member, humanize.IBytes(uint64(rebuild.Cursor)))
-			break
-		}
-		if !force {
-			return "", fmt.Errorf("this node's copy is %s (%s): promoting it could serve stale or half-synced data; "+
-				"promote the peer instead, or wait for the resync to finish; --force promotes anyway and loses what only the peer holds",
-				n.sb.DiskState, n.diskStateWhy())
-		}
-		warn = fmt.Sprintf("WARNING: promoted a copy that is %s; whatever only the peer holds will be overwritten when they resync", n.sb.DiskState)
+	// A primary's link that is gone (or never got past its hello) may
+	// not write to this node any more: its I/O in flight ends first.
+	n.endLink()
+	if force && plan.Warn != "" {
 		n.log.Warn("forced promotion", "disk_state", n.sb.DiskState.String())
 	}
-	if n.primaryConnected() {
-		return "", errors.New("the peer is primary and connected to this node: demote it first ('netraid demote' there)")
-	}
-	if n.sb.FailedMembers != 0 {
-		return "", fmt.Errorf("member disk(s) %#x of this node failed: replace them ('netraid disk replace') or promote the peer", n.sb.FailedMembers)
-	}
-	g := n.gens()
-	// A secondary takes its primary's writes without marking them in its
-	// used bitmap, and a sync or a rebuild from this node skips the
-	// regions that bitmap says were never written: if this node was ever
-	// a secondary since it was last promoted, every region counts as used
-	// from now on.
-	if n.sb.Flags&meta.FlagUsedIncomplete != 0 {
+	if plan.SetAllUsed {
 		if err := n.bm.SetAllUsed(); err != nil {
 			return "", fmt.Errorf("marking every region used before taking writes: %w", err)
 		}
 	}
-	if (!n.cfg.standalone() || g.Current == 0) && rebuild == nil {
-		// The peer, if any, is not connected to a secondary-turned-
-		// primary: from now on this node may take writes it lacks. (A
-		// copy being rebuilt can take none without the peer: it stays
-		// the peer's generation, so that they meet with nothing to do
-		// but the rebuild.)
+	g := n.gens()
+	if plan.Diverge {
 		g.Diverge()
 	}
 	err := n.updateSuper(func(sb *meta.Superblock) {
-		setGens(sb, g)
+		sb.Generations = g.Meta()
 		sb.Role = meta.Primary
 		sb.Flags &^= meta.FlagUsedIncomplete
-		if rebuild == nil {
-			sb.DiskState = meta.UpToDate
-			if force {
-				sb.ClearRebuild()
-			}
+		sb.DiskState = plan.Disk
+		if plan.ClearRebuild {
+			sb.ClearRebuild()
 		}
 	})
 	if err != nil {
 		return "", err
 	}
-	p, err := n.startPrimary(rebuild != nil)
+	p, err := n.startPrimary(plan.Rebuilding)
 	if err != nil {
 		n.updateSuper(func(sb *meta.Superblock) { sb.Role = meta.Secondary })
 		return "", err
 	}
 	n.prim = p
+	n.setPeer(PeerConnecting, nil)
 	n.log.Info("promoted to primary", "generations", g.String(), "export", p.addr)
 	msg := fmt.Sprintf("primary: exporting %q on %s", p.export, p.addr)
-	if warn != "" {
-		msg = warn + "\n" + msg
+	if plan.Warn != "" {
+		msg = plan.Warn + "\n" + msg
 	}
 	return msg, nil
-}
-
-func (n *Node) diskStateWhy() string {
-	switch n.sb.DiskState {
-	case meta.Inconsistent:
-		return fmt.Sprintf("a resync onto it was under way, %d of %d bytes done", n.sb.ResyncCursor, n.sb.ResyncTotal)
-	case meta.Outdated:
-		return "the peer is known to hold newer data"
-	case meta.Failed:
-		return "its disks failed"
-	}
-	return "unknown state"
 }
 
 // startPrimary builds the mirror and starts the export and the link loop;
 // with rebuilding, the local leg starts resyncing. Callers hold n.mu.
 func (n *Node) startPrimary(rebuilding bool) (*primary, error) {
 	ctx, cancel := context.WithCancel(n.ctx)
-	p := &primary{n: n, ctx: ctx, cancel: cancel, kick: make(chan struct{}, 1), linkDown: make(chan struct{}, 1), export: n.cfg.Export}
+	p := &primary{n: n, ctx: ctx, cancel: cancel, kick: make(chan struct{}, 1), linkDown: make(chan struct{}, 1),
+		stopCh: make(chan struct{}), export: n.cfg.Export}
 	if p.export == "" {
 		p.export = n.sb.Name
 	}
@@ -225,17 +188,20 @@ func (n *Node) demote(force bool) (string, error) {
 	if c := p.srv.Clients(p.export); c > 0 && !force {
 		return "", fmt.Errorf("%d NBD client(s) are connected to the export: unmount and disconnect them first, or --force to cut them off", c)
 	}
-	if err := p.stop(force); err != nil {
-		return "", fmt.Errorf("demote: %w (the node is no longer exporting; check its disks)", err)
-	}
+	serr := p.stop(force)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.prim = nil
+	n.suspended = ""
 	if err := n.updateSuper(func(sb *meta.Superblock) { sb.Role = meta.Secondary }); err != nil {
-		return "", err
+		return "", errors.Join(serr, err)
 	}
 	if !n.cfg.standalone() {
-		n.setPeer("waiting", nil)
+		n.setPeer(PeerWaiting, nil)
+	}
+	if serr != nil {
+		n.log.Warn("demoted to secondary; stopping the primary failed", "err", serr)
+		return "", fmt.Errorf("demoted, but: %w (check this node's disks: 'netraid status')", serr)
 	}
 	n.log.Info("demoted to secondary")
 	return "secondary: export stopped, volume flushed", nil
@@ -246,6 +212,9 @@ func (n *Node) demote(force bool) (string, error) {
 func (p *primary) stop(force bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// I/O held for a failure that cannot be recorded now fails rather
+	// than wait for the drain.
+	close(p.stopCh)
 	if force {
 		p.srv.DropClients(p.export)
 	}
@@ -266,48 +235,89 @@ func (p *primary) stop(force bool) error {
 	return errors.Join(err, p.n.bm.Sync())
 }
 
-// legFailed runs when the mirror fails a leg, before any write that the
-// leg did not get is answered.
-func (p *primary) legFailed(leg *mirror.Leg, err error) {
-	n := p.n
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if leg == p.local {
-		n.log.Error("local disks failed: serving through the peer", "err", err)
-		failed := failedMembers(err)
-		if uerr := n.updateSuper(func(sb *meta.Superblock) {
-			sb.DiskState = meta.Failed
-			sb.FailedMembers |= failed
-		}); uerr != nil {
-			n.log.Error("could not record the failed disks", "err", uerr)
-		}
-		return
+// kickLink wakes the link loop (connect, a poke, resync full).
+func (p *primary) kickLink() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
 	}
-	n.setPeer("connecting", err)
+}
+
+// legFailed runs when the mirror fails a leg, before any operation that
+// the leg did not get is answered: it records the failure, and for the
+// peer leg a new data generation (decidePeerLost). When that cannot be
+// recorded it holds I/O, retrying, until it can or the node stops being
+// primary; then the held operations fail (mirror.ErrFrozen): none is
+// acknowledged under a generation its peer could be promoted with.
+func (p *primary) legFailed(leg *mirror.Leg, err error) error {
+	n := p.n
+	if leg == p.local {
+		n.localFailed(err)
+		return nil
+	}
+	n.mu.Lock()
+	n.setPeer(PeerConnecting, err)
+	n.mu.Unlock()
 	select {
 	case p.linkDown <- struct{}{}:
 	default:
 	}
-	if p.stopping.Load() {
-		// Stopping: the export is drained and the last flush reached the
-		// peer; the link going down now loses it nothing.
-		return
-	}
-	if p.local.State() == mirror.Resyncing {
-		// The local leg is being rebuilt from the peer: with the peer
-		// gone no write can succeed, so this node takes none the peer
-		// lacks and keeps its generation.
+	switch decidePeerLost(p.stopping.Load(), p.local.State() == mirror.Resyncing) {
+	case peerLostNothing:
+		return nil
+	case peerLostHold:
 		n.log.Warn("peer leg failed while the local copy is rebuilt from it: no I/O until it is back", "err", err)
-		return
+		return nil
 	}
-	// The peer no longer gets our writes: a new generation, so that the
-	// next meeting knows this node went on without it.
-	g := n.gens()
-	g.Diverge()
-	if uerr := n.updateSuper(func(sb *meta.Superblock) { setGens(sb, g) }); uerr != nil {
-		n.log.Error("could not record the new generation after losing the peer", "err", uerr)
+	for attempt := 0; ; attempt++ {
+		n.mu.Lock()
+		g := n.gens()
+		g.Diverge()
+		uerr := n.updateSuper(func(sb *meta.Superblock) { sb.Generations = g.Meta() })
+		if uerr == nil {
+			if n.suspended != "" {
+				n.log.Info("new generation recorded: I/O resumes", "generations", g.String())
+			}
+			n.suspended = ""
+			n.mu.Unlock()
+			n.log.Warn("peer leg failed: serving from the local disks, tracking changes", "err", err, "generations", g.String())
+			return nil
+		}
+		n.suspended = fmt.Sprintf("I/O held since %s: the peer is lost and the new data generation cannot be recorded (%v); "+
+			"writes are neither answered nor failed until it can be (check this node's disks) or the node is demoted",
+			time.Now().UTC().Format(time.RFC3339), uerr)
+		n.logOnce("I/O held: cannot record the new generation after losing the peer", uerr)
+		n.mu.Unlock()
+		select {
+		case <-p.stopCh:
+			n.mu.Lock()
+			n.suspended = ""
+			n.mu.Unlock()
+			return fmt.Errorf("the peer was lost and the new data generation could not be recorded: %w", uerr)
+		case <-time.After(retryDelay(attempt)):
+		}
 	}
-	n.log.Warn("peer leg failed: serving from the local disks, tracking changes", "err", err, "generations", g.String())
+}
+
+// retryDelay is the wait before attempt+1 of a metadata write that
+// failed: short at first, then a second.
+func retryDelay(attempt int) time.Duration {
+	return min(time.Duration(attempt+1)*50*time.Millisecond, time.Second)
+}
+
+// localFailed records that the local disks failed under the primary:
+// the volume is served through the peer.
+func (n *Node) localFailed(err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.log.Error("local disks failed: serving through the peer", "err", err)
+	failed := failedMembers(err)
+	if uerr := n.updateSuper(func(sb *meta.Superblock) {
+		sb.DiskState = meta.Failed
+		sb.FailedMembers |= failed
+	}); uerr != nil {
+		n.log.Error("could not record the failed disks", "err", uerr)
+	}
 }
 
 // disconnected is the peer leg while there is no link: it fails all I/O.
@@ -323,11 +333,7 @@ func (d disconnected) Close() error                       { return nil }
 
 var _ blockdev.Device = disconnected{}
 
-// localDev is the local leg's device: the volume's stripe, with I/O that
-// takes longer than the disk time-out failed (and so the leg with it).
-func (n *Node) localDev() blockdev.Device {
-	if n.cfg.DiskTimeout <= 0 {
-		return n.vol.Data()
-	}
-	return blockdev.WithTimeout(n.vol.Data(), n.cfg.DiskTimeout)
-}
+// localDev is the local leg's device: the volume's stripe, whose
+// members' I/O that takes longer than the disk time-out fails (volume's
+// IOTimeout), and so the leg with it.
+func (n *Node) localDev() blockdev.Device { return n.vol.Data() }

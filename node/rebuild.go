@@ -8,6 +8,7 @@ import (
 	"github.com/netraid/netraid/blockdev"
 	"github.com/netraid/netraid/meta"
 	"github.com/netraid/netraid/mirror"
+	"github.com/netraid/netraid/repl"
 	"github.com/netraid/netraid/resync"
 	"github.com/netraid/netraid/stripe"
 )
@@ -23,14 +24,6 @@ import (
 // resync allows, a peer that is not up to date, a discard) the full sync
 // is done as before.
 
-// RebuildPoint is where a one-member rebuild stands: the member being
-// rebuilt and the volume offset of the first region whose share of it
-// may still be missing.
-type RebuildPoint struct {
-	Member int   `json:"member"`
-	Cursor int64 `json:"cursor"`
-}
-
 // rebuildPoint is the superblock's rebuild to resume, or nil. Callers
 // hold n.mu.
 func (n *Node) rebuildPoint() *RebuildPoint {
@@ -43,14 +36,14 @@ func (n *Node) rebuildPoint() *RebuildPoint {
 
 // fits reports whether rp names a member and a region boundary of the
 // volume sb describes.
-func (rp *RebuildPoint) fits(sb *meta.Superblock) bool {
+func fits(rp *RebuildPoint, sb *meta.Superblock) bool {
 	size, region := int64(sb.VolumeSize), int64(sb.RegionSize)
 	return rp.Member >= 0 && rp.Member < int(sb.Members) && rp.Cursor >= 0 && rp.Cursor <= size &&
 		(rp.Cursor%region == 0 || rp.Cursor == size)
 }
 
-// kind is the rebuild's name in status.
-func (rp RebuildPoint) kind(what string) string {
+// rebuildKind is the rebuild's name in status.
+func rebuildKind(rp RebuildPoint, what string) string {
 	if rp.Cursor == 0 {
 		return what
 	}
@@ -135,7 +128,7 @@ func (n *Node) recordRebuild(member int, cursor int64) error {
 		return nil
 	}
 	rp := RebuildPoint{Member: member, Cursor: cursor}
-	if !rp.fits(&n.sb) {
+	if !fits(&rp, &n.sb) {
 		return fmt.Errorf("node: rebuild cursor %d does not fit the volume", cursor)
 	}
 	return n.updateSuper(func(sb *meta.Superblock) { sb.SetRebuild(uint32(member), uint64(cursor)) })
@@ -170,7 +163,7 @@ func (p *primary) rebuildLocal(ctx context.Context, rp RebuildPoint, done chan s
 	defer plan.Visit.Close()
 	n.log.Info("rebuilding a replaced member from the peer", "member", rp.Member, "from", rp.Cursor,
 		"regions_bytes", plan.Visit.DirtyBytes(), "used_bytes", n.bm.UsedBytes(), "dirty_bytes", n.bm.DirtyBytes())
-	rs := newResyncState(rp.kind("rebuild"), plan.Visit.DirtyBytes(), n.cfg.ResyncRate)
+	rs := newResyncState(rebuildKind(rp, "rebuild"), plan.Visit.DirtyBytes(), n.cfg.ResyncRate)
 	n.rebuild = rs.status()
 	eng := n.rebuildEngine(rp, n.cfg.ResyncRate, rs, func(c int64) error { return n.recordRebuild(rp.Member, c) }, func() {
 		n.mu.Lock()
@@ -183,7 +176,7 @@ func (p *primary) rebuildLocal(ctx context.Context, rp RebuildPoint, done chan s
 	defer n.mu.Unlock()
 	if err != nil {
 		if n.rebuild != nil {
-			n.rebuild.Kind = rp.kind("rebuild") + " failed: " + err.Error()
+			n.rebuild.Kind = rebuildKind(rp, "rebuild") + " failed: " + err.Error()
 		}
 		return fmt.Errorf("rebuild of member %d: %w", rp.Member, err)
 	}
@@ -229,8 +222,8 @@ func (p *primary) ownRebuild() *RebuildPoint {
 // checkRebuildSource says why a peer cannot be the source of this
 // primary's own rebuild, or nil if it can: same generation, up to date,
 // and nothing of its own to be synced or discarded.
-func checkRebuildSource(rp *RebuildPoint, v Verdict, peer Hello) error {
-	if v == NoSync && peer.DiskState == meta.UpToDate.String() && !peer.NeedFull && !peer.Discard {
+func checkRebuildSource(rp *RebuildPoint, v Verdict, peer repl.Hello) error {
+	if v == repl.NoSync && peer.DiskState == meta.UpToDate && !peer.NeedFull && !peer.Discard {
 		return nil
 	}
 	return fmt.Errorf("this node's copy has an unfinished rebuild of member %d (from %s) and the peer cannot be its source "+
@@ -242,9 +235,9 @@ func checkRebuildSource(rp *RebuildPoint, v Verdict, peer Hello) error {
 // because of a replaced member may get a rebuild of that member instead:
 // it says from where, the verdict is a plain resync in that direction,
 // and it discards nothing. Otherwise nil: a full sync.
-func (n *Node) peerRebuild(v Verdict, peer Hello) *RebuildPoint {
+func (n *Node) peerRebuild(v Verdict, peer repl.Hello) *RebuildPoint {
 	rp := peer.Rebuild
-	if !peer.NeedFull || rp == nil || peer.Discard || (v != NoSync && v != BitmapSync) || !rp.fits(&n.sb) {
+	if !peer.NeedFull || rp == nil || peer.Discard || (v != repl.NoSync && v != repl.BitmapSync) || !fits(rp, &n.sb) {
 		return nil
 	}
 	return rp

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/netraid/netraid/meta"
+	"github.com/netraid/netraid/repl"
 )
 
 // TestPeerRebuildDecision: a primary rebuilds a secondary's member from
@@ -17,20 +18,20 @@ func TestPeerRebuildDecision(t *testing.T) {
 	tests := []struct {
 		name string
 		v    Verdict
-		h    Hello
+		h    repl.Hello
 		want bool
 	}{
-		{"same generation", NoSync, Hello{NeedFull: true, Rebuild: at(1, 8<<20)}, true},
-		{"bitmap resync", BitmapSync, Hello{NeedFull: true, Rebuild: at(0, 0)}, true},
-		{"cursor at the end", NoSync, Hello{NeedFull: true, Rebuild: at(1, size)}, true},
-		{"full sync by generations", FullSync, Hello{NeedFull: true, Rebuild: at(1, 8<<20)}, false},
-		{"discard", BitmapSync, Hello{NeedFull: true, Discard: true, Rebuild: at(1, 0)}, false},
-		{"no point", NoSync, Hello{NeedFull: true}, false},
-		{"point without need", NoSync, Hello{Rebuild: at(1, 0)}, false},
-		{"member out of range", NoSync, Hello{NeedFull: true, Rebuild: at(2, 0)}, false},
-		{"negative member", NoSync, Hello{NeedFull: true, Rebuild: at(-1, 0)}, false},
-		{"cursor off a region", NoSync, Hello{NeedFull: true, Rebuild: at(1, region+512)}, false},
-		{"cursor past the end", NoSync, Hello{NeedFull: true, Rebuild: at(1, size+region)}, false},
+		{"same generation", repl.NoSync, repl.Hello{NeedFull: true, Rebuild: at(1, 8<<20)}, true},
+		{"bitmap resync", repl.BitmapSync, repl.Hello{NeedFull: true, Rebuild: at(0, 0)}, true},
+		{"cursor at the end", repl.NoSync, repl.Hello{NeedFull: true, Rebuild: at(1, size)}, true},
+		{"full sync by generations", repl.FullSync, repl.Hello{NeedFull: true, Rebuild: at(1, 8<<20)}, false},
+		{"discard", repl.BitmapSync, repl.Hello{NeedFull: true, Discard: true, Rebuild: at(1, 0)}, false},
+		{"no point", repl.NoSync, repl.Hello{NeedFull: true}, false},
+		{"point without need", repl.NoSync, repl.Hello{Rebuild: at(1, 0)}, false},
+		{"member out of range", repl.NoSync, repl.Hello{NeedFull: true, Rebuild: at(2, 0)}, false},
+		{"negative member", repl.NoSync, repl.Hello{NeedFull: true, Rebuild: at(-1, 0)}, false},
+		{"cursor off a region", repl.NoSync, repl.Hello{NeedFull: true, Rebuild: at(1, region+512)}, false},
+		{"cursor past the end", repl.NoSync, repl.Hello{NeedFull: true, Rebuild: at(1, size+region)}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -50,20 +51,20 @@ func TestPeerRebuildDecision(t *testing.T) {
 // peer is up to date with nothing owed to it or discarded.
 func TestRebuildSourceCheck(t *testing.T) {
 	rp := &RebuildPoint{Member: 1, Cursor: 8 << 20}
-	up := meta.UpToDate.String()
+	up := meta.UpToDate
 	tests := []struct {
 		name string
 		v    Verdict
-		h    Hello
+		h    repl.Hello
 		ok   bool
 	}{
-		{"same generation, up to date", NoSync, Hello{DiskState: up}, true},
-		{"bitmap resync owed to the peer", BitmapSync, Hello{DiskState: up}, false},
-		{"full sync", FullSync, Hello{DiskState: up}, false},
-		{"peer inconsistent", NoSync, Hello{DiskState: meta.Inconsistent.String()}, false},
-		{"peer outdated", NoSync, Hello{DiskState: meta.Outdated.String()}, false},
-		{"peer waits for a full sync", NoSync, Hello{DiskState: up, NeedFull: true}, false},
-		{"peer discards", NoSync, Hello{DiskState: up, Discard: true}, false},
+		{"same generation, up to date", repl.NoSync, repl.Hello{DiskState: up}, true},
+		{"bitmap resync owed to the peer", repl.BitmapSync, repl.Hello{DiskState: up}, false},
+		{"full sync", repl.FullSync, repl.Hello{DiskState: up}, false},
+		{"peer inconsistent", repl.NoSync, repl.Hello{DiskState: meta.Inconsistent}, false},
+		{"peer outdated", repl.NoSync, repl.Hello{DiskState: meta.Outdated}, false},
+		{"peer waits for a full sync", repl.NoSync, repl.Hello{DiskState: up, NeedFull: true}, false},
+		{"peer discards", repl.NoSync, repl.Hello{DiskState: up, Discard: true}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,10 +9,48 @@ import (
 	"github.com/netraid/netraid/mirror"
 )
 
-// Status reports the node's state for the control API.
+// statusWait is how long Status waits for the node's lock before it
+// answers with the last status it made and what holds the node up.
+const statusWait = 250 * time.Millisecond
+
+// Status reports the node's state for the control API. It answers within
+// a fraction of a second whatever the node is doing: when the node's lock
+// is held longer (a superblock write to a disk that hangs, until the disk
+// time-out), it returns the last status it made, saying so.
 func (n *Node) Status() Status {
-	n.mu.Lock()
-	defer n.mu.Unlock()
+	deadline := time.Now().Add(statusWait)
+	for !n.mu.TryLock() {
+		if time.Now().After(deadline) {
+			return n.staleStatus()
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	st := n.status()
+	n.mu.Unlock()
+	n.lastStatus.Store(&st)
+	return st
+}
+
+// staleStatus is the last status made, with what keeps the node busy.
+func (n *Node) staleStatus() Status {
+	var st Status
+	if last := n.lastStatus.Load(); last != nil {
+		st = *last
+		st.Problems = append([]string(nil), last.Problems...)
+	}
+	what := "an operation"
+	since := time.Now()
+	if b := n.busy.Load(); b != nil {
+		what, since = b.what, b.since
+	}
+	st.Problems = append(st.Problems, fmt.Sprintf("the node has been busy %s for %s (a disk may hang; it is failed after --disk-timeout): this status is from %s",
+		what, time.Since(since).Round(time.Millisecond), st.Time.Format(time.RFC3339)))
+	st.Stale = true
+	return st
+}
+
+// status makes the status. Callers hold n.mu.
+func (n *Node) status() Status {
 	sb := n.sb
 	st := Status{
 		Volume: sb.Name, SetUUID: sb.SetUUID.String(), Size: n.size,
@@ -29,10 +67,9 @@ func (n *Node) Status() Status {
 		st.Members = append(st.Members, MemberStatus{Index: m.Index, Path: m.Path, Size: m.Size, State: state})
 	}
 	if !n.cfg.standalone() {
-		ps := &PeerStatus{Address: n.cfg.Peer, Listen: n.cfg.ListenPeer, TLS: n.cfg.TLSDir != "", State: n.peer.state, LastError: n.peer.lastErr}
-		if n.prim == nil && ps.State == "connected" && !n.primaryConnected() {
-			// The primary's link ended since it met this node.
-			ps.State = "waiting"
+		ps := &PeerStatus{Address: n.cfg.Peer, Listen: n.cfg.ListenPeer, TLS: n.cfg.TLSDir != "", State: n.peer.state.String(), LastError: n.peer.lastErr}
+		if lv := n.linkView(); n.prim == nil && lv.Live {
+			ps.LastHeard = max(lv.Heard.Seconds(), 1e-3)
 		}
 		if !n.peer.since.IsZero() {
 			ps.Since = n.peer.since.UTC().Format(time.RFC3339)
@@ -41,7 +78,7 @@ func (n *Node) Status() Status {
 			ps.Verdict = n.peer.verdict.String()
 		}
 		if h := n.peer.hello; h != nil {
-			ps.Role, ps.DiskState = h.Role, h.DiskState
+			ps.Role, ps.DiskState, ps.Version = h.Role.String(), h.DiskState.String(), h.Software
 			g := h.Gens
 			ps.Gens = &g
 		}
@@ -79,6 +116,10 @@ func (n *Node) Status() Status {
 		}
 	} else if n.sec.syncTotal > 0 {
 		st.Resync = &ResyncStatus{Kind: "incoming", Total: n.sec.syncTotal}
+	}
+	if n.suspended != "" {
+		st.Suspended = n.suspended
+		st.Problems = append(st.Problems, n.suspended)
 	}
 	if n.verify != nil {
 		v := *n.verify

@@ -2,14 +2,14 @@ package node
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"time"
 
+	"github.com/netraid/netraid/blockdev"
 	"github.com/netraid/netraid/meta"
 	"github.com/netraid/netraid/nbd"
+	"github.com/netraid/netraid/repl"
 )
 
 // secondaryState is the accepting side of the replication link.
@@ -18,10 +18,18 @@ type secondaryState struct {
 	ln        net.Listener
 	done      chan struct{}
 	syncTotal int64
+	// link is the primary's link: from its accepted hello until it ends,
+	// is superseded or this node is promoted.
+	link *inbound
 }
 
+// detect is how long a silent link takes to be declared dead: the
+// primary pings every PingInterval and waits PingTimeout for the answer.
+func (c *Config) detect() time.Duration { return c.PingInterval + c.PingTimeout }
+
 // startPeerServer accepts the primary's replication link on ListenPeer.
-// It runs for the node's whole life; a primary refuses every hello.
+// It runs for the node's whole life; while primary, the node refuses
+// every hello.
 func (n *Node) startPeerServer(ctx context.Context) error {
 	n.mu.Lock()
 	volume := n.sb.Name
@@ -34,18 +42,14 @@ func (n *Node) startPeerServer(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("node: peer address %s: %w", n.cfg.ListenPeer, err)
 	}
-	srv := nbd.NewServer(nbd.ServerOptions{
-		Logger:  n.log.With("side", "secondary"),
-		Hello:   n.onHello,
-		Control: n.onControl,
-		// The primary pings every half time-out: a link silent for
-		// longer than a few of those is dead, even if no FIN came.
-		IdleTimeout: 3 * n.cfg.PeerTimeout,
-		// With certificates, only a node of this volume gets in.
-		TLS:         peerTLS,
-		TLSRequired: peerTLS != nil,
+	srv, err := repl.NewServer(secHandler{n}, repl.ServerOptions{
+		Logger: n.log.With("side", "secondary"),
+		Dev:    watchedData{Device: n.vol.Data(), n: n},
+		TLS:    peerTLS,
+		// The primary pings every PingInterval: a link silent for longer
+		// than an interval and a time-out is dead, even if no FIN came.
+		IdleTimeout: n.cfg.detect(),
 	})
-	err = srv.AddExport(nbd.Export{Name: peerExport, Description: "netraid replication", Dev: watchedData{Device: n.vol.Data(), n: n}, RequireHello: true})
 	if err != nil {
 		ln.Close()
 		return err
@@ -70,95 +74,145 @@ func (n *Node) stopPeerServer() {
 	<-n.sec.done
 }
 
-// onHello meets a primary: the secondary checks identity, size, role and
-// generations, and refuses with a message that says what to do.
-func (n *Node) onHello(_ context.Context, _ string, req []byte) ([]byte, error) {
-	h, err := decodeHello(req)
-	if err != nil {
-		return nil, err
-	}
+// secHandler is the node as its replication port's repl.Handler.
+type secHandler struct{ n *Node }
+
+// Hello meets a primary: the secondary checks identity, size, role and
+// generations (decideHello), and refuses with a message that says what to
+// do. A hello it accepts supersedes the link before it.
+func (h secHandler) Hello(_ context.Context, c nbd.ConnInfo, peer repl.Hello) (repl.Hello, error) {
+	n := h.n
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if h.Role == "secondary" {
-		return n.onPoke(h)
+	if peer.Role == meta.Secondary {
+		return repl.Hello{}, n.onPoke(peer)
 	}
-	// refuse says why, and tells the primary this node's Hello and, when
-	// the generations decided (v >= 0), the verdict, as data rather than
-	// in the text.
-	refuse := func(v Verdict, format string, a ...any) ([]byte, error) {
-		err := fmt.Errorf(format, a...)
-		n.setPeer("standalone", err)
-		reply := n.helloFor("secondary")
-		if v >= 0 {
-			n.peer.verdict, n.peer.met = v, true
-			reply.Verdict = v.String()
-		}
-		n.peer.hello = &h
-		n.log.Error("refused a primary", "peer", h.SetUUID, "reason", err)
-		return nil, &nbd.HelloRefusal{Err: err, Data: encode(reply)}
-	}
-	switch {
-	case n.disconnected:
-		return refuse(-1, "the secondary was disconnected by its operator: run 'netraid connect' there")
-	case n.sb.FailedMembers != 0:
-		return refuse(-1, "the secondary's member disk(s) %#x failed: replace them there ('netraid disk replace OLD NEW')", n.sb.FailedMembers)
-	case h.Name != n.sb.Name:
-		return refuse(Unrelated, "another volume: the primary serves volume %q and this node volume %q", h.Name, n.sb.Name)
-	case h.Size > n.size:
-		return refuse(-1, "this node's volume (%d bytes) is smaller than the primary's (%d bytes): give it disks at least as large, and create it again", n.size, h.Size)
-	case n.prim != nil:
-		return refuse(SplitBrain, "%s: both nodes are primary (generations: %s on the node that refused, %s on the node that dialed): demote the node whose changes are to be discarded and run 'netraid connect --discard-local' there",
-			SplitBrain, n.gens(), h.Gens)
-	}
-	v := Decide(h.Gens, n.gens(), n.discardLocal)
-	n.peer.verdict, n.peer.hello, n.peer.met = v, &h, true
-	switch v {
-	case SplitBrain:
-		return refuse(v, "%s: both nodes took writes since they parted (generations: %s on the primary, %s on the secondary): "+
-			"run 'netraid connect --discard-local' on the node whose changes are to be thrown away (demote it first if it is primary)", v, h.Gens, n.gens())
-	case Unrelated:
-		return refuse(v, "%s: the primary's data and this node's share no history (generations: %s on the primary, %s on the secondary): "+
-			"if this node's data may go, run 'netraid connect --discard-local' here", v, h.Gens, n.gens())
-	case TargetNewer:
-		return refuse(v, "%s: this secondary holds newer data than the primary (generations: %s on the primary, %s on the secondary): "+
-			"demote the primary and promote this node, or run 'netraid connect --discard-local' here to take the primary's data", v, h.Gens, n.gens())
-	}
-	// From here on this node takes the primary's writes, which its used
-	// bitmap will not record: say so before the first (see promote).
-	if n.sb.Flags&meta.FlagUsedIncomplete == 0 {
+	out := decideHello(helloIn{
+		Primary: n.prim != nil, Disconnected: n.disconnected, Failed: n.sb.FailedMembers,
+		Name: n.sb.Name, Size: n.size, Gens: n.gens(), Discard: n.discardLocal, Peer: peer,
+	})
+	if out.Refuse == nil && n.sb.Flags&meta.FlagUsedIncomplete == 0 {
+		// From here on this node takes the primary's writes, which its
+		// used bitmap will not record: say so before the first (see
+		// decidePromote).
 		if err := n.updateSuper(func(sb *meta.Superblock) { sb.Flags |= meta.FlagUsedIncomplete }); err != nil {
-			return refuse(-1, "recording that this node takes the primary's writes: %v", err)
+			out.Refuse = fmt.Errorf("recording that this node takes the primary's writes: %v", err)
 		}
 	}
+	if out.Refuse != nil {
+		return repl.Hello{}, n.refuseHello(peer, out)
+	}
+	n.peer.verdict, n.peer.hello, n.peer.met = out.Verdict, &peer, true
 	// A primary that dials again found its old link dead; this side may
 	// not have noticed yet. The new link wins.
-	n.sec.srv.DropClients(peerExport)
-	n.setPeer("connected", nil)
+	n.endLink()
+	n.sec.link = newInbound(c.ID, peer)
+	n.setPeer(PeerWaiting, nil)
 	n.peer.lastErr = ""
-	reply := n.helloFor("secondary")
-	reply.Verdict = v.String()
+	reply := n.helloFor()
+	reply.Verdict = out.Verdict
 	reply.Discard = n.discardLocal
 	reply.NeedFull = n.sb.Flags&meta.FlagNeedFullSync != 0
 	reply.Rebuild = n.rebuildPoint()
 	reply.Dirty = n.bm.Snapshot()
-	n.log.Info("primary connected", "verdict", v.String(), "peer_generations", h.Gens.String())
-	return encode(reply), nil
+	n.log.Info("primary connected", "verdict", out.Verdict.String(), "peer_generations", peer.Gens.String())
+	return reply, nil
+}
+
+// refuseHello refuses a hello and records why. A refusal while a link is
+// established changes nothing of what the node knows of that link: the
+// caller is not its primary. Callers hold n.mu.
+func (n *Node) refuseHello(peer repl.Hello, out helloOut) error {
+	reply := n.helloFor()
+	reply.Verdict = out.Verdict
+	if l := n.sec.link; l == nil || !l.attached {
+		n.setPeer(PeerStandalone, out.Refuse)
+		if out.Verdict != repl.NoVerdict {
+			n.peer.verdict, n.peer.met = out.Verdict, true
+		}
+		n.peer.hello = &peer
+	}
+	n.logOnce("refused a primary", out.Refuse, "peer", peer.SetUUID)
+	return &repl.Refusal{Msg: out.Refuse.Error(), Peer: &reply}
+}
+
+// Attach hands the established link its device: this node's data,
+// behind the link's gate. Any other connection is refused.
+func (h secHandler) Attach(ctx context.Context, c nbd.ConnInfo) (blockdev.Device, error) {
+	n := h.n
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s := n.sec.link
+	switch {
+	case n.prim != nil:
+		return nil, errNotSecondary
+	case s == nil || s.conn != c.ID:
+		return nil, errNotLink
+	}
+	s.attached = true
+	n.wg.Go(func() {
+		<-ctx.Done()
+		n.linkEnded(s)
+	})
+	return linkDev{s: s, dev: watchedData{Device: n.vol.Data(), n: n}}, nil
+}
+
+// linkEnded forgets a link whose connection ended.
+func (n *Node) linkEnded(s *inbound) {
+	s.revoke()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.sec.link != s {
+		return
+	}
+	n.sec.link = nil
+	n.sec.syncTotal = 0
+	if n.prim == nil && n.peer.state == PeerConnected {
+		n.setPeer(PeerWaiting, nil)
+	}
+	n.log.Info("the primary's link ended")
+}
+
+// endLink revokes the link, if any, and closes its connection (in the
+// background: a connection's hooks may wait for n.mu). Callers hold n.mu.
+func (n *Node) endLink() {
+	s := n.sec.link
+	if s == nil {
+		return
+	}
+	s.revoke()
+	n.sec.link = nil
+	n.sec.syncTotal = 0
+	srv := n.sec.srv
+	n.wg.Go(func() { srv.CloseWhere(func(c nbd.ConnInfo) bool { return c.ID == s.conn }) })
+}
+
+// linkView is what promote knows of the primary's link. Callers hold
+// n.mu.
+func (n *Node) linkView() inboundLink {
+	s := n.sec.link
+	if s == nil {
+		return inboundLink{}
+	}
+	for _, c := range n.sec.srv.Conns() {
+		if c.ID == s.conn {
+			return inboundLink{Live: true, Heard: s.heardAgo()}
+		}
+	}
+	return inboundLink{}
 }
 
 // onPoke answers a secondary that says it is up (pokePeer): a primary of
 // the same volume dials it at once instead of at its next attempt. Either
 // way the poke is refused: the link is always the primary's dial. Called
 // with n.mu held.
-func (n *Node) onPoke(h Hello) ([]byte, error) {
+func (n *Node) onPoke(h repl.Hello) error {
 	if n.prim == nil || h.Name != n.sb.Name {
-		return nil, &nbd.HelloRefusal{Err: errors.New("this node is not the volume's primary: it does not dial")}
+		return &repl.Refusal{Msg: "this node is not the volume's primary: it does not dial"}
 	}
-	select {
-	case n.prim.kick <- struct{}{}:
-	default:
-	}
+	n.prim.kickLink()
 	n.log.Info("the secondary says it is up: dialing it")
-	return nil, &nbd.HelloRefusal{Err: errors.New("this node is primary: it dials the secondary now")}
+	return &repl.Refusal{Msg: "this node is primary: it dials the secondary now"}
 }
 
 // pokePeer tells the peer, once, that this node is up, so that a primary
@@ -167,86 +221,126 @@ func (n *Node) onPoke(h Hello) ([]byte, error) {
 // refusal; a peer that is down or not primary changes nothing.
 func (n *Node) pokePeer(ctx context.Context) {
 	n.mu.Lock()
-	hello := n.helloFor("secondary")
+	hello := n.helloFor()
 	n.mu.Unlock()
+	hello.Role = meta.Secondary
 	peerTLS, err := n.peerTLS(hello.Name)
 	if err != nil {
 		return
 	}
 	dctx, cancel := context.WithTimeout(ctx, n.cfg.PeerTimeout)
 	defer cancel()
-	c, err := n.dialPeer(dctx, nbd.ClientOptions{Export: peerExport, Timeout: n.cfg.PeerTimeout, Hello: encode(hello), TLS: peerTLS})
+	conn, err := n.cfg.DialFunc(dctx, "tcp", n.cfg.Peer)
 	if err == nil {
-		c.Close()
+		var l *repl.Link
+		if l, err = repl.Connect(dctx, conn, repl.DialOptions{Hello: hello, Timeout: n.cfg.PeerTimeout, TLS: peerTLS}); err == nil {
+			l.Close()
+		}
 	}
 	n.log.Debug("told the peer this node is up", "answer", err)
 }
 
-// onControl handles the primary's messages about the resync.
-func (n *Node) onControl(_ context.Context, _ string, req []byte) ([]byte, error) {
-	var m Message
-	if err := json.Unmarshal(req, &m); err != nil {
-		return nil, fmt.Errorf("bad control message: %w", err)
-	}
-	if m.Kind == MsgRebuildCursor {
-		if m.Rebuild == nil {
-			return nil, errors.New("rebuild cursor message without a cursor")
+// Control handles the primary's messages on the established link.
+func (h secHandler) Control(_ context.Context, c nbd.ConnInfo, m repl.Message) (repl.Hello, error) {
+	n := h.n
+	if m.Kind == repl.MsgRebuildCursor {
+		if err := n.linkCheck(c); err != nil {
+			return repl.Hello{}, err
 		}
 		// The primary flushed this node's copy before it sent the
 		// cursor; recordRebuild flushes again before recording it.
 		if err := n.recordRebuild(m.Rebuild.Member, m.Rebuild.Cursor); err != nil {
-			return nil, err
+			return repl.Hello{}, err
 		}
 		n.mu.Lock()
 		defer n.mu.Unlock()
-		return encode(n.helloFor("secondary")), nil
+		return n.helloFor(), nil
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	s := n.sec.link
+	established := s != nil && s.conn == c.ID
+	if established {
+		s.touch()
+	}
 	switch m.Kind {
-	case MsgSyncStart:
-		g := n.gens()
-		g.SyncStartedAsTarget(m.Gens)
-		n.sec.syncTotal = m.Total
-		err := n.updateSuper(func(sb *meta.Superblock) {
-			setGens(sb, g)
-			sb.DiskState = meta.Inconsistent
-			sb.ResyncCursor, sb.ResyncTotal = 0, uint64(m.Total)
-		})
-		if err != nil {
-			return nil, err
+	case repl.MsgSyncStart:
+		out := decideSyncStart(syncStartIn{Primary: n.prim != nil, Established: established, Disk: n.sb.DiskState, Gens: n.gens(), Msg: m})
+		if out.Refuse != nil {
+			return repl.Hello{}, out.Refuse
 		}
-		n.log.Info("resync from the primary started", "bytes", m.Total)
-	case MsgSyncDone:
-		g := n.gens()
-		g.SyncedAsTarget(m.Gens)
+		if out.Record {
+			err := n.updateSuper(func(sb *meta.Superblock) {
+				sb.Generations = out.Gens.Meta()
+				sb.DiskState = out.Disk
+				sb.ResyncCursor, sb.ResyncTotal = 0, uint64(m.Total)
+			})
+			if err != nil {
+				return repl.Hello{}, err
+			}
+		}
+		n.sec.syncTotal = m.Total
+		s.setSynced()
+		n.setPeer(PeerConnected, nil)
+		n.log.Info("resync from the primary started", "bytes", m.Total, "disk_state", out.Disk.String())
+	case repl.MsgSyncDone:
+		out := decideSyncDone(n.prim != nil, established, n.gens(), m.Gens)
+		if out.Refuse != nil {
+			return repl.Hello{}, out.Refuse
+		}
 		err := n.updateSuper(func(sb *meta.Superblock) {
-			setGens(sb, g)
+			sb.Generations = out.Gens.Meta()
 			sb.DiskState = meta.UpToDate
 			sb.Flags &^= meta.FlagNeedFullSync
 			sb.ClearRebuild()
 			sb.ResyncCursor, sb.ResyncTotal = 0, 0
 		})
 		if err != nil {
-			return nil, err
+			return repl.Hello{}, err
 		}
 		// This node's own dirty regions were sent in the hello and are
 		// now covered by the resync.
 		if err := n.bm.ClearAll(); err != nil {
-			return nil, err
+			return repl.Hello{}, err
 		}
 		n.discardLocal = false
 		n.sec.syncTotal = 0
-		n.log.Info("in sync with the primary", "generations", g.String())
-	case MsgPing:
+		n.log.Info("in sync with the primary", "generations", out.Gens.String())
+	case repl.MsgPing:
+		switch {
+		case n.prim != nil:
+			return repl.Hello{}, errNotSecondary
+		case !established:
+			return repl.Hello{}, errNotLink
+		}
 	default:
-		return nil, fmt.Errorf("unknown control message %q", m.Kind)
+		return repl.Hello{}, fmt.Errorf("%w: unknown control message %q", repl.ErrProtocol, m.Kind)
 	}
-	return encode(n.helloFor("secondary")), nil
+	return n.helloFor(), nil
 }
 
-// primaryConnected reports whether a primary is attached to the peer
-// export now. Callers hold n.mu.
-func (n *Node) primaryConnected() bool {
-	return n.sec.srv != nil && n.sec.srv.Clients(peerExport) > 0
+// linkCheck says whether a control message may come on connection c: the
+// established link, with this node secondary.
+func (n *Node) linkCheck(c nbd.ConnInfo) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch s := n.sec.link; {
+	case n.prim != nil:
+		return errNotSecondary
+	case s == nil || s.conn != c.ID:
+		return errNotLink
+	default:
+		s.touch()
+	}
+	return nil
+}
+
+// errOnce is the error a repeated condition was last logged with.
+func (n *Node) logOnce(msg string, err error, args ...any) {
+	if n.lastLogged[msg] == err.Error() {
+		n.log.Debug(msg, append(args, "err", err)...)
+		return
+	}
+	n.lastLogged[msg] = err.Error()
+	n.log.Error(msg, append(args, "err", err)...)
 }

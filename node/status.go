@@ -29,6 +29,8 @@ type Status struct {
 	// Suspended, when not empty, says why the node holds I/O on purpose
 	// (neither answers nor fails it) and what ends that.
 	Suspended string `json:"suspended,omitempty"`
+	// Stale: the node was busy, and this is the last status it made.
+	Stale bool `json:"stale,omitempty"`
 	// Problems are conditions an operator must act on, each with what to do.
 	Problems []string  `json:"problems,omitempty"`
 	Uptime   float64   `json:"uptime_seconds"`
@@ -87,6 +89,11 @@ type PeerStatus struct {
 	Verdict   string `json:"verdict,omitempty"`
 	LastError string `json:"last_error,omitempty"`
 	Since     string `json:"since,omitempty"`
+	// LastHeard is, on a secondary with a primary's link open, how long
+	// ago the primary was last heard from, in seconds (0: no link open).
+	LastHeard float64 `json:"last_heard_seconds,omitempty"`
+	// Version is the peer's software version, as its hello said.
+	Version string `json:"version,omitempty"`
 }
 
 // LegStatus is one leg of the mirror on the primary.

@@ -378,7 +378,7 @@ func (c *Cluster) WaitFor(within time.Duration, what string, cond func() bool) e
 
 // InSync reports whether the pair is connected and in sync: a primary's
 // legs both up to date with no resync running, and its peer an up-to-date
-// secondary. It returns the primary.
+// secondary that has told it so. It returns the primary.
 func (c *Cluster) InSync() (string, bool) {
 	for _, name := range c.Names {
 		st, err := c.Status(name)
@@ -392,7 +392,7 @@ func (c *Cluster) InSync() (string, bool) {
 			}
 		}
 		other, err := c.Status(c.Other(name))
-		if legs == 2 && err == nil && other.DiskState == "up-to-date" && other.Role == "secondary" {
+		if legs == 2 && st.Peer.DiskState == "up-to-date" && err == nil && other.DiskState == "up-to-date" && other.Role == "secondary" {
 			return name, true
 		}
 	}

@@ -590,27 +590,9 @@ func (e *explorer) waitSync(max time.Duration) error {
 	return nil
 }
 
-// inSync reports whether a primary's peer leg is up to date, with nothing
-// out of sync, and its peer up to date too.
-func (e *explorer) inSync() (string, bool) {
-	for _, name := range e.c.Names {
-		st, ok := e.status(name)
-		if !ok || st.Role != "primary" || st.Resync != nil || st.Peer == nil || st.Peer.State != "connected" {
-			continue
-		}
-		legs := 0
-		for _, l := range st.Legs {
-			if l.State == "up-to-date" {
-				legs++
-			}
-		}
-		other, ok := e.status(e.c.Other(name))
-		if legs == 2 && ok && other.DiskState == "up-to-date" && other.Role == "secondary" {
-			return name, true
-		}
-	}
-	return "", false
-}
+// inSync reports whether the pair is connected and in sync (and which
+// node is primary).
+func (e *explorer) inSync() (string, bool) { return e.c.InSync() }
 
 // identical checks that both copies hold the same data.
 func (e *explorer) identical() error {

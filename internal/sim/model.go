@@ -42,8 +42,8 @@ func (w *Write) String() string {
 //     --force);
 //   - a copy promoted without --force holds every durable write it was
 //     sent (a write a primary took alone after losing its peer is counted
-//     apart: only fencing protects it), and no write sent after a durable
-//     write it lacks.
+//     apart: only fencing protects it), and no write of a primary's sent
+//     after a durable write of the same primary's that it lacks.
 type Model struct {
 	blocks  int64
 	clock   int64
@@ -158,13 +158,13 @@ func (m *Model) CheckData(node string, vals []WriteID) error {
 }
 
 // latestDurable returns the newest write to block b that is durable, was
-// made durable before time before (0: any time), and, if node is not
-// empty, reached node.
-func (m *Model) latestDurable(b int64, before int64, node string) WriteID {
+// made durable before time before (0: any time), if reached is not empty
+// reached that node, and if by is not empty was acknowledged by that node.
+func (m *Model) latestDurable(b int64, before int64, reached, by string) WriteID {
 	ids := m.byBlock[b]
 	for i := len(ids) - 1; i >= 0; i-- {
 		w := m.writes[ids[i]-1]
-		if !w.Durable || (before > 0 && w.DurableAt >= before) || (node != "" && w.Missing[node]) {
+		if !w.Durable || (before > 0 && w.DurableAt >= before) || (reached != "" && w.Missing[reached]) || (by != "" && w.Node != by) {
 			continue
 		}
 		return w.ID
@@ -182,7 +182,7 @@ func (m *Model) CheckPromoted(node string, vals []WriteID) error {
 	}
 	excused := 0
 	for b, v := range vals {
-		if got := m.latestDurable(int64(b), 0, node); v < got {
+		if got := m.latestDurable(int64(b), 0, node, ""); v < got {
 			return violation("promoted-lost", "%s was promoted without --force but block %d holds %d, older than %s, which was durable and had reached it",
 				node, b, v, m.Write(got))
 		}
@@ -195,11 +195,13 @@ func (m *Model) CheckPromoted(node string, vals []WriteID) error {
 		last = max(last, v)
 	}
 	if last != 0 {
+		// A primary's writes are one history: a copy holding one of them
+		// holds every one that primary made durable before sending it.
 		lw := m.Write(last)
 		for b, v := range vals {
-			if f := m.latestDurable(int64(b), lw.Issued, ""); v < f {
-				return violation("promoted-prefix", "%s was promoted without --force holding %s, but block %d holds %d, older than %s, durable before that write was sent",
-					node, lw, b, v, m.Write(f))
+			if f := m.latestDurable(int64(b), lw.Issued, "", lw.Node); v < f {
+				return violation("promoted-prefix", "%s was promoted without --force holding %s, but block %d holds %d, older than %s, which %s made durable before it sent that write",
+					node, lw, b, v, m.Write(f), lw.Node)
 			}
 		}
 	}
@@ -244,7 +246,7 @@ func (m *Model) CheckRead(node string, b int64, v WriteID, issued int64) error {
 			return violation("garbage", "a read of block %d through %s returned the stamp of write %d, never sent there", b, node, v)
 		}
 	}
-	need := m.latestDurable(b, 0, node)
+	need := m.latestDurable(b, 0, node, "")
 	ids := m.byBlock[b]
 	for i := len(ids) - 1; i >= 0; i-- {
 		w := m.writes[ids[i]-1]

@@ -73,6 +73,13 @@ func TestModelPromoted(t *testing.T) {
 			m.Ack(w, none)
 			return []WriteID{0, 0, 0, w.ID}
 		}, "promoted-prefix", 0},
+		{"two primaries' histories are not one: holding its own later write without a's earlier one", func(m *Model) []WriteID {
+			y := m.Issue("a", 0, 1, true)
+			m.Ack(y, bLacks)
+			w := m.Issue("b", 3, 1, true)
+			m.Ack(w, map[string]bool{"a": true})
+			return []WriteID{0, 0, 0, w.ID}
+		}, "", 1},
 		{"garbage", func(m *Model) []WriteID {
 			w := m.Issue("a", 0, 1, false)
 			m.Ack(w, none)
