@@ -196,19 +196,25 @@ func (n *Node) verifyDone(vs *VerifyStatus, res resync.VerifyResult, err error, 
 	vs.Repaired = repair && err == nil
 	if err != nil {
 		vs.Error = err.Error()
-		return
+	} else if vs.Full {
+		vs.LastFull = vs.Finished
 	}
-	if !vs.Full {
-		return
-	}
-	vs.LastFull = vs.Finished
-	if len(res.Mismatched) > 0 && !repair || n.sb.Flags&meta.FlagNeedFullVerify == 0 {
+	if n.sb.Flags&meta.FlagNeedFullVerify == 0 || !fullVerifyDone(vs.Full, repair, len(res.Mismatched), err) {
 		return
 	}
 	if err := n.updateSuper(func(sb *meta.Superblock) { sb.Flags &^= meta.FlagNeedFullVerify }); err != nil {
 		// The next verify is a full one again: nothing is lost.
 		n.log.Warn("could not record that a full verify was done", "err", err)
 	}
+}
+
+// fullVerifyDone decides whether a verify ends the need for a full one
+// (FlagNeedFullVerify): it compared every region, ended without error,
+// and left the copies the same — none differed, or it repaired them. A
+// full verify that found mismatches and did not repair them leaves the
+// flag, so that a plain 'verify --repair' still sees every region.
+func fullVerifyDone(full, repair bool, mismatched int, err error) bool {
+	return full && err == nil && (mismatched == 0 || repair)
 }
 
 // verifyMessage tells the operator what a verify found. Callers hold n.mu.
