@@ -136,14 +136,22 @@ func TestMirrorPrimaryKilled(t *testing.T) {
 	harness.SameData(t, p.A, p.B)
 }
 
-// TestMirrorVerifyRepair: a block corrupted on the secondary is found by
-// verify and fixed by verify --repair.
-func TestMirrorVerifyRepair(t *testing.T) {
+// writtenPair is a pair with A primary, the first 32 MiB of the volume
+// written through A, and B in sync.
+func writtenPair(t *testing.T) *harness.Pair {
+	t.Helper()
 	requirePair(t)
 	p := harness.NewPair(t, harness.PairOptions{})
 	promoteA(t, p)
 	harness.StartFio(t, p.A.URI("vol"), "--rw=write", "--bs=1M", "--iodepth=4", "--size=32M").Wait(t, 5*time.Minute)
 	harness.WaitInSync(t, p.A, time.Minute)
+	return p
+}
+
+// TestMirrorVerifyRepair: a block corrupted on the secondary is found by
+// verify and fixed by verify --repair.
+func TestMirrorVerifyRepair(t *testing.T) {
+	p := writtenPair(t)
 	if out := p.A.CLI("verify"); !strings.Contains(out, " 0 mismatched") {
 		t.Fatalf("verify of identical copies: %s", out)
 	}
@@ -167,11 +175,7 @@ func TestMirrorVerifyRepair(t *testing.T) {
 // only at the regions the primary's used bitmap names, but is found by
 // verify --all; verify --all --repair makes the copies the same.
 func TestMirrorVerifyAll(t *testing.T) {
-	requirePair(t)
-	p := harness.NewPair(t, harness.PairOptions{})
-	promoteA(t, p)
-	harness.StartFio(t, p.A.URI("vol"), "--rw=write", "--bs=1M", "--iodepth=4", "--size=32M").Wait(t, 5*time.Minute)
-	harness.WaitInSync(t, p.A, time.Minute)
+	p := writtenPair(t)
 	// A full verify first: the copies start out the same everywhere.
 	if out := p.A.CLI("verify", "--all"); !strings.Contains(out, "verify of every region: 0 mismatched") {
 		t.Fatalf("full verify of identical copies: %s", out)
