@@ -10,8 +10,8 @@ import (
 
 // Verifier is what Verify drives: a mirror, which implements it.
 type Verifier interface {
-	// Bitmap is the mirror's bitmap: used bits select regions, dirty
-	// bits schedule repairs.
+	// Bitmap is the mirror's bitmap: its used bits select the regions
+	// compared with UsedOnly.
 	Bitmap() *Bitmap
 	// Compare reports whether region r holds the same data on every
 	// in-sync leg, comparing checksums each leg computes where its data
