@@ -46,8 +46,9 @@ func (m *Mirror) complete(legs []*Leg) bool {
 // flight there, nothing completed there since the flush began, every
 // resyncing leg has been copied past it, and no repair has it yet to
 // copy: then its data is durable and the same on every leg. A region a
-// resync or a repair has not passed yet stays for a later flush. When the mirror is not complete the regions are dropped —
-// their bits stay, as the record of what a leg misses.
+// resync or a repair has not passed yet stays for a later flush. When the
+// mirror is not complete the regions are dropped — their bits stay, as the
+// record of what a leg misses.
 func (m *Mirror) clean(regions []int64, gen uint64) {
 	if len(regions) == 0 {
 		return
