@@ -61,6 +61,12 @@ const (
 	// source itself (promoted), every region must count as used (cleared
 	// then).
 	FlagUsedIncomplete uint32 = 1 << 1
+	// FlagNeedFullVerify: this node's copy was made or taken over in a
+	// way that leaves regions never written through the used bitmap
+	// unchecked (it was promoted, or a full sync ended); the next verify
+	// compares every region, not only the used ones. Cleared when a full
+	// verify finds the copies the same or repairs them.
+	FlagNeedFullVerify uint32 = 1 << 2
 )
 
 // Role is a node's replication role, as the superblock records it.

@@ -20,12 +20,16 @@
 //     Flush that succeeded on every leg, for regions whose writes (and
 //     resync copies) all completed before that flush began and which have
 //     nothing in flight; only while the mirror is complete (Options.Copies
-//     legs attached, none failed); and for a Resyncing leg only in the
-//     regions its resync has passed. This is the guarantee resync.Bitmap's
-//     Clean relies on. While a leg is failed or absent nothing is cleaned:
+//     legs attached, none failed); for a Resyncing leg only in the
+//     regions its resync has passed; and never in a region a repair has
+//     yet to copy (verify found its legs different: a write and flush
+//     there says nothing of the rest of the region). This is the
+//     guarantee resync.Bitmap's Clean relies on. While a leg is failed or absent nothing is cleaned:
 //     the bits are the record of what it misses.
-//   - A resync copy or a verify compare holds its range exclusively: a
-//     write to it waits, and a waiting copy holds off new writes. A
+//   - A resync or repair copy, or a verify compare, holds its range
+//     exclusively: a write to it waits, and a waiting copy holds off new
+//     writes. A repair marks its regions dirty (durably) before it copies
+//     any, and visits a set of its own, which no cleaning touches. A
 //     Resyncing leg receives every write, so a region it was copied stays
 //     in sync; it becomes InSync only once its resync has visited every
 //     region and flushed.

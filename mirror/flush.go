@@ -43,11 +43,12 @@ func (m *Mirror) complete(legs []*Leg) bool {
 
 // clean clears the dirty bits of regions after a flush that succeeded on
 // every leg attached since gen. A region is cleaned only if nothing is in
-// flight there, nothing completed there since the flush began, and every
-// resyncing leg has been copied past it: then its data is durable and the
-// same on every leg. A region a resync has not passed yet stays for a
-// later flush. When the mirror is not complete the regions are dropped —
-// their bits stay, as the record of what a leg misses.
+// flight there, nothing completed there since the flush began, every
+// resyncing leg has been copied past it, and no repair has it yet to
+// copy: then its data is durable and the same on every leg. A region a
+// resync or a repair has not passed yet stays for a later flush. When the
+// mirror is not complete the regions are dropped — their bits stay, as the
+// record of what a leg misses.
 func (m *Mirror) clean(regions []int64, gen uint64) {
 	if len(regions) == 0 {
 		return
@@ -65,7 +66,7 @@ func (m *Mirror) clean(regions []int64, gen uint64) {
 		if _, again := lk.completed[r]; again || lk.busyLocked(r) {
 			continue // a later flush will see it
 		}
-		ok := true
+		ok := !lk.heldLocked(r)
 		for _, l := range legs {
 			ok = ok && l.covered(r, n)
 		}

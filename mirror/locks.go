@@ -2,7 +2,10 @@ package mirror
 
 import (
 	"math/bits"
+	"slices"
 	"sync"
+
+	"github.com/netraid/netraid/resync"
 )
 
 // rangeLocks serialises the data path by byte range. Writes to
@@ -12,8 +15,9 @@ import (
 // it, so that a busy region cannot starve a resync.
 //
 // It also keeps, per region, what the lazy cleaning of dirty bits needs:
-// whether anything is in flight there, and which regions had a write or a
-// copy complete since the last flush began.
+// whether anything is in flight there, which regions had a write or a
+// copy complete since the last flush began, and which regions a repair
+// has yet to copy.
 type rangeLocks struct {
 	mu      sync.Mutex
 	cond    sync.Cond
@@ -25,6 +29,10 @@ type rangeLocks struct {
 	// completed holds the regions where a write or copy completed since
 	// the last flush began.
 	completed map[int64]struct{}
+	// holds are the region sets of repairs under way: a region dirty in
+	// one of them differs between the legs, whatever was written to it,
+	// until the repair has copied it (and cleared it from its set).
+	holds []*resync.Bitmap
 }
 
 // span is one locked (or awaited) range.
@@ -146,4 +154,29 @@ func (lk *rangeLocks) takeCompleted() []int64 {
 		}
 	}
 	return out
+}
+
+// hold keeps the dirty bits of set's dirty regions from being cleaned
+// until they are clear in set, or release.
+func (lk *rangeLocks) hold(set *resync.Bitmap) {
+	lk.mu.Lock()
+	defer lk.mu.Unlock()
+	lk.holds = append(lk.holds, set)
+}
+
+// release ends hold(set).
+func (lk *rangeLocks) release(set *resync.Bitmap) {
+	lk.mu.Lock()
+	defer lk.mu.Unlock()
+	lk.holds = slices.DeleteFunc(lk.holds, func(h *resync.Bitmap) bool { return h == set })
+}
+
+// heldLocked reports whether a repair has yet to copy region r.
+func (lk *rangeLocks) heldLocked(r int64) bool {
+	for _, h := range lk.holds {
+		if h.Dirty(r) {
+			return true
+		}
+	}
+	return false
 }

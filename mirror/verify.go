@@ -20,7 +20,7 @@ type (
 // computes its own (blockdev.Checksum), so a remote leg's data does not
 // cross the link — with writes to the range being compared held off. With
 // o.Repair, mismatched regions are marked dirty and copied again from the
-// primary leg (the one reads go to) to the others.
+// primary leg (the one reads go to) to the others (see verifier.Repair).
 func (m *Mirror) Verify(ctx context.Context, o VerifyOptions) (VerifyResult, error) {
 	primary := m.source()
 	if primary == nil {
@@ -50,20 +50,56 @@ var _ resync.Verifier = (*verifier)(nil)
 func (v *verifier) Bitmap() *resync.Bitmap { return v.m.bm }
 func (v *verifier) Busy() bool             { return v.m.busy() }
 
-func (v *verifier) RepairJob() (resync.Job, error) {
+// Repair copies regions from the primary leg to the others. The regions
+// are held (see rangeLocks.hold) before their dirty bits are set, so that
+// no cleaning clears a bit before the region is copied; the repair visits
+// a set of its own, which no cleaning touches, and clears a region from it
+// once copied, after which the next flush cleans the bit as usual.
+func (v *verifier) Repair(ctx context.Context, regions []int64, o resync.Options) error {
 	for _, l := range v.legs {
 		if l.State() != InSync {
-			return nil, fmt.Errorf("%w: %s is %s, cannot repair", ErrLeg, l.name, l.State())
+			return fmt.Errorf("%w: %s is %s, cannot repair", ErrLeg, l.name, l.State())
 		}
 	}
-	return &repairJob{newCopyJob(v.m, v.legs[0], v.legs[1:], false)}, nil
+	set, err := resync.NewRegionSet(v.m.size, v.m.bm.RegionSize(), regions)
+	if err != nil {
+		return err
+	}
+	defer set.Close()
+	v.m.locks.hold(set)
+	defer v.m.locks.release(set)
+	if err := v.m.bm.MarkRegions(regions); err != nil {
+		return err
+	}
+	v.m.log.Info("mirror: repair", "from", v.legs[0].name, "regions", len(regions))
+	j := &repairJob{copyJob: newCopyJob(v.m, v.legs[0], v.legs[1:], false), set: set}
+	defer j.release()
+	return resync.NewEngine(o).Run(ctx, j)
 }
 
-// repairJob releases its buffer once finished.
-type repairJob struct{ *copyJob }
+// repairJob is a copyJob over a repair's own set of regions.
+type repairJob struct {
+	*copyJob
+	set *resync.Bitmap
+}
 
-func (j *repairJob) Finish() error {
-	j.release()
+func (j *repairJob) Bitmap() *resync.Bitmap { return j.set }
+
+// Copy copies region r whole and then clears it from the set: from then
+// on a flush may clean its dirty bit (one that begins after the copy, as
+// for any copy).
+func (j *repairJob) Copy(r int64, _ bool) error {
+	if err := j.firstErr(); err != nil {
+		return err
+	}
+	off, n := j.set.Span(r)
+	j.async(func() error {
+		if err := j.copyRange(off, n); err != nil {
+			return err
+		}
+		j.set.Clean(r, r)
+		return nil
+	})
 	return nil
 }
 

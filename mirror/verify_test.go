@@ -107,3 +107,84 @@ func TestVerifyNeedsTwoLegsAndFailsALegThatErrs(t *testing.T) {
 		t.Fatalf("verify with one in-sync leg: %v", err)
 	}
 }
+
+// TestRepairSurvivesAConcurrentWrite: an application write and flush to a
+// region that verify found mismatched, landing after the repair marked the
+// region and before it copied it, neither clears the region's dirty bit
+// nor keeps the repair from copying it (issue 13, bug 4). The write and
+// flush only show that the write reached every leg, not that the rest of
+// the region is the same.
+func TestRepairSurvivesAConcurrentWrite(t *testing.T) {
+	r := newRig(t)
+	rng := rand.New(rand.NewPCG(13, 4))
+	r.write(0, randBytes(rng, volSize/2))
+	r.flush()
+	if _, err := r.mem["peer"].WriteAt([]byte{0xde, 0xad}, 5*rs+4096); err != nil {
+		t.Fatal(err)
+	}
+	// The compare reports last with every byte done; the next report is
+	// the repair's first, before it copies anything: the application
+	// writes elsewhere in region 5 then, and flushes.
+	compared, wrote := false, false
+	dirtyAfterFlush := false
+	progress := func(p resync.Progress) {
+		switch {
+		case !compared:
+			compared = p.Done == volSize
+		case !wrote:
+			wrote = true
+			r.write(5*rs+8192, randBytes(rng, 4096))
+			r.flush()
+			dirtyAfterFlush = r.bm.Dirty(5)
+		}
+	}
+	res, err := r.m.Verify(context.Background(), resync.VerifyOptions{Repair: true, Progress: progress})
+	if err != nil || !slices.Equal(res.Mismatched, []int64{5}) {
+		t.Fatalf("verify and repair: %+v, %v", res, err)
+	}
+	if !wrote {
+		t.Fatal("the repair reported no progress: the write did not run")
+	}
+	if !dirtyAfterFlush {
+		t.Error("a write and flush to a region awaiting repair cleaned its dirty bit")
+	}
+	r.same("local", "peer")
+	if res, err := r.m.Verify(context.Background(), resync.VerifyOptions{}); err != nil || len(res.Mismatched) != 0 {
+		t.Fatalf("verify after repair: %+v, %v", res, err)
+	}
+	r.flush()
+	if got := dirty(r.bm); len(got) != 0 {
+		t.Fatalf("dirty after the repair and a flush: %v", got)
+	}
+}
+
+// TestRepairCutOffKeepsItsBits: a repair that ends early (its target
+// fails) leaves the dirty bits of the regions it did not copy set, for the
+// resync that follows, and holds nothing afterwards.
+func TestRepairCutOffKeepsItsBits(t *testing.T) {
+	r := newRig(t)
+	for _, off := range []int64{5 * rs, 40 * rs} {
+		if _, err := r.mem["peer"].WriteAt([]byte{0xde, 0xad}, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	progress := func(p resync.Progress) {
+		if p.Done == volSize { // the compare is over
+			r.fault["peer"].FailAll(fault.Write, errDead)
+		}
+	}
+	var le *LegError
+	res, err := r.m.Verify(context.Background(), resync.VerifyOptions{Repair: true, Progress: progress})
+	if !errors.As(err, &le) || le.Leg != "peer" || !slices.Equal(res.Mismatched, []int64{5, 40}) {
+		t.Fatalf("repair onto a failing leg: %+v, %v", res, err)
+	}
+	r.m.locks.mu.Lock()
+	holds := len(r.m.locks.holds)
+	r.m.locks.mu.Unlock()
+	if holds != 0 {
+		t.Fatalf("%d repairs still hold regions", holds)
+	}
+	if got := dirty(r.bm); !slices.Equal(got, []int64{5, 40}) {
+		t.Fatalf("dirty after a failed repair: %v", got)
+	}
+}

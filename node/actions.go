@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/netraid/netraid/meta"
 	"github.com/netraid/netraid/resync"
 )
 
@@ -28,7 +29,7 @@ func (n *Node) Do(ctx context.Context, action string, r Request) (string, error)
 	case ActResyncPause, ActResyncResume, ActResyncRate, ActResyncFull:
 		return n.resyncControl(action, r.Rate)
 	case ActVerify:
-		return n.runVerify(ctx, r.Repair, r.Wait)
+		return n.runVerify(ctx, r)
 	case ActDiskFail:
 		return n.diskFail(r.Disk)
 	case ActDiskReplace:
@@ -142,7 +143,10 @@ func (n *Node) resyncControl(action string, rate int64) (string, error) {
 	return "", fmt.Errorf("unknown resync action %q", action)
 }
 
-func (n *Node) runVerify(ctx context.Context, repair, wait bool) (string, error) {
+// runVerify starts a verify of the used regions, or of every region with
+// r.All or while the superblock asks for a full verify (FlagNeedFullVerify),
+// and with r.Wait waits for it.
+func (n *Node) runVerify(ctx context.Context, r Request) (string, error) {
 	p, err := n.primaryOrErr("verify")
 	if err != nil {
 		return "", err
@@ -152,28 +156,26 @@ func (n *Node) runVerify(ctx context.Context, repair, wait bool) (string, error)
 		n.mu.Unlock()
 		return "", errors.New("a verify is already running: see 'netraid status'")
 	}
-	vs := &VerifyStatus{Running: true, Total: n.size}
+	full := r.All || n.sb.Flags&meta.FlagNeedFullVerify != 0
+	vs := &VerifyStatus{Running: true, Full: full, Total: n.size}
+	if n.verify != nil {
+		vs.LastFull = n.verify.LastFull
+	}
 	n.verify = vs
 	n.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		res, err := p.mir.Verify(n.ctx, resync.VerifyOptions{Repair: repair, UsedOnly: true, Progress: func(pr resync.Progress) {
+		res, err := p.mir.Verify(n.ctx, resync.VerifyOptions{Repair: r.Repair, UsedOnly: !full, Progress: func(pr resync.Progress) {
 			n.mu.Lock()
 			vs.Done, vs.Total = pr.Done, pr.Total
 			n.mu.Unlock()
 		}})
 		n.mu.Lock()
 		defer n.mu.Unlock()
-		vs.Running = false
-		vs.Finished = time.Now().UTC().Format(time.RFC3339)
-		vs.Mismatched = res.Mismatched
-		vs.Repaired = repair && err == nil
-		if err != nil {
-			vs.Error = err.Error()
-		}
+		n.verifyDone(vs, res, err, r.Repair)
 	}()
-	if !wait {
+	if !r.Wait {
 		return "verify started: see 'netraid status'", nil
 	}
 	select {
@@ -183,16 +185,56 @@ func (n *Node) runVerify(ctx context.Context, repair, wait bool) (string, error)
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	return verifyMessage(vs, r.Repair)
+}
+
+// verifyDone records the outcome of a verify in vs. A full verify that
+// leaves the copies the same (none differed, or all were repaired) clears
+// FlagNeedFullVerify. Callers hold n.mu.
+func (n *Node) verifyDone(vs *VerifyStatus, res resync.VerifyResult, err error, repair bool) {
+	vs.Running = false
+	vs.Finished = time.Now().UTC().Format(time.RFC3339)
+	vs.Mismatched = res.Mismatched
+	vs.Repaired = repair && err == nil
+	if err != nil {
+		vs.Error = err.Error()
+	} else if vs.Full {
+		vs.LastFull = vs.Finished
+	}
+	if n.sb.Flags&meta.FlagNeedFullVerify == 0 || !fullVerifyDone(vs.Full, repair, len(res.Mismatched), err) {
+		return
+	}
+	if err := n.updateSuper(func(sb *meta.Superblock) { sb.Flags &^= meta.FlagNeedFullVerify }); err != nil {
+		// The next verify is a full one again: nothing is lost.
+		n.log.Warn("could not record that a full verify was done", "err", err)
+	}
+}
+
+// fullVerifyDone decides whether a verify ends the need for a full one
+// (FlagNeedFullVerify): it compared every region, ended without error,
+// and left the copies the same — none differed, or it repaired them. A
+// full verify that found mismatches and did not repair them leaves the
+// flag, so that a plain 'verify --repair' still sees every region.
+func fullVerifyDone(full, repair bool, mismatched int, err error) bool {
+	return full && err == nil && (mismatched == 0 || repair)
+}
+
+// verifyMessage tells the operator what a verify found. Callers hold n.mu.
+func verifyMessage(vs *VerifyStatus, repair bool) (string, error) {
 	if vs.Error != "" {
 		return "", fmt.Errorf("verify: %s", vs.Error)
 	}
-	msg := fmt.Sprintf("verify: %d mismatched region(s)", len(vs.Mismatched))
+	what, again := "verify of the used regions", "netraid verify --repair"
+	if vs.Full {
+		what, again = "verify of every region", "netraid verify --all --repair"
+	}
+	msg := fmt.Sprintf("%s: %d mismatched region(s)", what, len(vs.Mismatched))
 	if len(vs.Mismatched) > 0 {
 		msg += fmt.Sprintf(": %v", vs.Mismatched)
 		if repair {
 			msg += "; repaired from the primary"
 		} else {
-			msg += "; run 'netraid verify --repair' to copy them again from the primary"
+			msg += fmt.Sprintf("; run '%s' to copy them again from the primary", again)
 		}
 	}
 	return msg, nil

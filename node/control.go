@@ -23,6 +23,7 @@ type Request struct {
 	Force        bool   `json:"force,omitempty"`
 	DiscardLocal bool   `json:"discard_local,omitempty"`
 	Repair       bool   `json:"repair,omitempty"`
+	All          bool   `json:"all,omitempty"` // verify every region, not only the used ones
 	Rate         int64  `json:"rate,omitempty"`
 	Disk         string `json:"disk,omitempty"`
 	NewDisk      string `json:"new_disk,omitempty"`

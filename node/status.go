@@ -120,11 +120,16 @@ type ResyncStatus struct {
 
 // VerifyStatus is the outcome of the last online verify.
 type VerifyStatus struct {
-	Running    bool    `json:"running"`
+	Running bool `json:"running"`
+	// Full: the verify compares every region, not only the used ones.
+	Full       bool    `json:"full"`
 	Done       int64   `json:"done_bytes"`
 	Total      int64   `json:"total_bytes"`
 	Mismatched []int64 `json:"mismatched_regions"`
 	Repaired   bool    `json:"repaired"`
 	Error      string  `json:"error,omitempty"`
 	Finished   string  `json:"finished,omitempty"`
+	// LastFull is when the last full verify finished without error since
+	// the node started (RFC 3339), this one or an earlier one.
+	LastFull string `json:"last_full,omitempty"`
 }

@@ -544,3 +544,47 @@ func TestMarkAhead(t *testing.T) {
 		t.Fatalf("dirty after a crash: %v; the regions marked ahead were not durable", got)
 	}
 }
+
+// TestMarkRegions: a list of regions is marked dirty and used, durably,
+// in one metadata write; a region out of range marks nothing.
+func TestMarkRegions(t *testing.T) {
+	st := newTestStore(StoreSize(testVol, testRegion))
+	b := openTest(t, st, BitmapOptions{})
+	regions := []int64{2, 3, 4, 50, 99}
+	if err := b.MarkRegions(regions); err != nil {
+		t.Fatal(err)
+	}
+	if s := b.Stats(); s.Commits != 1 {
+		t.Fatalf("%d metadata writes for one MarkRegions", s.Commits)
+	}
+	if err := b.MarkRegions([]int64{7, 100}); !errors.Is(err, ErrGeometry) {
+		t.Fatalf("MarkRegions past the end: %v, want ErrGeometry", err)
+	}
+	if err := b.MarkRegions(nil); err != nil {
+		t.Fatal(err)
+	}
+	b = reopen(t, b, st)
+	if got := dirtyList(b); !slices.Equal(got, regions) {
+		t.Fatalf("dirty after crash = %v, want %v", got, regions)
+	}
+	for r := range b.Regions() {
+		if b.Used(r) != slices.Contains(regions, r) {
+			t.Fatalf("Used(%d) = %v after crash", r, b.Used(r))
+		}
+	}
+}
+
+// TestNewRegionSet: a set in memory holds exactly the regions given.
+func TestNewRegionSet(t *testing.T) {
+	set, err := NewRegionSet(testVol, testRegion, []int64{0, 1, 42, 99})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	if got := dirtyList(set); !slices.Equal(got, []int64{0, 1, 42, 99}) || set.VolumeSize() != testVol || set.RegionSize() != testRegion {
+		t.Fatalf("set holds %v (volume %d, region %d)", got, set.VolumeSize(), set.RegionSize())
+	}
+	if _, err := NewRegionSet(testVol, testRegion, []int64{100}); !errors.Is(err, ErrGeometry) {
+		t.Fatalf("a region past the end: %v, want ErrGeometry", err)
+	}
+}

@@ -16,6 +16,28 @@ import (
 // error is returned and the caller must not write the data.
 func (b *Bitmap) Mark(off, n int64) error { return b.mark(off, n, true) }
 
+// MarkRegions sets the dirty and used bits of regions and returns once
+// they are durable: Mark for a list of regions (a repair's), in one
+// metadata write however many they are.
+func (b *Bitmap) MarkRegions(regions []int64) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return ErrClosed
+	}
+	for _, r := range regions {
+		if r < 0 || r >= b.nregions {
+			b.mu.Unlock()
+			return fmt.Errorf("%w: region %d of %d", ErrGeometry, r, b.nregions)
+		}
+	}
+	for _, r := range regions {
+		b.setLocked(false, r, r)
+		b.setLocked(true, r, r)
+	}
+	return b.waitLocked()
+}
+
 // MarkDiscard is Mark for a discard (Trim): it sets the dirty bits only,
 // since a discard adds no data worth copying to a blank leg.
 func (b *Bitmap) MarkDiscard(off, n int64) error { return b.mark(off, n, false) }

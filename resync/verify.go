@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/netraid/netraid/blockdev"
 )
 
 // Verifier is what Verify drives: a mirror, which implements it.
 type Verifier interface {
-	// Bitmap is the mirror's bitmap: used bits select regions, dirty
-	// bits schedule repairs.
+	// Bitmap is the mirror's bitmap: its used bits select the regions
+	// compared with UsedOnly.
 	Bitmap() *Bitmap
 	// Compare reports whether region r holds the same data on every
 	// in-sync leg, comparing checksums each leg computes where its data
@@ -17,17 +19,22 @@ type Verifier interface {
 	Compare(r int64) (bool, error)
 	// Busy reports whether the application did I/O since the last call.
 	Busy() bool
-	// RepairJob returns the job that copies dirty regions from the
-	// primary leg to the other in-sync legs.
-	RepairJob() (Job, error)
+	// Repair copies regions (in order) from the primary leg to the other
+	// in-sync legs, paced by an engine of options o. Before it copies
+	// anything it makes their dirty bits durable, and until a region's
+	// copy is done and flushed nothing clears its bit — not the cleaning
+	// after a write and flush to it, which says nothing of the rest of
+	// the region — so a repair cut off is resumed by the next resync.
+	Repair(ctx context.Context, regions []int64, o Options) error
 }
 
 // VerifyOptions tunes Verify.
 type VerifyOptions struct {
-	// UsedOnly compares only regions that were ever written.
+	// UsedOnly compares only regions that were ever written (the used
+	// bitmap's); otherwise every region is compared.
 	UsedOnly bool
-	// Repair marks mismatched regions dirty and copies them again from
-	// the primary leg.
+	// Repair copies mismatched regions again from the primary leg
+	// (Verifier.Repair).
 	Repair bool
 	// Rate, Adaptive and FloorRate pace the compare (and the repair) as
 	// they pace a resync.
@@ -52,8 +59,8 @@ type VerifyResult struct {
 }
 
 // Verify compares the in-sync legs of v region by region and, with Repair,
-// makes the mismatched regions dirty (durably) and copies them again from
-// the primary leg. It returns what it found so far along with any error.
+// has v copy the mismatched regions again from the primary leg. It returns
+// what it found so far along with any error.
 func Verify(ctx context.Context, v Verifier, o VerifyOptions) (VerifyResult, error) {
 	if o.BatchBytes <= 0 {
 		o.BatchBytes = DefaultBatchBytes
@@ -101,22 +108,24 @@ func Verify(ctx context.Context, v Verifier, o VerifyOptions) (VerifyResult, err
 	if !o.Repair || len(res.Mismatched) == 0 {
 		return res, nil
 	}
-	return res, repair(ctx, v, res.Mismatched, o)
+	err := v.Repair(ctx, res.Mismatched, Options{Rate: o.Rate, Adaptive: o.Adaptive, FloorRate: o.FloorRate, Progress: o.Progress, BatchBytes: o.BatchBytes})
+	if err != nil {
+		return res, fmt.Errorf("resync: repair: %w", err)
+	}
+	return res, nil
 }
 
-// repair marks the regions dirty and runs a resync of the repair job.
-func repair(ctx context.Context, v Verifier, regions []int64, o VerifyOptions) error {
-	bm := v.Bitmap()
-	for _, r := range regions {
-		off, n := bm.Span(r)
-		if err := bm.Mark(off, n); err != nil {
-			return fmt.Errorf("resync: repair: %w", err)
-		}
-	}
-	j, err := v.RepairJob()
+// NewRegionSet returns a bitmap in memory of the given geometry whose
+// dirty bits are regions (in order): the set a Job visits when it is not
+// the volume's dirty regions (a repair's, a rebuild's). Close it after.
+func NewRegionSet(volSize, regionSize int64, regions []int64) (*Bitmap, error) {
+	set, err := OpenBitmap(blockdev.NewMem(StoreSize(volSize, regionSize)), volSize, regionSize, BitmapOptions{})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	e := NewEngine(Options{Rate: o.Rate, Adaptive: o.Adaptive, FloorRate: o.FloorRate, Progress: o.Progress, BatchBytes: o.BatchBytes})
-	return e.Run(ctx, j)
+	if err := set.MarkRegions(regions); err != nil {
+		set.Close()
+		return nil, err
+	}
+	return set, nil
 }

@@ -14,6 +14,8 @@ type fakeVerifier struct {
 	bad      map[int64]bool
 	compared []int64
 	fail     error
+	repairs  [][]int64 // the regions of each Repair
+	opts     Options   // of the last Repair
 }
 
 func (v *fakeVerifier) Bitmap() *Bitmap { return v.job.bm }
@@ -27,18 +29,26 @@ func (v *fakeVerifier) Compare(r int64) (bool, error) {
 	return !v.bad[r], nil
 }
 
-func (v *fakeVerifier) RepairJob() (Job, error) {
+func (v *fakeVerifier) Repair(ctx context.Context, regions []int64, o Options) error {
+	v.repairs = append(v.repairs, regions)
+	v.opts = o
+	if err := v.job.bm.MarkRegions(regions); err != nil {
+		return err
+	}
 	v.job.onCopy = func(r int64) { delete(v.bad, r) }
-	return v.job, nil
+	return NewEngine(o).Run(ctx, v.job)
 }
 
 func TestVerifyFindsAndRepairs(t *testing.T) {
 	j := newFakeJob(t)
 	v := &fakeVerifier{job: j, bad: map[int64]bool{4: true, 60: true, 99: true}}
 	var last Progress
-	res, err := Verify(context.Background(), v, VerifyOptions{Repair: true, Progress: func(p Progress) { last = p }})
+	res, err := Verify(context.Background(), v, VerifyOptions{Repair: true, Rate: 1 << 40, BatchBytes: 3 * testRegion, Progress: func(p Progress) { last = p }})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(v.repairs) != 1 || !slices.Equal(v.repairs[0], []int64{4, 60, 99}) || v.opts.Rate != 1<<40 || v.opts.BatchBytes != 3*testRegion || v.opts.Progress == nil {
+		t.Fatalf("repairs %v with options %+v", v.repairs, v.opts)
 	}
 	if res.Regions != 100 || res.Bytes != testVol || !slices.Equal(res.Mismatched, []int64{4, 60, 99}) {
 		t.Fatalf("result %+v", res)

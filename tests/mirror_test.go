@@ -136,14 +136,22 @@ func TestMirrorPrimaryKilled(t *testing.T) {
 	harness.SameData(t, p.A, p.B)
 }
 
-// TestMirrorVerifyRepair: a block corrupted on the secondary is found by
-// verify and fixed by verify --repair.
-func TestMirrorVerifyRepair(t *testing.T) {
+// writtenPair is a pair with A primary, the first 32 MiB of the volume
+// written through A, and B in sync.
+func writtenPair(t *testing.T) *harness.Pair {
+	t.Helper()
 	requirePair(t)
 	p := harness.NewPair(t, harness.PairOptions{})
 	promoteA(t, p)
 	harness.StartFio(t, p.A.URI("vol"), "--rw=write", "--bs=1M", "--iodepth=4", "--size=32M").Wait(t, 5*time.Minute)
 	harness.WaitInSync(t, p.A, time.Minute)
+	return p
+}
+
+// TestMirrorVerifyRepair: a block corrupted on the secondary is found by
+// verify and fixed by verify --repair.
+func TestMirrorVerifyRepair(t *testing.T) {
+	p := writtenPair(t)
 	if out := p.A.CLI("verify"); !strings.Contains(out, " 0 mismatched") {
 		t.Fatalf("verify of identical copies: %s", out)
 	}
@@ -157,6 +165,47 @@ func TestMirrorVerifyRepair(t *testing.T) {
 	harness.WaitInSync(t, p.A, time.Minute)
 	if out := p.A.CLI("verify"); !strings.Contains(out, " 0 mismatched") {
 		t.Fatalf("verify after repair: %s", out)
+	}
+	p.A.CLI("demote")
+	harness.SameData(t, p.A, p.B)
+}
+
+// TestMirrorVerifyAll: a byte planted on the secondary's disk, in a region
+// the primary never wrote, is not compared by a plain verify, which looks
+// only at the regions the primary's used bitmap names, but is found by
+// verify --all; verify --all --repair makes the copies the same.
+func TestMirrorVerifyAll(t *testing.T) {
+	p := writtenPair(t)
+	// A full verify first: the copies start out the same everywhere.
+	if out := p.A.CLI("verify", "--all"); !strings.Contains(out, "verify of every region: 0 mismatched") {
+		t.Fatalf("full verify of identical copies: %s", out)
+	}
+	// One byte 48 MiB into member 0's data area: chunk 768 of that
+	// member, volume chunk 1536 (64 KiB chunks over two members), volume
+	// offset 96 MiB, region 96 (1 MiB regions) — well past the 32 MiB
+	// fio wrote and the regions its stream marked ahead.
+	harness.CorruptData(t, p.B, 0, 48<<20, 1)
+	if out := p.A.CLI("verify"); !strings.Contains(out, "verify of the used regions: 0 mismatched") {
+		t.Fatalf("plain verify: %s (want it to compare only the written regions)", out)
+	}
+	out := p.A.CLI("verify", "--all")
+	if !strings.Contains(out, "verify of every region: 1 mismatched region(s): [96]") {
+		t.Fatalf("verify --all did not find the planted byte in region 96: %s", out)
+	}
+	t.Logf("verify --all: %s", strings.TrimSpace(out))
+	st, err := p.A.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := st.Verify; v == nil || !v.Full || v.Running || v.LastFull != v.Finished || v.LastFull == "" {
+		t.Fatalf("status after a full verify: %+v", st.Verify)
+	}
+	if out := p.A.CLI("verify", "--all", "--repair"); !strings.Contains(out, "[96]; repaired") {
+		t.Fatalf("verify --all --repair: %s", out)
+	}
+	harness.WaitInSync(t, p.A, time.Minute)
+	if out := p.A.CLI("verify", "--all"); !strings.Contains(out, "verify of every region: 0 mismatched") {
+		t.Fatalf("full verify after the repair: %s", out)
 	}
 	p.A.CLI("demote")
 	harness.SameData(t, p.A, p.B)

@@ -13,8 +13,8 @@ func TestFlagsLine(t *testing.T) {
 	if got := flagsLine(0); got != "none" {
 		t.Fatalf("no flags: %q", got)
 	}
-	got := flagsLine(meta.FlagNeedFullSync | meta.FlagUsedIncomplete | 1<<5)
-	for _, want := range []string{"need-full-sync", "used-incomplete", "0x20"} {
+	got := flagsLine(meta.FlagNeedFullSync | meta.FlagUsedIncomplete | meta.FlagNeedFullVerify | 1<<5)
+	for _, want := range []string{"need-full-sync", "used-incomplete", "need-full-verify", "0x20"} {
 		if !strings.Contains(got, want) {
 			t.Fatalf("flags line %q lacks %q", got, want)
 		}

@@ -55,11 +55,18 @@ the secondary. Run it on the primary.
 }
 
 func runVerify(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "verify", "[--repair] [--no-wait]", `
+	fs := newFlags(e, "verify", "[--all] [--repair] [--no-wait]", `
 Compare the primary's and the secondary's copies region by region, by
 checksum: the secondary computes its own checksums, so the data does not
 cross the link. Mismatched regions are reported; with --repair they are
-copied again from the primary. Run it on the primary.`)
+copied again from the primary. Run it on the primary.
+
+By default only the regions the primary has written are compared; --all
+compares every region, so that nothing written to the secondary's disks
+some other way goes unseen. The first verify after a node was promoted
+or after a full sync compares every region anyway ('netraid status'
+says when the last full verify ran).`)
+	all := fs.Bool("all", false, "compare every region, not only those the primary has written")
 	repair := fs.Bool("repair", false, "resync mismatched regions from the primary")
 	noWait := fs.Bool("no-wait", false, "start the verify and return; 'netraid status' shows its progress")
 	client := controlFlag(fs)
@@ -69,5 +76,5 @@ copied again from the primary. Run it on the primary.`)
 	if fs.NArg() != 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
-	return printDo(ctx, e, client(), node.ActVerify, node.Request{Repair: *repair, Wait: !*noWait})
+	return printDo(ctx, e, client(), node.ActVerify, node.Request{All: *all, Repair: *repair, Wait: !*noWait})
 }

@@ -95,16 +95,7 @@ func printStatus(w io.Writer, st node.Status) {
 	if rp := st.RebuildPoint; rp != nil {
 		fmt.Fprintf(w, "  rebuild of member %d recorded up to %s (a restart resumes there)\n", rp.Member, bytesOf(rp.Cursor))
 	}
-	if v := st.Verify; v != nil {
-		switch {
-		case v.Running:
-			fmt.Fprintf(w, "  verify: %s of %s\n", bytesOf(v.Done), bytesOf(v.Total))
-		case v.Error != "":
-			fmt.Fprintf(w, "  verify failed: %s\n", v.Error)
-		default:
-			fmt.Fprintf(w, "  last verify (%s): %d mismatched region(s)%s\n", v.Finished, len(v.Mismatched), map[bool]string{true: ", repaired"}[v.Repaired])
-		}
-	}
+	printVerify(w, st.Verify)
 	for _, p := range st.Problems {
 		fmt.Fprintf(w, "  PROBLEM: %s\n", p)
 	}
@@ -150,4 +141,27 @@ func printDo(ctx context.Context, e *env, c *node.Client, action string, req nod
 		fmt.Fprintln(e.stdout, msg)
 	}
 	return nil
+}
+
+// printVerify shows the verify under way or the last one, and when the
+// last full verify ran.
+func printVerify(w io.Writer, v *node.VerifyStatus) {
+	if v == nil {
+		return
+	}
+	what := "verify of the used regions"
+	if v.Full {
+		what = "verify of every region"
+	}
+	switch {
+	case v.Running:
+		fmt.Fprintf(w, "  %s: %s of %s\n", what, bytesOf(v.Done), bytesOf(v.Total))
+	case v.Error != "":
+		fmt.Fprintf(w, "  %s failed: %s\n", what, v.Error)
+	default:
+		fmt.Fprintf(w, "  last %s (%s): %d mismatched region(s)%s\n", what, v.Finished, len(v.Mismatched), map[bool]string{true: ", repaired"}[v.Repaired])
+	}
+	if v.LastFull != "" && (v.Running || v.LastFull != v.Finished) {
+		fmt.Fprintf(w, "  last full verify: %s\n", v.LastFull)
+	}
 }
