@@ -410,6 +410,10 @@ func (p *primary) resyncPeer(ctx context.Context, l *repl.Link, full bool, rb *R
 		sb.Generations = g.Meta()
 		sb.PeerSetUUID, _ = meta.ParseUUID(h.SetUUID)
 		sb.ResyncCursor, sb.ResyncTotal = 0, 0
+		if full {
+			// The first verify after a full sync compares every region.
+			sb.Flags |= meta.FlagNeedFullVerify
+		}
 	})
 }
 

@@ -84,6 +84,8 @@ func (n *Node) promote(force bool) (string, error) {
 		sb.Generations = g.Meta()
 		sb.Role = meta.Primary
 		sb.Flags &^= meta.FlagUsedIncomplete
+		// The first verify on a new primary compares every region.
+		sb.Flags |= meta.FlagNeedFullVerify
 		sb.DiskState = plan.Disk
 		if plan.ClearRebuild {
 			sb.ClearRebuild()
