@@ -653,6 +653,7 @@ func (e *explorer) check() error {
 func (e *explorer) settle() error {
 	e.logf("settle")
 	e.heal()
+	e.c.Net.Delay("a", "b", 0)
 	for _, name := range e.c.Names {
 		e.diskHeal(name)
 		if !e.c.Procs[name].Running() {
