@@ -5,6 +5,13 @@ BIN     := bin/netraid
 PKGS    := ./...
 # Packages with unit tests that run quickly under the race detector.
 UNIT    := ./internal/... ./blockdev/... ./stripe/... ./meta/... ./volume/... ./mirror/... ./resync/... ./nbd/... ./pki/... ./node/... ./cmd/...
+# What --version, status and the log's first line say: git's view of
+# the tree, injected because a build may not be stamped by the go command.
+VERSION  ?= $(shell git describe --tags --dirty 2>/dev/null || echo devel)
+COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
+MODIFIED ?= $(shell test -z "$$(git status --porcelain --untracked-files=no 2>/dev/null)" || echo true)
+VPKG    := github.com/netraid/netraid/internal/version
+LDFLAGS := -X $(VPKG).version=$(VERSION) -X $(VPKG).commit=$(COMMIT) -X $(VPKG).modified=$(MODIFIED)
 FUZZTIME ?= 100000x
 TRIALS  ?= 10
 
@@ -16,7 +23,7 @@ help: ## list the targets
 	@echo "Variables: GO=$(GO) PREFIX=$(PREFIX) FUZZTIME=$(FUZZTIME) TRIALS=$(TRIALS)"
 
 build: ## build bin/netraid
-	$(GO) build -o $(BIN) ./cmd/netraid
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/netraid
 
 install: build ## install netraid into PREFIX/bin
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/netraid

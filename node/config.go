@@ -54,6 +54,13 @@ type Config struct {
 	// default if zero.
 	MaxConnections int
 	Logger         *slog.Logger
+	// Version is the binary's version, shown in status and logged at
+	// start.
+	Version string
+	// OnReady, if set, is called once when the node is serving: its
+	// control socket answers and its export (primary, standalone) or its
+	// peer listener (secondary) is up. It must not block.
+	OnReady func()
 }
 
 func (c *Config) setDefaults() error {

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/netraid/netraid/internal/version"
 	"github.com/spf13/pflag"
 )
 
@@ -55,6 +56,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	}
+	if args[0] == "--version" {
+		fmt.Fprintf(stdout, "netraid %s\n", version.String())
+		return exitOK
+	}
 	c, ok := commands[args[0]]
 	if !ok {
 		fmt.Fprintf(stderr, "netraid: unknown command %q\nRun 'netraid --help' for the list of commands.\n", args[0])
@@ -81,6 +86,7 @@ func printUsage(w io.Writer) {
 mirrored synchronously to a second machine, exported over NBD.
 
 Usage: netraid COMMAND [FLAGS] [ARGS]
+       netraid --version
 
 Commands:
 `)

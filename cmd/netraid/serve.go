@@ -11,6 +11,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/netraid/netraid/blockdev"
+	"github.com/netraid/netraid/internal/version"
 	"github.com/netraid/netraid/node"
 )
 
@@ -83,6 +84,7 @@ that the other's certificate is a node's of the same volume.`)
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	log.Info("netraid starting", "version", version.String())
 	cfg := node.Config{
 		Disks:             fs.Args(),
 		Listen:            *listen,
@@ -103,6 +105,7 @@ that the other's certificate is a node's of the same volume.`)
 		MaxConnections:    *maxConns,
 		Readahead:         int64(ra),
 		Logger:            log,
+		Version:           version.String(),
 	}
 	setProcs()
 	if addr := os.Getenv("NETRAID_PPROF"); addr != "" {

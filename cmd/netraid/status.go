@@ -47,6 +47,9 @@ func bytesOf(n int64) string { return humanize.IBytes(uint64(max(n, 0))) }
 func printStatus(w io.Writer, st node.Status) {
 	fmt.Fprintf(w, "volume %s  role:%s  disk:%s  size:%s  chunk:%s  region:%s\n",
 		st.Volume, st.Role, st.DiskState, bytesOf(st.Size), bytesOf(st.Chunk), bytesOf(st.Region))
+	if st.Version != "" {
+		fmt.Fprintf(w, "  version: %s\n", st.Version)
+	}
 	fmt.Fprintf(w, "  generations: %s\n", st.Gens)
 	for _, m := range st.Members {
 		fmt.Fprintf(w, "  disk %d %-28s %-10s %s\n", m.Index, m.Path, m.State, bytesOf(m.Size))
