@@ -15,9 +15,9 @@ import (
 // READY=1 once the node serves, watchdog pings while its control socket
 // answers a status call, STOPPING=1 when it starts to shut down.
 type service struct {
-	notify  *sdnotify.Notifier // nil outside a service manager
-	log     *slog.Logger
-	control string
+	notify *sdnotify.Notifier // nil outside a service manager
+	log    *slog.Logger
+	client *node.Client // the node's control socket
 
 	ctx    context.Context // ends when serve returns
 	cancel context.CancelFunc
@@ -27,7 +27,7 @@ type service struct {
 // startService reads the service manager's environment; stop ends what
 // it started.
 func startService(ctx context.Context, log *slog.Logger, control string) *service {
-	s := &service{log: log, control: control}
+	s := &service{log: log, client: node.NewClient(control)}
 	n, err := sdnotify.FromEnv()
 	if err != nil {
 		log.Warn("not notifying the service manager", "err", err)
@@ -66,7 +66,7 @@ func (s *service) ready() {
 // health is the watchdog's check: the node answers a status call through
 // its control socket, as 'netraid status' would.
 func (s *service) health(ctx context.Context) (string, error) {
-	st, err := node.NewClient(s.control).Status(ctx)
+	st, err := s.client.Status(ctx)
 	if err != nil {
 		return "", err
 	}
