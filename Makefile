@@ -1,25 +1,50 @@
 # netraid — run `make` for the list of targets.
 GO      ?= go
+# Where 'make install' puts things, under DESTDIR if given.
 PREFIX  ?= /usr/local
-BIN     := bin/netraid
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+SYSCONFDIR  ?= /etc
+BIN     ?= bin/netraid
 PKGS    := ./...
 # Packages with unit tests that run quickly under the race detector.
 UNIT    := ./internal/... ./blockdev/... ./stripe/... ./meta/... ./volume/... ./mirror/... ./resync/... ./nbd/... ./pki/... ./node/... ./cmd/...
+# What --version, status and the log's first line say: git's view of
+# the tree, injected because a build may not be stamped by the go command.
+VERSION  ?= $(shell git describe --tags --dirty 2>/dev/null || echo devel)
+COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
+MODIFIED ?= $(shell test -z "$$(git status --porcelain --untracked-files=no 2>/dev/null)" || echo true)
+VPKG    := github.com/netraid/netraid/internal/version
+LDFLAGS := -X $(VPKG).version=$(VERSION) -X $(VPKG).commit=$(COMMIT) -X $(VPKG).modified=$(MODIFIED)
 FUZZTIME ?= 100000x
 TRIALS  ?= 10
 
-.PHONY: help build install test unit e2e fuzz demo bench trials lint deps clean
+.PHONY: help build docs install test unit e2e fuzz demo bench trials lint deps clean
 
 help: ## list the targets
 	@echo "netraid — targets (make TARGET):"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-10s %s\n", $$1, $$2}'
-	@echo "Variables: GO=$(GO) PREFIX=$(PREFIX) FUZZTIME=$(FUZZTIME) TRIALS=$(TRIALS)"
+	@echo "Variables: GO=$(GO) PREFIX=$(PREFIX) DESTDIR=$(DESTDIR) FUZZTIME=$(FUZZTIME) TRIALS=$(TRIALS)"
 
 build: ## build bin/netraid
-	$(GO) build -o $(BIN) ./cmd/netraid
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/netraid
 
-install: build ## install netraid into PREFIX/bin
-	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/netraid
+docs: build ## manual pages (bin/man/man8) and bash completion (bin/netraid.bash), from the CLI's help
+	rm -rf bin/man
+	$(BIN) _man bin/man/man8
+	$(BIN) completion bash > bin/netraid.bash
+
+install: docs ## install netraid, netraid.service, manual pages, bash completion, an example config (PREFIX, DESTDIR)
+	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/netraid
+	install -d $(DESTDIR)$(MANDIR)/man8
+	install -m 0644 bin/man/man8/*.8 $(DESTDIR)$(MANDIR)/man8/
+	install -D -m 0644 bin/netraid.bash $(DESTDIR)$(BASHCOMPDIR)/netraid
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' dist/netraid.service.in > bin/netraid.service
+	install -D -m 0644 bin/netraid.service $(DESTDIR)$(UNITDIR)/netraid.service
+	install -D -m 0644 dist/netraid.toml $(DESTDIR)$(SYSCONFDIR)/netraid/netraid.toml.example
+	@echo "installed; next: $(SYSCONFDIR)/netraid/netraid.toml (from the .example), then 'systemctl daemon-reload; systemctl enable --now netraid'"
 
 deps: ## install the Debian packages the tests and demo use (when missing)
 	./scripts/deps.sh --broker

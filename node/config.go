@@ -64,8 +64,13 @@ type Config struct {
 	// default if zero.
 	MaxConnections int
 	Logger         *slog.Logger
-	// Version is the build's version, for status and the hello.
+	// Version is the binary's version, shown in status, logged at start
+	// and said in the replication hello.
 	Version string
+	// OnReady, if set, is called once when the node is serving: its
+	// control socket answers and its export (primary, standalone) or its
+	// peer listener (secondary) is up. It must not block.
+	OnReady func()
 
 	// The seams through which the node reaches the world, for the
 	// in-process harness; nil means the real thing.

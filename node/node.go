@@ -184,8 +184,11 @@ func (n *Node) run(ctx context.Context) error {
 			return err
 		}
 	}
-	n.log.Info("node running", "role", n.role(), "disks", strings.Join(n.cfg.Disks, ","), "size", n.size)
+	n.log.Info("node running", "role", n.role(), "disks", strings.Join(n.cfg.Disks, ","), "size", n.size, "version", n.cfg.Version)
 	close(n.ready)
+	if n.cfg.OnReady != nil {
+		n.cfg.OnReady()
+	}
 	<-ctx.Done()
 	n.log.Info("shutting down")
 	return n.shutdown()

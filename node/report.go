@@ -53,7 +53,7 @@ func (n *Node) staleStatus() Status {
 func (n *Node) status() Status {
 	sb := n.sb
 	st := Status{
-		Volume: sb.Name, SetUUID: sb.SetUUID.String(), Size: n.size,
+		Volume: sb.Name, Version: n.cfg.Version, SetUUID: sb.SetUUID.String(), Size: n.size,
 		Chunk: int64(sb.Chunk), Region: int64(sb.RegionSize),
 		Role: "secondary", DiskState: sb.DiskState.String(), Gens: n.gens(),
 		OutOfSync: n.bm.DirtyBytes(),

@@ -7,6 +7,7 @@ import "time"
 // verify under way. It is the control API's answer to GET /v1/status.
 type Status struct {
 	Volume    string         `json:"volume"`
+	Version   string         `json:"version"` // of the daemon's binary
 	SetUUID   string         `json:"set_uuid"`
 	Size      int64          `json:"size"`
 	Chunk     int64          `json:"chunk"`

@@ -21,6 +21,9 @@ want losetup mount
 want fusermount3 fuse3
 want ip iproute2
 want python3 python3
+want systemd-analyze systemd
+want groff groff-base
+want man man-db
 python3 -c 'import nbd' 2>/dev/null || need+=(python3-libnbd)
 if [ "${1:-}" = "--broker" ]; then
 	[ -f /usr/share/activemq/bin/activemq.jar ] || need+=(activemq)

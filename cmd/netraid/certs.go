@@ -13,7 +13,7 @@ import (
 )
 
 func init() {
-	register(command{name: "certs", summary: "make a volume's CA and its node and client certificates (TLS)", run: runCerts})
+	register(command{name: "certs", summary: "make a volume's CA and its node and client certificates (TLS)", run: runCerts, actions: []string{"init", "issue", "client"}})
 }
 
 const certsHelp = `

@@ -7,7 +7,7 @@ import (
 )
 
 func init() {
-	register(command{name: "disk", summary: "fail or replace a member disk", run: runDisk})
+	register(command{name: "disk", summary: "fail or replace a member disk", run: runDisk, actions: []string{"fail", "replace", "inject-error", "heal"}})
 }
 
 func runDisk(ctx context.Context, e *env, args []string) error {

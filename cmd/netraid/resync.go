@@ -8,7 +8,7 @@ import (
 )
 
 func init() {
-	register(command{name: "resync", summary: "pause, resume, rate-limit or force a resync", run: runResync})
+	register(command{name: "resync", summary: "pause, resume, rate-limit or force a resync", run: runResync, actions: []string{"pause", "resume", "rate", "full"}})
 	register(command{name: "verify", summary: "compare the two copies online; --repair fixes them", run: runVerify})
 }
 

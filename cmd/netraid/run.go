@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/netraid/netraid/internal/version"
 	"github.com/spf13/pflag"
 )
 
@@ -24,11 +25,29 @@ type command struct {
 	name    string
 	summary string
 	run     func(ctx context.Context, env *env, args []string) error
+	// actions are the words the command takes first (disk fail, certs
+	// init): for completion, and for the manual, which describes those
+	// that have flags of their own.
+	actions []string
+	// hidden commands are for the build (the manual, completion) and are
+	// not listed.
+	hidden bool
 }
 
 // env carries what every subcommand writes to.
 type env struct {
 	stdout, stderr io.Writer
+	// describe, if set, is told of each FlagSet a command makes, with its
+	// usage and help: how the manual and the completion are made from
+	// what --help prints.
+	describe func(u usage)
+}
+
+// usage is a subcommand's help: what newFlags was given and the flags
+// defined on its FlagSet (complete once the command has parsed).
+type usage struct {
+	name, args, help string
+	fs               *pflag.FlagSet
 }
 
 // usageError marks an error caused by how the command was called: it is
@@ -55,6 +74,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	}
+	if args[0] == "--version" {
+		fmt.Fprintf(stdout, "netraid %s\n", version.String())
+		return exitOK
+	}
 	c, ok := commands[args[0]]
 	if !ok {
 		fmt.Fprintf(stderr, "netraid: unknown command %q\nRun 'netraid --help' for the list of commands.\n", args[0])
@@ -76,25 +99,36 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
+// intro is what netraid is, at the head of --help and of netraid(8).
+const intro = `netraid: a replicated block volume. Local disks striped with O_DIRECT,
+mirrored synchronously to a second machine, exported over NBD.`
+
 func printUsage(w io.Writer) {
-	fmt.Fprint(w, `netraid: a replicated block volume. Local disks striped with O_DIRECT,
-mirrored synchronously to a second machine, exported over NBD.
+	fmt.Fprint(w, intro+`
 
 Usage: netraid COMMAND [FLAGS] [ARGS]
+       netraid --version
 
 Commands:
 `)
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-12s %s\n", n, commands[n].summary)
+	for _, c := range listed() {
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprint(w, `
 Run 'netraid COMMAND --help' for a command's flags.
 `)
+}
+
+// listed returns the commands that --help lists, by name.
+func listed() []command {
+	var l []command
+	for _, c := range commands {
+		if !c.hidden {
+			l = append(l, c)
+		}
+	}
+	sort.Slice(l, func(i, j int) bool { return l[i].name < l[j].name })
+	return l
 }
 
 // newFlags returns a FlagSet for a subcommand whose usage names its
@@ -106,6 +140,9 @@ func newFlags(e *env, name, args, help string) *pflag.FlagSet {
 		fmt.Fprintf(e.stderr, "Usage: netraid %s %s\n\n%s\n\nFlags:\n%s", name, args, strings.TrimSpace(help), fs.FlagUsages())
 	}
 	fs.SortFlags = false
+	if e.describe != nil {
+		e.describe(usage{name: name, args: args, help: help, fs: fs})
+	}
 	return fs
 }
 

@@ -23,6 +23,7 @@ func TestUsage(t *testing.T) {
 	}{
 		{nil, exitUsage, "Commands:"},
 		{[]string{"--help"}, exitOK, "promote"},
+		{[]string{"--version"}, exitOK, "netraid devel ("},
 		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
 		{[]string{"create"}, exitUsage, "give at least one DISK"},
 		{[]string{"create", "--chunk", "lots", "/dev/null"}, exitUsage, "bad --chunk"},

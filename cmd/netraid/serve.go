@@ -9,9 +9,9 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/dustin/go-humanize"
 	"github.com/netraid/netraid/blockdev"
 	"github.com/netraid/netraid/blockdev/fault"
+	"github.com/netraid/netraid/internal/version"
 	"github.com/netraid/netraid/node"
 )
 
@@ -34,7 +34,30 @@ the volume and mirrors every write to the other before answering it.
 With --tls-dir, NBD clients may start TLS (--tls-required: must) and
 must present a client certificate of the volume's CA ('netraid certs
 client'); the replication link runs only over TLS, each node checking
-that the other's certificate is a node's of the same volume.`)
+that the other's certificate is a node's of the same volume.
+
+With --config FILE the settings come from a TOML file, one per node
+(the service unit reads /etc/netraid/netraid.toml); flags given on the
+command line override it. Its keys are the flags' names, with the
+values the flags take: the daemon's at the top of the file, the
+volume's, with its disks, in a table named after the volume:
+
+  control = "/run/netraid/netraid.sock"
+
+  [volume.vol]
+  disks = ["/dev/sdb", "/dev/sdc"]
+  listen-peer = "10.0.0.1:7789"
+  peer = "10.0.0.2:7789"
+  resync-rate = "200MB"
+
+A wrong key or value is refused with the file's line and what was
+expected. --print-config prints the settings in effect as such a file.
+
+Under systemd (Type=notify) the daemon reports READY=1 once it serves
+and, with WatchdogSec=, pings the watchdog after each status check that
+its control socket answers.`)
+	fs.String("config", "", "read the settings from this TOML file; flags given here override it")
+	printConfig := fs.Bool("print-config", false, "print the settings in effect (file and flags) as a config file, and exit")
 	listen := fs.String("listen", "127.0.0.1:10809", "NBD export address: HOST:PORT, or a unix socket path")
 	export := fs.String("export", "", "NBD export name (default: the volume name)")
 	readOnly := fs.Bool("read-only", false, "export the volume read-only")
@@ -44,20 +67,36 @@ that the other's certificate is a node's of the same volume.`)
 	primary := fs.Bool("primary", false, "promote at start (as 'netraid promote' would, with the same checks)")
 	timeout := fs.Duration("peer-timeout", 5*time.Second, "a peer request not answered within this fails the link")
 	reconnect := fs.Duration("reconnect-interval", time.Second, "a primary without its secondary dials it again after this (a secondary that starts tells its primary at once)")
+	pingInterval := fs.Duration("ping-interval", node.DefaultPingInterval, "a primary pings its secondary this often")
+	pingTimeout := fs.Duration("ping-timeout", node.DefaultPingTimeout, "a ping not answered within this fails the link; a link silent for --ping-interval plus this is dead on both sides, so the secondary accepts 'promote' soon after its primary's machine dies")
 	diskTimeout := fs.Duration("disk-timeout", 10*time.Second, "a local disk I/O not done within this fails the local copy (0: never)")
-	rate := fs.String("resync-rate", "0", "resync rate limit per second, e.g. 200MB; 0 = no limit")
+	rate := sizeFlag(fs, "resync-rate", 0, 0, "resync rate limit per second, e.g. 200MB; 0 = no limit")
 	adaptive := fs.Bool("resync-adaptive", true, "slow the resync down while the volume is busy")
 	debug := fs.Bool("debug", false, "log every request")
 	faults := fs.Bool("fault-injection", false, "let 'netraid disk inject-error' fail a local disk (tests and drills only)")
 	tlsDir := fs.String("tls-dir", "", "this node's certificates ('netraid certs issue'): TLS on the export, and required on the replication link")
 	tlsRequired := fs.Bool("tls-required", false, "refuse NBD clients that do not start TLS (needs --tls-dir)")
-	readahead := fs.String("readahead", "16MiB", "read this far ahead of a sequential reader of the export (0: off)")
+	readahead := sizeFlag(fs, "readahead", 16<<20, 1<<30, "read this far ahead of a sequential reader of the export (0: off)")
 	maxConns := fs.Int("max-connections", 256, "most NBD connections at once; a new one displaces the oldest still in its handshake")
+	file, err := applyConfig(fs, args, serveFile)
+	if err != nil {
+		return err
+	}
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() == 0 {
-		return usagef("give the volume's member DISKs")
+	disks := fs.Args()
+	if len(disks) == 0 && file != nil {
+		disks = file.Args
+	}
+	if len(disks) == 0 {
+		return usagef("give the volume's member DISKs, or a --config file with disks in its [volume.NAME] table")
+	}
+	if err := checkVolumeName(file, disks); err != nil {
+		return err
+	}
+	if *printConfig {
+		return writeConfig(e.stdout, fs, serveFile, file, disks)
 	}
 	if (*peer == "") != (*listenPeer == "") {
 		return usagef("--peer and --listen-peer go together: each node names the other's address and its own")
@@ -65,27 +104,27 @@ that the other's certificate is a node's of the same volume.`)
 	if *tlsRequired && *tlsDir == "" {
 		return usagef("--tls-required needs --tls-dir: make one with 'netraid certs issue'")
 	}
+	if *pingInterval <= 0 || *pingTimeout <= 0 {
+		return usagef("--ping-interval and --ping-timeout must be positive")
+	}
 	if *reconnect <= 0 {
 		return usagef("--reconnect-interval must be positive")
 	}
 	if *maxConns < 1 {
 		return usagef("--max-connections must be at least 1")
 	}
-	r, err := humanize.ParseBytes(*rate)
-	if err != nil {
-		return usagef("bad --resync-rate %q: %v", *rate, err)
-	}
-	ra, err := humanize.ParseBytes(*readahead)
-	if err != nil || ra > 1<<30 {
-		return usagef("bad --readahead %q: a size up to 1GiB, such as 16MiB, or 0 for off", *readahead)
-	}
 	level := slog.LevelInfo
 	if *debug {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	if file != nil {
+		log.Info("netraid starting", "version", version.String(), "config", file.Path)
+	} else {
+		log.Info("netraid starting", "version", version.String())
+	}
 	cfg := node.Config{
-		Disks:             fs.Args(),
+		Disks:             disks,
 		Listen:            *listen,
 		Export:            *export,
 		ReadOnly:          *readOnly,
@@ -95,14 +134,17 @@ that the other's certificate is a node's of the same volume.`)
 		Primary:           *primary,
 		PeerTimeout:       *timeout,
 		ReconnectInterval: *reconnect,
+		PingInterval:      *pingInterval,
+		PingTimeout:       *pingTimeout,
 		DiskTimeout:       *diskTimeout,
-		ResyncRate:        int64(r),
+		ResyncRate:        *rate,
 		ResyncAdaptive:    *adaptive,
 		TLSDir:            *tlsDir,
 		TLSRequired:       *tlsRequired,
 		MaxConnections:    *maxConns,
-		Readahead:         int64(ra),
+		Readahead:         *readahead,
 		Logger:            log,
+		Version:           version.String(),
 	}
 	if *faults {
 		cfg.Faults = fault.NewInjector()
@@ -113,6 +155,9 @@ that the other's certificate is a node's of the same volume.`)
 		// their choosing (keep it on loopback).
 		go http.ListenAndServe(addr, nil)
 	}
+	svc := startService(ctx, log, cfg.Control)
+	defer svc.stop()
+	cfg.OnReady = svc.ready
 	return node.Run(ctx, cfg)
 }
 

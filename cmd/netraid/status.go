@@ -17,17 +17,35 @@ func init() {
 }
 
 func runStatus(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "status", "[--json]", `
-Show the running node's volume: role, disks, NBD export, the peer link,
-each mirror leg, out-of-sync bytes, and any resync or verify with its
-rate and ETA. Problems that need an operator are listed with what to do.`)
+	fs := newFlags(e, "status", "[--json] [--watch [--interval D]]", `
+Show the running node's volume: its version, role, disks, NBD export,
+the peer link, each mirror leg, out-of-sync bytes, and any resync,
+rebuild or verify with its rate and ETA. Problems that need an operator
+are listed with what to do.
+
+With --watch the status is shown again every --interval until Ctrl-C:
+on a terminal it is redrawn in place, with a progress bar for each
+resync, rebuild or verify; otherwise each refresh is one line (one JSON
+object with --json), for a log or a script.`)
 	asJSON := fs.Bool("json", false, "print the status as JSON")
+	watch := fs.Bool("watch", false, "show the status again every --interval until interrupted")
+	interval := fs.Duration("interval", time.Second, "how often --watch refreshes")
 	client := controlFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if *interval < 100*time.Millisecond {
+		return usagef("--interval must be at least 100ms")
+	}
+	if *watch {
+		w := &watcher{w: e.stdout, get: client().Status, interval: *interval, asJSON: *asJSON}
+		if !*asJSON {
+			w.cols = terminalWidth(e.stdout)
+		}
+		return w.run(ctx)
 	}
 	st, err := client().Status(ctx)
 	if err != nil {
@@ -44,9 +62,16 @@ rate and ETA. Problems that need an operator are listed with what to do.`)
 
 func bytesOf(n int64) string { return humanize.IBytes(uint64(max(n, 0))) }
 
-func printStatus(w io.Writer, st node.Status) {
+func printStatus(w io.Writer, st node.Status) { printStatusWith(w, st, progressOf(st), 0) }
+
+// printStatusWith is printStatus showing ps for what is under way, with
+// progress bars bar cells wide if bar > 0.
+func printStatusWith(w io.Writer, st node.Status, ps []progress, bar int) {
 	fmt.Fprintf(w, "volume %s  role:%s  disk:%s  size:%s  chunk:%s  region:%s\n",
 		st.Volume, st.Role, st.DiskState, bytesOf(st.Size), bytesOf(st.Chunk), bytesOf(st.Region))
+	if st.Version != "" {
+		fmt.Fprintf(w, "  version: %s\n", st.Version)
+	}
 	fmt.Fprintf(w, "  generations: %s\n", st.Gens)
 	for _, m := range st.Members {
 		fmt.Fprintf(w, "  disk %d %-28s %-10s %s\n", m.Index, m.Path, m.State, bytesOf(m.Size))
@@ -90,8 +115,9 @@ func printStatus(w io.Writer, st node.Status) {
 	if st.OutOfSync > 0 || st.Peer != nil {
 		fmt.Fprintf(w, "  out of sync: %s\n", bytesOf(st.OutOfSync))
 	}
-	printProgress(w, "resync", st.Resync)
-	printProgress(w, "rebuild", st.Rebuild)
+	for _, p := range ps {
+		printProgress(w, p, bar)
+	}
 	if rp := st.RebuildPoint; rp != nil {
 		fmt.Fprintf(w, "  rebuild of member %d recorded up to %s (a restart resumes there)\n", rp.Member, bytesOf(rp.Cursor))
 	}
@@ -101,23 +127,25 @@ func printStatus(w io.Writer, st node.Status) {
 	}
 }
 
-func printProgress(w io.Writer, what string, r *node.ResyncStatus) {
-	if r == nil {
-		return
-	}
-	pct := 100.0
-	if r.Total > 0 {
-		pct = 100 * float64(r.Done) / float64(r.Total)
-	}
+// printProgress prints a resync, rebuild or verify under way, with a
+// progress bar bar cells wide if bar > 0.
+func printProgress(w io.Writer, p progress, bar int) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "  %s (%s): %.1f%%  %s of %s  %s/s", what, r.Kind, pct, bytesOf(r.Done), bytesOf(r.Total), bytesOf(int64(r.Rate)))
-	if r.RateLimit > 0 {
-		fmt.Fprintf(&b, " (limit %s/s)", bytesOf(r.RateLimit))
+	fmt.Fprintf(&b, "  %s: ", p.what)
+	if bar > 0 {
+		b.WriteString(progressBar(p.fraction(), bar) + " ")
 	}
-	if r.Paused {
+	fmt.Fprintf(&b, "%.1f%%  %s of %s", p.percent(), bytesOf(p.done), bytesOf(p.total))
+	if p.rate > 0 || p.kind != "verify" {
+		fmt.Fprintf(&b, "  %s/s", bytesOf(int64(p.rate)))
+	}
+	if p.limit > 0 {
+		fmt.Fprintf(&b, " (limit %s/s)", bytesOf(p.limit))
+	}
+	if p.paused {
 		b.WriteString("  PAUSED")
-	} else if r.ETASeconds > 0 {
-		fmt.Fprintf(&b, "  ETA %s", (time.Duration(r.ETASeconds) * time.Second).String())
+	} else if p.eta > 0 {
+		fmt.Fprintf(&b, "  ETA %s", p.eta)
 	}
 	fmt.Fprintln(w, b.String())
 }

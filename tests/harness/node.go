@@ -23,9 +23,15 @@ type Node struct {
 	Control string // control socket
 	Socket  string // NBD export unix socket
 	Args    []string
-	cmd     *exec.Cmd
-	done    chan struct{}
-	Log     string
+	// Config, if set, is a config file that Start runs the node from
+	// (serve --config FILE ARGS...) instead of giving its sockets and
+	// disks as flags and arguments.
+	Config string
+	// Env is added to the daemon's environment.
+	Env  []string
+	cmd  *exec.Cmd
+	done chan struct{}
+	Log  string
 }
 
 // NewNode describes a node with its disks; Start runs it. Its control
@@ -74,6 +80,9 @@ func (n *Node) Start() {
 	n.t.Helper()
 	args := append([]string{"serve", "--control", n.Control, "--listen", n.Socket}, n.Args...)
 	args = append(args, n.Disks...)
+	if n.Config != "" {
+		args = append([]string{"serve", "--config", n.Config}, n.Args...)
+	}
 	full := append([]string{Binary(n.t)}, args...)
 	if n.Machine != nil {
 		full = append([]string{"ip", "netns", "exec", n.Machine.Name}, full...)
@@ -84,6 +93,7 @@ func (n *Node) Start() {
 	}
 	fmt.Fprintf(logf, "=== start %v\n", full)
 	cmd := exec.Command(full[0], full[1:]...)
+	cmd.Env = append(os.Environ(), n.Env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/netraid/netraid/node"
@@ -25,6 +27,10 @@ type PairOptions struct {
 	DiskSizeB int64
 	NameB     string // B's volume name, default Name
 	Args      []string
+	// Config starts each node from a config file of its own (Node.Config)
+	// holding its sockets, disks and replication addresses; Args are
+	// still given as flags, over the file.
+	Config bool
 }
 
 // Pair is two machines, each with a node on its own loop devices.
@@ -71,12 +77,15 @@ func NewPair(t T, o PairOptions) *Pair {
 		if m == p.MB {
 			other = p.MA
 		}
-		args := append([]string{
-			"--listen-peer", fmt.Sprintf("%s:%d", m.Addr, PeerPort),
-			"--peer", fmt.Sprintf("%s:%d", other.Addr, PeerPort),
-			"--peer-timeout", "2s",
-		}, o.Args...)
-		n := NewNode(t, name, dir, m, disks, args...)
+		self, peer := fmt.Sprintf("%s:%d", m.Addr, PeerPort), fmt.Sprintf("%s:%d", other.Addr, PeerPort)
+		var n *Node
+		if o.Config {
+			n = NewNode(t, name, dir, m, disks, o.Args...)
+			n.Config = filepath.Join(dir, name+".toml")
+			writeConfig(t, n, volName, self, peer)
+		} else {
+			n = NewNode(t, name, dir, m, disks, append([]string{"--listen-peer", self, "--peer", peer, "--peer-timeout", "2s"}, o.Args...)...)
+		}
 		n.CLI(append([]string{"create", "--name", volName}, disks...)...)
 		return n
 	}
@@ -85,6 +94,30 @@ func NewPair(t T, o PairOptions) *Pair {
 	p.A.Start()
 	p.B.Start()
 	return p
+}
+
+// writeConfig writes a node's config file: what NewPair otherwise gives
+// as flags.
+func writeConfig(t T, n *Node, volName, self, peer string) {
+	t.Helper()
+	q := func(s string) string { return strconv.Quote(s) }
+	var disks []string
+	for _, d := range n.Disks {
+		disks = append(disks, q(d))
+	}
+	text := fmt.Sprintf(`# node %s of a test pair
+control = %s
+
+[volume.%s]
+disks = [%s]
+listen = %s
+listen-peer = %s
+peer = %s
+peer-timeout = "2s"
+`, n.Name, q(n.Control), volName, strings.Join(disks, ", "), q(n.Socket), q(self), q(peer))
+	if err := os.WriteFile(n.Config, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // WaitInSync waits until primary reports its peer connected, every leg
