@@ -264,11 +264,11 @@ func (p *primary) legFailed(leg *mirror.Leg, err error) error {
 	case p.linkDown <- struct{}{}:
 	default:
 	}
-	switch decidePeerLost(p.stopping.Load(), p.local.State() == mirror.Resyncing) {
+	switch decidePeerLost(p.stopping.Load(), p.local.State() == mirror.InSync) {
 	case peerLostNothing:
 		return nil
 	case peerLostHold:
-		n.log.Warn("peer leg failed while the local copy is rebuilt from it: no I/O until it is back", "err", err)
+		n.log.Warn("peer leg failed while the local copy is rebuilt from it, or failed: no I/O until it is back", "err", err)
 		return nil
 	}
 	for attempt := 0; ; attempt++ {
