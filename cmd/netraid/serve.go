@@ -30,10 +30,12 @@ same command on both machines, each naming the other. Both start as
 secondary; 'netraid promote' on one makes it the primary, which exports
 the volume and mirrors every write to the other before answering it.
 
-With --tls-dir, NBD clients may start TLS (--tls-required: must) and
-must present a client certificate of the volume's CA ('netraid certs
-client'); the replication link runs only over TLS, each node checking
-that the other's certificate is a node's of the same volume.`)
+With --tls-dir, NBD clients must start TLS (--tls-optional lets plaintext
+clients in too) and present a client certificate of the volume's CA
+('netraid certs client'); the replication link runs only over TLS, each
+node checking that the other's certificate is a node's of the same
+volume. A certificate listed in the directory's ca-crl.pem ('netraid
+certs revoke') is refused at once, and its open connections are closed.`)
 	listen := fs.String("listen", "127.0.0.1:10809", "NBD export address: HOST:PORT, or a unix socket path")
 	export := fs.String("export", "", "NBD export name (default: the volume name)")
 	readOnly := fs.Bool("read-only", false, "export the volume read-only")
@@ -49,7 +51,10 @@ that the other's certificate is a node's of the same volume.`)
 	debug := fs.Bool("debug", false, "log every request")
 	faults := fs.Bool("fault-injection", false, "let 'netraid disk inject-error' fail a local disk (tests and drills only)")
 	tlsDir := fs.String("tls-dir", "", "this node's certificates ('netraid certs issue'): TLS on the export, and required on the replication link")
-	tlsRequired := fs.Bool("tls-required", false, "refuse NBD clients that do not start TLS (needs --tls-dir)")
+	tlsOptional := fs.Bool("tls-optional", false, "with --tls-dir, also let NBD clients in without TLS (anyone who reaches --listen may then read and write the volume)")
+	tlsNodeClients := fs.Bool("tls-allow-node-clients", false, "let a node certificate of the volume open the export, as a client certificate does")
+	tlsRequired := fs.Bool("tls-required", false, "")
+	fs.MarkDeprecated("tls-required", "TLS is required by default with --tls-dir; the flag changes nothing")
 	readahead := fs.String("readahead", "16MiB", "read this far ahead of a sequential reader of the export (0: off)")
 	maxConns := fs.Int("max-connections", 256, "most NBD connections at once; a new one displaces the oldest still in its handshake")
 	if err := parse(fs, args); err != nil {
@@ -63,6 +68,12 @@ that the other's certificate is a node's of the same volume.`)
 	}
 	if *tlsRequired && *tlsDir == "" {
 		return usagef("--tls-required needs --tls-dir: make one with 'netraid certs issue'")
+	}
+	if *tlsRequired && *tlsOptional {
+		return usagef("--tls-required and --tls-optional contradict each other")
+	}
+	if (*tlsOptional || *tlsNodeClients) && *tlsDir == "" {
+		return usagef("--tls-optional and --tls-allow-node-clients need --tls-dir: make one with 'netraid certs issue'")
 	}
 	if *reconnect <= 0 {
 		return usagef("--reconnect-interval must be positive")
@@ -99,7 +110,8 @@ that the other's certificate is a node's of the same volume.`)
 		ResyncRate:        int64(r),
 		ResyncAdaptive:    *adaptive,
 		TLSDir:            *tlsDir,
-		TLSRequired:       *tlsRequired,
+		TLSOptional:       *tlsOptional,
+		TLSNodeClients:    *tlsNodeClients,
 		MaxConnections:    *maxConns,
 		Readahead:         int64(ra),
 		Logger:            log,
