@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -113,11 +112,11 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 func (n *Node) run(ctx context.Context) error {
-	ctl, err := listenControl(n.cfg.Control)
+	ctl, err := listenControl(n.cfg.Control, n.log)
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: controlMux(n), ReadHeaderTimeout: 10 * time.Second}
+	hs := controlServer(n)
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
