@@ -80,7 +80,7 @@ func checkRequest(req *Request, s *session) error {
 
 // exec runs a checked request and sends its reply if it succeeds.
 func (c *conn) exec(req *Request, payload []byte) error {
-	d := c.exp.Dev
+	d := c.dev
 	off, n := int64(req.Offset), int64(req.Length)
 	switch req.Type {
 	case CmdRead:
@@ -107,7 +107,7 @@ func (c *conn) exec(req *Request, payload []byte) error {
 }
 
 func (c *conn) doRead(req *Request) error {
-	buf, err := blockdev.ReadBuffer(c.exp.Dev, int(req.Length), int64(req.Offset))
+	buf, err := blockdev.ReadBuffer(c.dev, int(req.Length), int64(req.Offset))
 	if err != nil {
 		return err
 	}
@@ -118,7 +118,7 @@ func (c *conn) doRead(req *Request) error {
 }
 
 func (c *conn) doWrite(req *Request, p []byte) error {
-	d, off := c.exp.Dev, int64(req.Offset)
+	d, off := c.dev, int64(req.Offset)
 	if req.Flags&CmdFlagFUA != 0 {
 		if _, err := blockdev.WriteFUA(d, p, off); err != nil {
 			return err
@@ -136,7 +136,7 @@ func (c *conn) doWrite(req *Request, p []byte) error {
 
 func (c *conn) doFlush(req *Request) error {
 	w := c.writes.Load()
-	if err := c.exp.Dev.Flush(); err != nil {
+	if err := c.dev.Flush(); err != nil {
 		return err
 	}
 	c.markFlushed(w)
@@ -160,7 +160,7 @@ func (c *conn) durable(req *Request, err error) error {
 		return err
 	}
 	if req.Flags&CmdFlagFUA != 0 {
-		if err := c.exp.Dev.Flush(); err != nil {
+		if err := c.dev.Flush(); err != nil {
 			return err
 		}
 	} else {
@@ -172,7 +172,7 @@ func (c *conn) durable(req *Request, err error) error {
 
 func (c *conn) doBlockStatus(req *Request) error {
 	off, n := int64(req.Offset), int64(req.Length)
-	ext, err := blockdev.Map(c.exp.Dev, off, n)
+	ext, err := blockdev.Map(c.dev, off, n)
 	if err != nil {
 		return err
 	}

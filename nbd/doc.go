@@ -41,6 +41,15 @@
 //     so nothing about its exports is told in plaintext. After STARTTLS
 //     the negotiation starts over with no state from before, and bytes
 //     sent between STARTTLS and the TLS handshake end the connection.
+//   - HelloFirst: until a netraid hello is accepted on the connection
+//     (again after STARTTLS), every option but STARTTLS, ABORT and the
+//     hello is refused with NBD_REP_ERR_POLICY and a text that names
+//     nothing (EXPORT_NAME ends the connection).
+//   - Every connection has a ConnInfo (an ID unique in the server, its
+//     addresses, its TLS state, its export); the contexts of the Hello,
+//     Control and Attach hooks carry it. A connection opened on an export
+//     with Attach is served by the device Attach returned for it alone,
+//     never by another's; the server closes no such device.
 //   - Bounded resources: at most MaxConnections connections (a newcomer
 //     displaces the connection in handshake heard from least recently, or
 //     is closed if all are in transmission); the handshake within
@@ -69,8 +78,8 @@
 //     that answers ESHUTDOWN gets no new requests, and a NBD_CMD_DISC once
 //     the pending ones are answered.
 //
-// The netraid extension, between two netraid nodes: the client may send
-// OptNetraidHello before NBD_OPT_GO (data: 32-bit export name length, the
+// The netraid extension, between two netraid nodes: the client sends
+// OptNetraidHello first after STARTTLS, before NBD_OPT_GO (data: 32-bit export name length, the
 // name, the hello bytes); the server answers through ServerOptions.Hello
 // with a RepNetraidHello reply carrying its response, or refuses with
 // NBD_REP_ERR_POLICY and the error's text, or, when the hook's error is a

@@ -177,6 +177,15 @@ type HelloRefusal struct {
 func (e *HelloRefusal) Error() string { return e.Err.Error() }
 func (e *HelloRefusal) Unwrap() error { return e.Err }
 
+// Unwrap makes a hello for an export the server does not have an
+// ErrUnknownExport.
+func (e *HelloError) Unwrap() error {
+	if e.Reply == RepErrUnknown {
+		return ErrUnknownExport
+	}
+	return nil
+}
+
 func (e *HelloError) Error() string {
 	s := fmt.Sprintf("nbd: hello for export %q refused (%v)", e.Export, e.Reply)
 	if e.Msg != "" {

@@ -12,8 +12,8 @@ import (
 )
 
 // handshake runs the client's side of the fixed newstyle handshake:
-// structured replies, the base:allocation context, the netraid hello if
-// asked for, then NBD_OPT_GO (NBD_OPT_EXPORT_NAME if the server lacks it).
+// STARTTLS if asked for, the netraid hello if asked for, structured
+// replies, the base:allocation context, then NBD_OPT_GO (NBD_OPT_EXPORT_NAME if the server lacks it).
 // It ends when ctx does, or after the client's Timeout.
 func (c *Client) handshake(ctx context.Context, o ClientOptions) error {
 	deadline := time.Now().Add(o.Timeout)
@@ -56,16 +56,18 @@ func (c *Client) negotiate(o ClientOptions) error {
 			return err
 		}
 	}
+	// The hello first: a server with ServerOptions.HelloFirst answers
+	// nothing else before it.
+	if o.Hello != nil {
+		if err := c.sayHello(o.Export, o.Hello); err != nil {
+			return err
+		}
+	}
 	if c.structured, err = c.optAck(OptStructuredReply, nil); err != nil {
 		return err
 	}
 	if c.structured {
 		if err := c.selectAllocation(o.Export); err != nil {
-			return err
-		}
-	}
-	if o.Hello != nil {
-		if err := c.sayHello(o.Export, o.Hello); err != nil {
 			return err
 		}
 	}

@@ -117,6 +117,12 @@ func (n *negotiation) option(opt Option, data []byte) (done bool, err error) {
 	if n.c.s.opts.TLSRequired && !n.tls && opt != OptStartTLS && opt != OptAbort {
 		return n.tlsRequired(opt)
 	}
+	if n.c.s.opts.HelloFirst && n.hello == nil && opt != OptStartTLS && opt != OptAbort && opt != OptNetraidHello {
+		if opt == OptExportName {
+			return true, fmt.Errorf("%w: NBD_OPT_EXPORT_NAME before the netraid hello", ErrNoHello)
+		}
+		return false, n.replyErr(opt, RepErrPolicy, "say the netraid hello first")
+	}
 	switch opt {
 	case OptExportName:
 		return true, n.exportName(data)
@@ -187,6 +193,12 @@ func (n *negotiation) info(opt Option, data []byte) (bool, error) {
 	if opt == OptGo && e.RequireHello && n.hello != e {
 		return false, n.replyErr(opt, RepErrPolicy, fmt.Sprintf("export %q is a netraid replication link: only a netraid primary that said hello may open it", e.Name))
 	}
+	var dev blockdev.Device
+	if opt == OptGo {
+		if dev, err = n.device(e); err != nil {
+			return false, n.replyErr(opt, RepErrPolicy, errorMessage(err))
+		}
+	}
 	sizes := n.c.s.blockSizes(e)
 	if err := n.reply(opt, RepInfo, encodeInfoExport(uint64(e.Dev.Size()), transmissionFlags(e, n.structured))); err != nil {
 		return false, err
@@ -210,7 +222,7 @@ func (n *negotiation) info(opt Option, data []byte) (bool, error) {
 	if opt == OptInfo {
 		return false, n.reply(opt, RepAck, nil)
 	}
-	return true, n.enter(opt, e)
+	return true, n.enter(opt, e, dev)
 }
 
 // exportName answers NBD_OPT_EXPORT_NAME, which cannot fail politely: an
@@ -227,12 +239,34 @@ func (n *negotiation) exportName(data []byte) error {
 	if e.RequireHello && n.hello != e {
 		return fmt.Errorf("%w: export %q needs the netraid hello", ErrNoHello, name)
 	}
-	return n.enter(OptExportName, e)
+	dev, err := n.device(e)
+	if err != nil {
+		return fmt.Errorf("nbd: export %q refused: %w", name, err)
+	}
+	return n.enter(OptExportName, e, dev)
 }
 
-// enter moves the connection into transmission on e and sends the last
-// reply of the handshake.
-func (n *negotiation) enter(opt Option, e *export) error {
+// device returns the device that serves the connection on e:
+// Export.Attach's, or e.Dev.
+func (n *negotiation) device(e *export) (blockdev.Device, error) {
+	if e.Attach == nil {
+		return e.Dev, nil
+	}
+	d, err := e.Attach(n.c.ctx)
+	switch {
+	case err != nil:
+		return nil, err
+	case d == nil:
+		return nil, fmt.Errorf("export %q: Attach returned no device", e.Name)
+	case d.Size() != e.Dev.Size():
+		return nil, fmt.Errorf("export %q: Attach returned a device of %d bytes for an export of %d", e.Name, d.Size(), e.Dev.Size())
+	}
+	return d, nil
+}
+
+// enter moves the connection into transmission on e, served by dev, and
+// sends the last reply of the handshake.
+func (n *negotiation) enter(opt Option, e *export, dev blockdev.Device) error {
 	c := n.c
 	// Clear the handshake deadline first: once attached, only drain may
 	// set a read deadline, and it must not be undone.
@@ -248,9 +282,10 @@ func (n *negotiation) enter(opt Option, e *export) error {
 		}
 		return err
 	}
+	c.dev = dev
 	c.structured = n.structured
-	c.align = max(blockdev.BlockSize(e.Dev), 4096)
-	_, zeroer := e.Dev.(blockdev.Zeroer)
+	c.align = max(blockdev.BlockSize(dev), 4096)
+	_, zeroer := dev.(blockdev.Zeroer)
 	c.sess = session{
 		size:       e.Dev.Size(),
 		readOnly:   e.ReadOnly,

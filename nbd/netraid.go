@@ -64,7 +64,7 @@ func (c *conn) doControl(req *Request, p []byte) error {
 		if err != nil {
 			return err
 		}
-		sum, err := blockdev.Checksum(c.exp.Dev, off, n)
+		sum, err := blockdev.Checksum(c.dev, off, n)
 		if err != nil {
 			return err
 		}

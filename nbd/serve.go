@@ -3,6 +3,7 @@ package nbd
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ import (
 // through the layers of the device, are not grown again per request.
 type conn struct {
 	s   *Server
+	id  uint64   // ConnInfo.ID
 	raw net.Conn // the accepted connection: deadlines and abort go here
 	// nc carries the protocol: raw, or the TLS session over it once
 	// STARTTLS succeeded. It changes under mu, in the handshake only.
@@ -38,6 +40,7 @@ type conn struct {
 
 	// Set by the handshake, read-only in transmission phase.
 	exp        *export
+	dev        blockdev.Device // serves the connection: exp.Dev, or Export.Attach's
 	sess       session
 	align      int // buffer alignment for the device
 	structured bool
@@ -49,6 +52,7 @@ type conn struct {
 
 	mu            sync.Mutex // guards the fields below
 	budget        *sync.Cond // signalled when a request releases its budget
+	tlsState      *tls.ConnectionState
 	transmitting  bool
 	draining      bool
 	busy          bool // the reader holds a request it has not handed off
@@ -76,6 +80,7 @@ func newConn(ctx context.Context, s *Server, nc net.Conn, l net.Listener) *conn 
 	nc = wrapSocket(nc)
 	c := &conn{
 		s:    s,
+		id:   s.lastID.Add(1),
 		raw:  nc,
 		nc:   nc,
 		l:    l,
@@ -84,7 +89,7 @@ func newConn(ctx context.Context, s *Server, nc net.Conn, l net.Listener) *conn 
 		pool: workers.New(0),
 	}
 	c.heard.Store(time.Now().UnixNano())
-	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	c.ctx, c.cancel = context.WithCancel(context.WithValue(context.WithoutCancel(ctx), connKey{}, c))
 	c.br = bufio.NewReaderSize(nc, 64<<10)
 	c.rr.r = c.br
 	c.budget = sync.NewCond(&c.mu)
@@ -342,7 +347,7 @@ func (c *conn) flushOnClose() {
 	if w == c.flushed.Load() {
 		return
 	}
-	if err := c.exp.Dev.Flush(); err != nil {
+	if err := c.dev.Flush(); err != nil {
 		c.log.Warn("flush on disconnect failed", "err", err)
 		return
 	}

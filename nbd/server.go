@@ -55,11 +55,20 @@ type ServerOptions struct {
 	// described in plaintext. Without TLS, no client gets in.
 	TLSRequired bool
 	// Hello answers the netraid hello (OptNetraidHello). Nil: the option
-	// is unsupported. An error refuses the client with its text.
+	// is unsupported. An error refuses the client with its text. ctx
+	// carries the connection's ConnInfo (ConnFromContext).
 	Hello func(ctx context.Context, export string, req []byte) (resp []byte, err error)
 	// Control answers netraid control requests other than checksums, on
 	// connections that did the hello. Nil: such requests fail with EINVAL.
+	// ctx carries the connection's ConnInfo (ConnFromContext).
 	Control func(ctx context.Context, export string, req []byte) (resp []byte, err error)
+	// HelloFirst refuses every option but NBD_OPT_STARTTLS, NBD_OPT_ABORT
+	// and the netraid hello with NBD_REP_ERR_POLICY and a text that names
+	// nothing, until a hello was accepted on the connection (after
+	// STARTTLS, again): no export is listed, described or opened for a
+	// caller that has not said who it is. NBD_OPT_EXPORT_NAME ends the
+	// connection.
+	HelloFirst bool
 }
 
 const (
@@ -111,6 +120,17 @@ type Export struct {
 	// RequireHello: only a client that did the netraid hello for this
 	// export may open it (the replication link).
 	RequireHello bool
+	// Attach, if set, is called when a connection opens the export
+	// (NBD_OPT_GO or NBD_OPT_EXPORT_NAME), with the connection's context:
+	// ConnFromContext works in it, and it is cancelled when the
+	// connection ends. The device it returns serves that connection alone
+	// and must be of Dev's size; Dev still describes the export (size,
+	// flags, NBD_OPT_INFO) and is what Shutdown flushes. An error refuses
+	// the open: NBD_REP_ERR_POLICY with the error's text for NBD_OPT_GO,
+	// the connection closed for NBD_OPT_EXPORT_NAME. The server never
+	// closes the device returned; it may drop it unused if the open fails
+	// after Attach (the server is shutting down).
+	Attach func(ctx context.Context) (blockdev.Device, error)
 }
 
 // export is a registered Export and its live state.
@@ -152,6 +172,8 @@ type Server struct {
 	idle      chan struct{} // closed when shut down and no connection is left
 	displaced int           // connections in conns closed by the cap, not yet gone
 	capLogged time.Time     // when the cap was last logged
+
+	lastID atomic.Uint64 // the ID of the last connection accepted
 
 	nconns, total, requests, bytesRead, bytesWritten, errors, refused atomic.Int64
 	tlsRefused, failedHandshakes                                      atomic.Int64

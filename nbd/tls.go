@@ -74,11 +74,12 @@ func (n *negotiation) startTLS(data []byte) error {
 
 // upgrade makes the TLS session the connection's stream.
 func (c *conn) upgrade(tc *tlsSession) {
+	st := tc.ConnectionState()
 	c.mu.Lock()
 	c.nc = tc
+	c.tlsState = &st
 	c.mu.Unlock()
 	c.br.Reset(tc)
-	st := tc.ConnectionState()
 	if len(st.PeerCertificates) > 0 {
 		c.log = c.log.With("tls_client", st.PeerCertificates[0].Subject.CommonName)
 	}

@@ -59,6 +59,16 @@ func (p *testPKI) server(t testing.TB, node string) *tls.Config {
 	return cfg
 }
 
+// peer is the replication link's TLS configuration of a node directory.
+func (p *testPKI) peer(t testing.TB, node string) *tls.Config {
+	t.Helper()
+	cfg, err := pki.PeerTLS(p.path(node), "vol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 // client is the TLS configuration of a client directory, for a server
 // reached as localhost.
 func (p *testPKI) client(t testing.TB, name string) *tls.Config {
@@ -314,13 +324,7 @@ func TestTLSRefusals(t *testing.T) {
 // certificates, the netraid hello, a hello-only export — works over TLS.
 func TestTLSHello(t *testing.T) {
 	p := newTestPKI(t)
-	peer := func(node string) *tls.Config {
-		cfg, err := pki.PeerTLS(p.path(node), "vol")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cfg
-	}
+	peer := func(node string) *tls.Config { return p.peer(t, node) }
 	h := &hooks{}
 	ts := startServer(t, "tcp", ServerOptions{TLS: peer("b"), TLSRequired: true, Hello: h.hello, Control: h.ctl},
 		Export{Name: "replication", Dev: blockdev.NewMem(expSize), RequireHello: true})
