@@ -204,6 +204,7 @@ func (n *Node) startPrimary(rebuilding bool) (*primary, error) {
 			n.log.Error("NBD export stopped", "err", err)
 		}
 	}()
+	n.closeRevoked(ctx, &p.wg, p.srv)
 	if !n.cfg.standalone() {
 		p.wg.Add(1)
 		go func() {
