@@ -91,40 +91,61 @@ func controlServer(h handler) *http.Server {
 // dead process but refusing to steal a live one. The socket is never
 // open to another user (see the top of this file).
 func listenControl(path string, log *slog.Logger) (net.Listener, error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("node: control socket directory: %w", err)
 	}
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		c.Close()
 		return nil, fmt.Errorf("node: control socket %s is in use by a running netraid; stop it or choose --control", path)
 	}
-	// MkdirTemp makes the directory 0700 (less under a umask), with a
-	// name no one can take first; it is short, for the socket's path.
-	priv, err := os.MkdirTemp(dir, ".ctl")
+	l, err := listenUnixMode(path, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("node: control socket: %w", err)
-	}
-	defer os.RemoveAll(priv)
-	bound := filepath.Join(priv, "s")
-	l, err := net.Listen("unix", bound)
-	if err != nil {
-		return nil, fmt.Errorf("node: control socket (bound first as %s): %w", bound, err)
-	}
-	// After the rename, the bound path is gone; the socket at path is
-	// removed at shutdown, by whoever owns path then.
-	l.(*net.UnixListener).SetUnlinkOnClose(false)
-	if err := os.Chmod(bound, 0o600); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("node: control socket: %w", err)
-	}
-	if err := os.Rename(bound, path); err != nil {
-		l.Close()
 		return nil, fmt.Errorf("node: control socket: %w", err)
 	}
 	euid := os.Geteuid()
 	return &controlListener{Listener: l, log: log, allow: func(uid int) bool { return uid == 0 || uid == euid }}, nil
 }
+
+// listenUnixMode listens on a unix socket at path that has mode from the
+// moment it appears there, whatever the umask and the directory's mode:
+// it is bound in a fresh 0700 directory beside path, given mode there,
+// and renamed over path (replacing any socket or file there). The
+// listener's Addr is path. The socket is not removed when the listener
+// closes: the caller removes path.
+func listenUnixMode(path string, mode os.FileMode) (net.Listener, error) {
+	// MkdirTemp makes the directory 0700 (less under a umask), with a
+	// name no one can take first; it is short, for the socket's path.
+	priv, err := os.MkdirTemp(filepath.Dir(path), ".ctl")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(priv)
+	bound := filepath.Join(priv, "s")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: bound, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("bound first as %s: %w", bound, err)
+	}
+	// After the rename the bound path is gone.
+	l.SetUnlinkOnClose(false)
+	if err := os.Chmod(bound, mode); err != nil {
+		l.Close()
+		return nil, err
+	}
+	if err := os.Rename(bound, path); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return renamedListener{l, &net.UnixAddr{Name: path, Net: "unix"}}, nil
+}
+
+// renamedListener is a unix socket listener whose socket was moved to
+// addr after it was bound.
+type renamedListener struct {
+	*net.UnixListener
+	addr net.Addr
+}
+
+func (l renamedListener) Addr() net.Addr { return l.addr }
 
 // controlListener accepts only the connections of users it allows: root
 // and the daemon's own.

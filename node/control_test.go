@@ -98,6 +98,9 @@ func TestListenControlMode(t *testing.T) {
 	if err != nil || fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("control socket: %v, %v; want a socket of mode 0600", fi.Mode(), err)
 	}
+	if a := l.Addr().String(); a != path {
+		t.Fatalf("listener address %s, want %s", a, path)
+	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Fatalf("the directory holds %d entries, want the socket alone", len(ents))
 	}
