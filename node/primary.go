@@ -149,7 +149,7 @@ func (n *Node) startPrimary(rebuilding bool) (*primary, error) {
 			return nil, err
 		}
 	}
-	p.srv = nbd.NewServer(nbd.ServerOptions{Logger: n.log, TLS: exportTLS, TLSRequired: n.cfg.TLSRequired, MaxConnections: n.cfg.MaxConnections})
+	p.srv = nbd.NewServer(nbd.ServerOptions{Logger: n.log, TLS: exportTLS, TLSRequired: n.exportTLSRequired(), MaxConnections: n.cfg.MaxConnections})
 	var dev blockdev.Device = p.mir
 	if n.cfg.Readahead > 0 {
 		p.ra = blockdev.NewReadahead(p.mir, blockdev.ReadaheadOptions{Window: n.cfg.Readahead})
@@ -169,6 +169,7 @@ func (n *Node) startPrimary(rebuilding bool) (*primary, error) {
 			n.log.Error("NBD export stopped", "err", err)
 		}
 	}()
+	n.closeRevoked(ctx, &p.wg, p.srv)
 	if !n.cfg.standalone() {
 		p.wg.Add(1)
 		go func() {
