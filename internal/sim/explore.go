@@ -557,20 +557,43 @@ func (e *explorer) operator() (bool, error) {
 		prim, sec = "b", "a"
 	}
 	sp, ss := sts[prim], sts[sec]
-	if sp.DiskState == "failed" && ss.DiskState == "up-to-date" {
-		e.logf("operator: %s's disks failed and %s is up to date: swap", prim, sec)
+	if sp.DiskState == "failed" && (ss.DiskState == "up-to-date" || sp.Peer != nil && sp.Peer.State == "standalone") {
+		// With the peer up to date, a swap; with the peer refused too
+		// (it lacks data only the failed disks held), the peer is all
+		// there is: promoted, with --force if it must be.
+		e.logf("operator: %s's disks failed and %s is %s: swap", prim, sec, ss.DiskState)
 		if e.app.Node() == prim {
 			e.app.Close()
 		}
 		if err := e.admin(prim, node.ActDemote, node.Request{Force: true}); err != nil {
 			return true, err
 		}
-		return true, e.promote(sec, false)
+		if err := e.promote(sec, false); err != nil {
+			return true, err
+		}
+		if st, ok := e.status(sec); ok && st.Role != "primary" {
+			e.logf("operator: %s will not be promoted: force it", sec)
+			return true, e.promote(sec, true)
+		}
+		return true, nil
 	}
 	for _, x := range []string{sec, prim} {
 		if ok, err := e.replaceFailed(x, sts[x]); ok || err != nil {
 			return ok, err
 		}
+	}
+	if sp.RebuildPoint != nil && sp.Peer != nil && sp.Peer.State == "standalone" && ss.DiskState != "up-to-date" {
+		// Each copy waits for the other to rebuild it: a disk of each
+		// node was replaced. The operator keeps the primary's, with the
+		// share of its replaced disk lost.
+		e.logf("operator: neither copy is whole: keep %s's, with --force", prim)
+		if e.app.Node() == prim {
+			e.app.Close()
+		}
+		if err := e.admin(prim, node.ActDemote, node.Request{Force: true}); err != nil {
+			return true, err
+		}
+		return true, e.promote(prim, true)
 	}
 	if ss.Peer != nil && ss.Peer.State == "standalone" {
 		for _, why := range []string{"split-brain", "unrelated", "target-newer"} {
@@ -817,6 +840,19 @@ func (e *explorer) settle() error {
 		}
 	}
 	e.logf("settle: not in sync within %v", e.o.Bound)
+	for _, name := range e.c.Names {
+		if st, ok := e.status(name); ok {
+			peer := ""
+			if st.Peer != nil {
+				peer = fmt.Sprintf("peer %s %q", st.Peer.State, st.Peer.LastError)
+			}
+			var legs []string
+			for _, l := range st.Legs {
+				legs = append(legs, l.Name+"="+l.State)
+			}
+			e.logf("  %s: %s %s gens %s legs %v members %+v %s problems %q", name, st.Role, st.DiskState, st.Gens, legs, st.Members, peer, st.Problems)
+		}
+	}
 	e.res.Unsettled = true
 	return nil
 }
