@@ -51,7 +51,7 @@ func Connect(ctx context.Context, conn net.Conn, o DialOptions) (*Link, error) {
 	if err != nil {
 		var he *nbd.HelloError
 		if errors.As(err, &he) && he.Reply == nbd.RepErrTLSReqd {
-			return nil, fmt.Errorf("%w: the peer takes the link only over TLS: give this node --tls-dir", nbd.ErrTLSRequired)
+			return nil, fmt.Errorf("%w: the peer requires TLS on the link: give this node --tls-dir", nbd.ErrTLSRequired)
 		}
 		if errors.As(err, &he) {
 			r := &Refusal{Msg: he.Msg}
