@@ -191,7 +191,7 @@ func TestResyncTargetInconsistentBeforeWrites(t *testing.T) {
 		}
 		return false
 	})
-	w, out, _ := s.app.Write(900, 1, false) // mirrored while the resync starts
+	w, out, _ := s.app.Write(400, 1, false) // mirrored while the resync starts
 	t.Logf("X = %s, W = %s (%v)", x, w, out)
 	if err := s.c.Procs["a"].Stop(sim.Crash, wait); err != nil {
 		t.Fatal(err)
