@@ -20,8 +20,9 @@ VPKG    := github.com/netraid/netraid/internal/version
 LDFLAGS := -X $(VPKG).version=$(VERSION) -X $(VPKG).commit=$(COMMIT) -X $(VPKG).modified=$(MODIFIED)
 FUZZTIME ?= 100000x
 TRIALS  ?= 10
+EXPLORE ?= 10m
 
-.PHONY: help build docs install test unit e2e fuzz demo bench trials lint deps clean
+.PHONY: help build docs install test unit e2e fuzz demo bench trials explore cover lint deps clean
 
 help: ## list the targets
 	@echo "netraid — targets (make TARGET):"
@@ -51,12 +52,19 @@ deps: ## install the Debian packages the tests and demo use (when missing)
 
 test: deps build ## everything: unit tests (race), fuzz smoke, end-to-end on loop devices, FUSE, netns
 	$(GO) vet $(PKGS)
-	$(GO) test -race -count=1 $(UNIT)
+	$(GO) test -race -count=1 -timeout 20m $(UNIT)
 	$(MAKE) --no-print-directory fuzz
 	$(MAKE) --no-print-directory e2e
 
-unit: ## unit tests only, with the race detector
-	$(GO) test -race -count=1 $(UNIT)
+unit: ## unit tests only, with the race detector (the node explorer runs for about a minute)
+	$(GO) test -race -count=1 -timeout 20m $(UNIT)
+
+explore: ## a long randomized exploration of the node's failure schedules (EXPLORE=10m)
+	$(GO) test -count=1 -timeout 0 -run 'TestExplore$$' -v ./node -explore $(EXPLORE)
+
+cover: ## statement coverage of node/ and repl/ by their tests and a one-minute exploration
+	$(GO) test -count=1 -coverpkg=./node,./repl -coverprofile=cover.out ./node ./repl >/dev/null
+	./scripts/cover.sh cover.out node repl
 
 e2e: build ## end-to-end tests (root: loop devices, nbdfuse, ext4, network namespaces)
 	NETRAID_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 25m -v ./tests/... 2>&1 | scripts/testsummary.sh

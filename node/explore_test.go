@@ -26,7 +26,7 @@ var (
 // every step. A failure prints its seed: go test ./node -run TestExplore
 // -seed N replays it.
 func TestExplore(t *testing.T) {
-	budget := 20 * time.Second
+	budget := 45 * time.Second
 	if *exploreFor > 0 {
 		budget = *exploreFor
 	}
