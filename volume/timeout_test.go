@@ -7,7 +7,6 @@ import (
 
 	"github.com/netraid/netraid/blockdev"
 	"github.com/netraid/netraid/blockdev/fault"
-	"github.com/netraid/netraid/meta"
 	"github.com/netraid/netraid/stripe"
 )
 
@@ -59,28 +58,6 @@ func TestIOTimeoutData(t *testing.T) {
 		t.Fatalf("data write with member 1 hung: %v, want a DiskError of disk 1 wrapping ErrTimeout", err)
 	}
 	checkData(t, v, 0, data[:64*kib])
-}
-
-// TestIOTimeoutMeta: superblock and bitmap I/O that hangs on one member
-// fails with a *MemberError naming it.
-func TestIOTimeoutMeta(t *testing.T) {
-	ds, names := newMemDisks(t, 2, 4*mib)
-	memCreate(t, ds, names, CreateOptions{})
-	v := hangOpen(t, ds, names, names[1], fault.Any, OpenOptions{})
-	calls := map[string]func() error{
-		"superblock update": func() error {
-			return v.UpdateSuper(func(sb *meta.Superblock) { sb.Generations.Current = 9 })
-		},
-		"bitmap write": func() error { _, err := v.Bitmap().WriteAt(make([]byte, 512), 0); return err },
-		"bitmap flush": func() error { return v.Bitmap().Flush() },
-	}
-	for name, call := range calls {
-		err := returns(t, name, call)
-		var me *MemberError
-		if !errors.As(err, &me) || me.Member != 1 || me.Path != names[1] || !errors.Is(err, blockdev.ErrTimeout) {
-			t.Errorf("%s with member 1 hung: %v, want a MemberError of member 1 wrapping ErrTimeout", name, err)
-		}
-	}
 }
 
 // TestIOTimeoutOpen: a disk that hangs when Open reads its superblocks
