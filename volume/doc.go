@@ -14,6 +14,13 @@
 // invariants. Data errors name the member too (stripe.DiskError), but
 // fail nothing by themselves: the owner decides.
 //
+// UpdateSuper's outcome is exact, so that the owner can keep its copy of
+// the superblock in step: nil means the update is durable on a member not
+// recorded failed and Super returns it; an error means Super still
+// returns the previous superblock, and the update is durable nowhere, or,
+// with ErrNoMemberLeft, on no member that can still be written (see
+// UpdateSuper).
+//
 // Invariants:
 //   - Create writes nothing until every disk passed every check: exclusive
 //     open, no duplicate, no netraid superblock (unless forced), big enough.

@@ -265,3 +265,68 @@ func TestOneMemberFails(t *testing.T) {
 	}
 	checkBitmap(t, v, 4096, bits)
 }
+
+// TestUpdateSuperOutcome: UpdateSuper either returns nil, with the update
+// in Super and durable, or an error, with Super unchanged.
+func TestUpdateSuperOutcome(t *testing.T) {
+	type arm struct {
+		member int
+		op     fault.Op
+		n      int
+	}
+	for _, c := range []struct {
+		name   string
+		arms   []arm
+		want   error  // nil or ErrNoMemberLeft
+		failed uint64 // the members failed afterwards
+	}{
+		{"no failure", nil, nil, 0},
+		{"member 1 fails the write", []arm{{1, fault.Write, 0}}, nil, 0b10},
+		{"member 0 fails the flush", []arm{{0, fault.Flush, 0}}, nil, 0b01},
+		{"both fail the write", []arm{{0, fault.Write, 0}, {1, fault.Write, 0}}, ErrNoMemberLeft, 0b11},
+		// Member 0 takes the update, then fails the write that records
+		// member 1's failure: no member is left to record anything.
+		{"member 0 fails the record", []arm{{1, fault.Write, 0}, {0, fault.Write, 1}}, ErrNoMemberLeft, 0b11},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ds, names := newMemDisks(t, 2, 4*mib)
+			memCreate(t, ds, names, CreateOptions{})
+			v := memOpen(t, ds, names, OpenOptions{})
+			before := v.Super()
+			for _, a := range c.arms {
+				ds.fault(names[a.member]).FailNth(a.op, a.n, errInjected)
+			}
+			err := v.UpdateSuper(func(sb *meta.Superblock) { sb.Generations.Current = 42 })
+			if !errors.Is(err, c.want) {
+				t.Fatalf("UpdateSuper = %v, want %v", err, c.want)
+			}
+			after := v.Super()
+			var failed uint64
+			for _, m := range v.Members() {
+				if m.Failed {
+					failed |= 1 << uint(m.Index)
+				}
+			}
+			if failed != c.failed {
+				t.Fatalf("failed members %#x, want %#x", failed, c.failed)
+			}
+			switch {
+			case err != nil && after != before:
+				t.Fatalf("UpdateSuper failed but Super changed: seq %d to %d", before.Seq, after.Seq)
+			case err == nil && (after.Generations.Current != 42 || after.FailedMembers != c.failed):
+				t.Fatalf("UpdateSuper succeeded but Super has generation %#x, failed %#x", after.Generations.Current, after.FailedMembers)
+			}
+			ds.crash(0b11)
+			v.Close()
+			v = memOpen(t, ds, names, OpenOptions{})
+			defer mustClose(t, v)
+			got := v.Super()
+			if err == nil && got != after {
+				t.Fatalf("after a crash: seq %d, generation %#x; UpdateSuper returned nil with seq %d", got.Seq, got.Generations.Current, after.Seq)
+			}
+			if err != nil && got.Generations.Current != before.Generations.Current && got.Generations.Current != 42 {
+				t.Fatalf("after a crash: generation %#x, neither the previous nor the update", got.Generations.Current)
+			}
+		})
+	}
+}

@@ -15,11 +15,27 @@ import (
 // its newest copy, then a flush, in parallel. fn must not change the
 // identity or geometry (ErrIdentity); a Seq it sets is ignored. Members
 // fn marks failed in FailedMembers are failed at once, as by FailMembers;
-// a member failed stays failed until Replace, whatever fn clears.
+// a member failed stays failed until Replace, whatever fn clears. Calls
+// are serialised.
 //
-// A member that fails its write or flush is failed (OnMemberFailed), and
-// the update goes out again to the others, recording that. Calls are
-// serialised.
+// A member that fails its write or flush is failed, and the update goes
+// out again to the others, recording that failure. The outcome is exact:
+//
+//   - nil: the update is durable on at least one member that is not
+//     recorded failed, and Super returns it. Every member failed in the
+//     attempt is recorded failed in it (OnMemberFailed reports them), so
+//     a crash leaves the volume opening with this superblock, or a later
+//     one.
+//   - an error: Super still returns the previous superblock, unchanged.
+//     ErrIdentity, meta.ErrInvalid, blockdev.ErrReadOnly and
+//     blockdev.ErrClosed come before any write: the update is nowhere.
+//     ErrNoMemberLeft: every member has failed, in this attempt or
+//     before; nothing can be recorded any more. The update may have
+//     reached members that failed in the attempt (a write whose flush
+//     failed, a write that timed out and landed later), none of them
+//     recorded failed, so a restart may find it or the previous
+//     superblock: treat the update as not made, and the local disks as
+//     holding no record of anything since.
 func (v *Volume) UpdateSuper(fn func(*meta.Superblock)) error {
 	var fs []failure
 	defer func() { v.report(fs) }()
