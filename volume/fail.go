@@ -121,8 +121,7 @@ func (v *Volume) commitLocked(next meta.Superblock, fs *[]failure) error {
 			}
 		}
 		if len(targets) == 0 {
-			v.sb = prev
-			v.recorded.Store(prev.FailedMembers)
+			v.setSuperLocked(prev, false)
 			return ErrNoMemberLeft
 		}
 		v.seq++
@@ -147,8 +146,7 @@ func (v *Volume) commitLocked(next meta.Superblock, fs *[]failure) error {
 			took = true
 		}
 		if took {
-			v.sb = next
-			v.recorded.Store(next.FailedMembers)
+			v.setSuperLocked(next, clean)
 		}
 		if clean {
 			return nil

@@ -31,6 +31,9 @@ type Volume struct {
 	// recorded, but one a Replace is putting back.
 	failed   atomic.Uint64
 	recorded atomic.Uint64
+	// cur is a copy of sb for Super, which does not wait for superblock
+	// writes.
+	cur atomic.Pointer[meta.Superblock]
 
 	// mu serialises superblock writes (UpdateSuper, FailMembers, the
 	// recording of failures, Replace) and Close, and guards what follows
@@ -81,9 +84,10 @@ func newVolume(members []*member, newest *meta.Superblock, o OpenOptions, log *s
 	}
 	v := &Volume{log: log, readOnly: o.ReadOnly, members: members, sb: *newest, seq: newest.Seq,
 		wrap: wrap, opener: op, onFailed: o.OnMemberFailed}
-	v.sb.Member, v.sb.DiskUUID = 0, members[0].uuid
+	sb := *newest
+	sb.Member, sb.DiskUUID = 0, members[0].uuid
+	v.setSuperLocked(sb, true)
 	v.failed.Store(newest.FailedMembers)
-	v.recorded.Store(newest.FailedMembers)
 	data := make([]blockdev.Device, len(members))
 	bitmaps := make([]*blockdev.Section, len(members))
 	paths := make([]string, len(members))
@@ -141,11 +145,19 @@ func (v *Volume) Data() blockdev.Device { return v.data }
 func (v *Volume) Bitmap() blockdev.Device { return v.bitmap }
 
 // Super returns a copy of the volume's current superblock, with member
-// 0's per-member fields (Member, DiskUUID).
-func (v *Volume) Super() meta.Superblock {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.sb
+// 0's per-member fields (Member, DiskUUID). It does not wait for a
+// superblock write in progress: it returns the superblock as it was
+// before that write, until the write's call returns.
+func (v *Volume) Super() meta.Superblock { return *v.cur.Load() }
+
+// setSuperLocked makes sb the volume's superblock, and with publish the
+// one Super returns. Callers hold v.mu, or own v alone.
+func (v *Volume) setSuperLocked(sb meta.Superblock, publish bool) {
+	v.sb = sb
+	v.recorded.Store(sb.FailedMembers)
+	if publish {
+		v.cur.Store(&sb)
+	}
 }
 
 // Members describes the member disks, in member order.
