@@ -95,8 +95,10 @@ func checkFailed(t *testing.T, v *Volume, log *failLog, want uint64, cause error
 // failure is reported and recorded, and no later metadata I/O goes to
 // the member.
 func TestMetaHangFailsMember(t *testing.T) {
+	t.Parallel()
 	for name, op := range metaOps {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			ds, names := newMemDisks(t, 2, 4*mib)
 			memCreate(t, ds, names, CreateOptions{})
 			var log failLog

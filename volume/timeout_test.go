@@ -11,10 +11,11 @@ import (
 	"github.com/netraid/netraid/stripe"
 )
 
-// testIOTimeout is the I/O time-out of the tests that hang a member. No
-// assertion depends on its value: it only has to be short, since each
-// hung call waits for it.
-const testIOTimeout = 50 * time.Millisecond
+// testIOTimeout is the I/O time-out of the tests that hang a member. It
+// must be long enough that a member that does not hang never overruns
+// it, even under the race detector on a loaded machine (50 ms was not);
+// each hung call waits for it, so the tests that hang run in parallel.
+const testIOTimeout = 2 * time.Second
 
 // returns runs f and fails the test unless f returns within a deadline
 // far beyond any time-out of the volume: a hung call returning at all is
@@ -49,6 +50,7 @@ func hangOpen(t *testing.T, ds *memDisks, names []string, name string, op fault.
 // TestIOTimeoutData: a data write that hangs on one member fails with a
 // stripe.DiskError naming that member; the other member's share lands.
 func TestIOTimeoutData(t *testing.T) {
+	t.Parallel()
 	ds, names := newMemDisks(t, 2, 4*mib)
 	memCreate(t, ds, names, CreateOptions{Chunk: 64 * kib})
 	v := hangOpen(t, ds, names, names[1], fault.Write, OpenOptions{})
@@ -64,6 +66,7 @@ func TestIOTimeoutData(t *testing.T) {
 // TestIOTimeoutOpen: a disk that hangs when Open reads its superblocks
 // makes Open fail, naming the disk.
 func TestIOTimeoutOpen(t *testing.T) {
+	t.Parallel()
 	ds, names := newMemDisks(t, 2, 4*mib)
 	memCreate(t, ds, names, CreateOptions{})
 	var hung *fault.Device
@@ -86,6 +89,7 @@ func TestIOTimeoutOpen(t *testing.T) {
 // marks and superblock updates go on with member 0 alone; nothing more is
 // sent to member 1.
 func TestHungMemberFlow(t *testing.T) {
+	t.Parallel()
 	ds, names := newMemDisks(t, 2, 4*mib)
 	memCreate(t, ds, names, CreateOptions{Chunk: 64 * kib})
 	var log failLog
