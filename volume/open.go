@@ -29,6 +29,16 @@ type OpenOptions struct {
 	// wraps blockdev.ErrTimeout). The stuck call goes on in the
 	// background; see blockdev.Timeout.
 	IOTimeout time.Duration
+	// OnMemberFailed, if set, is told of each member the volume fails on
+	// its own: one whose metadata write or flush (bitmap write, bitmap
+	// flush, superblock write) failed or timed out; err is that failure,
+	// a *MemberError. It is called once per member, on the goroutine of
+	// the call that found the failure, after the failure is recorded in
+	// the superblock (or found impossible to record: ErrNoMemberLeft) and
+	// before that call returns, with no lock of the Volume held. It must
+	// not block: that call waits for it. Members given to FailMembers
+	// or marked failed through UpdateSuper are not reported.
+	OnMemberFailed func(member int, err error)
 	// OpenDisk, if set, opens the disks (of Open and of Replace) in place
 	// of blockdev.OpenFile (O_DIRECT, exclusive): the paths are then names
 	// it understands, and two disks are the same if their names are
@@ -90,12 +100,12 @@ func Open(paths []string, o OpenOptions) (*Volume, error) {
 		if f.other != nil {
 			log.Warn("superblock slot damaged, using the other", "dev", f.path, "slot", 1-f.slot, "err", f.other)
 		}
-		if f.sb.Seq < newest.Seq {
+		if f.sb.Seq < newest.Seq && !newest.MemberFailed(int(f.sb.Member)) {
 			log.Warn("member superblock is behind the others; the next update rewrites it",
 				"dev", f.path, "seq", f.sb.Seq, "newest", newest.Seq)
 		}
 	}
-	v, err := newVolume(members, newest, o.ReadOnly, log, o.WrapData, op)
+	v, err := newVolume(members, newest, o, log, op)
 	if err != nil {
 		return nil, err
 	}
