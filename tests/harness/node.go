@@ -150,6 +150,28 @@ func (n *Node) signal(sig syscall.Signal) {
 	}
 }
 
+// Pause stops the daemon with SIGSTOP, as a machine that freezes would:
+// its sockets stay open and nothing answers. It is resumed at cleanup
+// before anything registered so far is torn down.
+func (n *Node) Pause() {
+	n.t.Helper()
+	if !n.Running() {
+		n.t.Fatalf("%s: pausing a daemon that is not running", n.Name)
+	}
+	if err := n.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		n.t.Fatalf("%s: SIGSTOP: %v", n.Name, err)
+	}
+	n.t.Cleanup(n.Resume)
+}
+
+// Resume continues a daemon stopped by Pause (SIGCONT); it does nothing
+// to one that is not running.
+func (n *Node) Resume() {
+	if n.Running() {
+		n.cmd.Process.Signal(syscall.SIGCONT)
+	}
+}
+
 // Dump ends the daemon with SIGQUIT, so that the Go runtime writes every
 // goroutine's stack to its log, and returns the log's end: for a test
 // that found the daemon stuck.
