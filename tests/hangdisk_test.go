@@ -44,74 +44,103 @@ func TestHungDiskServedThroughPeer(t *testing.T) {
 	// A write to a region nothing has written yet needs its write
 	// intent recorded: during the hang, that is a bitmap write to the
 	// hung member too.
-	fresh := dialExport(t, p.A.Socket, "vol")
+	freshConn := dialExport(t, p.A.Socket, "vol")
 	hd.Hang()
 	hung := time.Now()
-	freshDone := make(chan error, 1)
-	var freshTook time.Duration // written before freshDone
-	go func() {
-		buf := bytes.Repeat([]byte("fresh region "), 4096/13+1)[:4096]
-		_, err := fresh.WriteAt(buf, 150<<20)
-		if err == nil {
-			err = fresh.Flush()
-		}
-		freshTook = time.Since(hung)
-		freshDone <- err
-	}()
+	fresh := startWrite(freshConn, 150<<20, hung)
 	polls := pollStatus(t, p.A, func(s node.Status) bool {
 		return legState(s, "local") == "failed"
 	}, load)
 	r, fioErr := load.Result(5 * time.Minute)
 	pr := probe.stop()
-	var freshErr error
-	select {
-	case freshErr = <-freshDone:
-	case <-time.After(time.Minute):
-		freshErr = fmt.Errorf("no answer within a minute")
-	}
+	fw := fresh.wait()
 
 	// What happened, in full, before any verdict.
-	st := statusWithin(t, p.A, 5*time.Second)
-	t.Logf("after the hang: local leg %q (%s); members %+v; problems %q", legState(st, "local"), leg(st, "local").Error, st.Members, st.Problems)
 	t.Logf("status during the stall: %d calls, slowest %v, %d stale; the local leg showed failed %.2fs after the hang; first stale problem: %q",
 		polls.calls, polls.slowest.Round(time.Millisecond), polls.stale, polls.failedAfter.Seconds(), polls.staleProblem)
-	var fw, fr float64
+	var fioW, fioR float64
 	if len(r.Jobs) > 0 {
-		fw, fr = time.Duration(r.Jobs[0].Write.ClatNS.Max).Seconds(), time.Duration(r.Jobs[0].Read.ClatNS.Max).Seconds()
+		fioW, fioR = time.Duration(r.Jobs[0].Write.ClatNS.Max).Seconds(), time.Duration(r.Jobs[0].Read.ClatNS.Max).Seconds()
 	}
 	t.Logf("VOLUME STALLED %.2fs with --disk-timeout %v (longest probe write+flush+read of %d, begun %.2fs after the hang); fio's longest write %.2fs, longest read %.2fs",
-		pr.worst.Seconds(), diskTimeout, pr.rounds, pr.worstAt.Sub(hung).Seconds(), fw, fr)
-
+		pr.worst.Seconds(), diskTimeout, pr.rounds, pr.worstAt.Sub(hung).Seconds(), fioW, fioR)
+	t.Logf("a write+flush to a fresh region begun as the disk hung answered after %.2fs (error: %v)", fw.took.Seconds(), fw.err)
 	if pr.errs > 0 {
 		t.Errorf("%d of the probe's %d rounds through the export failed, the first %.2fs after the hang: %v",
 			pr.errs, pr.rounds, pr.firstErrAt.Sub(hung).Seconds(), pr.firstErr)
 	}
-	t.Logf("a write+flush to a fresh region begun as the disk hung answered after %.2fs (error: %v)", freshTook.Seconds(), freshErr)
-	if freshErr != nil {
-		t.Errorf("a write to a fresh region (its write intent not yet recorded) begun as the disk hung failed: %v", freshErr)
+	if fw.err != nil {
+		t.Errorf("a write to a fresh region (its write intent not yet recorded) begun as the disk hung failed: %v", fw.err)
 	}
 	if fioErr != nil {
 		t.Errorf("the verifying workload failed: %v", fioErr)
 	}
-	if st.Export.Errors != 0 {
-		t.Errorf("the export answered %d requests with errors", st.Export.Errors)
+	checkServedThroughPeer(t, p.A, hd.Dev)
+}
+
+// checkServedThroughPeer checks, after a member disk failed, that the
+// node's status shows that disk failed, the others active, the volume
+// served through the peer, and no request answered with an error.
+func checkServedThroughPeer(t *testing.T, n *harness.Node, failed string) {
+	t.Helper()
+	st := statusWithin(t, n, 5*time.Second)
+	human := n.CLI("status")
+	t.Logf("netraid status after the hang:\n%s", human)
+	if legState(st, "local") != "failed" {
+		t.Errorf("the local leg is %q, want failed", legState(st, "local"))
 	}
 	if legState(st, "peer") != "up-to-date" {
 		t.Errorf("the peer leg is %q: the volume must be served through it", legState(st, "peer"))
 	}
-	human := p.A.CLI("status")
-	t.Logf("netraid status after the hang:\n%s", human)
-	if !lineWith(human, hd.Dev, "failed") {
-		t.Errorf("'netraid status' does not show the hung disk %s as failed", hd.Dev)
+	if st.Export.Errors != 0 {
+		t.Errorf("the export answered %d requests with errors", st.Export.Errors)
+	}
+	if !lineWith(human, failed, "failed") {
+		t.Errorf("'netraid status' does not show the disk %s as failed", failed)
 	}
 	for _, m := range st.Members {
 		want := "active"
-		if m.Path == hd.Dev {
+		if m.Path == failed {
 			want = "failed"
 		}
 		if m.State != want {
-			t.Errorf("member %d (%s) is %q: want %q (the hung disk is %s)", m.Index, m.Path, m.State, want, hd.Dev)
+			t.Errorf("member %d (%s) is %q: want %q (the failed disk is %s)", m.Index, m.Path, m.State, want, failed)
 		}
+	}
+}
+
+// pendingWrite is a write and flush of 4 KiB in the background.
+type pendingWrite struct {
+	since time.Time
+	done  chan writeAnswer
+}
+
+type writeAnswer struct {
+	took time.Duration // from since
+	err  error
+}
+
+// startWrite writes and flushes 4 KiB at off through c in the
+// background; wait returns how long it took from since.
+func startWrite(c *nbd.Client, off int64, since time.Time) *pendingWrite {
+	w := &pendingWrite{since: since, done: make(chan writeAnswer, 1)}
+	go func() {
+		buf := bytes.Repeat([]byte("fresh region "), 4096/13+1)[:4096]
+		_, err := c.WriteAt(buf, off)
+		if err == nil {
+			err = c.Flush()
+		}
+		w.done <- writeAnswer{time.Since(since), err}
+	}()
+	return w
+}
+
+func (w *pendingWrite) wait() writeAnswer {
+	select {
+	case a := <-w.done:
+		return a
+	case <-time.After(time.Minute):
+		return writeAnswer{time.Since(w.since), fmt.Errorf("no answer within a minute")}
 	}
 }
 
