@@ -87,6 +87,13 @@ func testDeadPeer(t *testing.T, what string, silence func(*harness.Pair)) {
 	if st := statusWithin(t, p.B, 5*time.Second); st.Role != "primary" {
 		t.Fatalf("promote was accepted but B is %s", st.Role)
 	}
+	if p.A.Paused() {
+		return
+	}
+	asked := time.Since(cut)
+	st = p.A.WaitStatus(time.Minute, "A fails its link", func(s node.Status) bool { return s.Peer.State != "connected" })
+	t.Logf("A, the primary, showed its link failed %.2fs after %s, first asked at %.2fs (peer state %q, last error %q)",
+		time.Since(cut).Seconds(), what, asked.Seconds(), st.Peer.State, st.Peer.LastError)
 }
 
 // linkLive reports whether a secondary's status shows its primary's
