@@ -52,7 +52,7 @@ func (p *testPKI) path(name string) string { return filepath.Join(p.dir, name) }
 
 func (p *testPKI) server(t testing.TB, node string) *tls.Config {
 	t.Helper()
-	cfg, err := pki.ServerTLS(p.path(node))
+	cfg, err := pki.ServerTLS(p.path(node), pki.ServerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,11 +51,16 @@ type Config struct {
 	// written; the resync package's default if zero.
 	BitmapFlush time.Duration
 	// TLSDir is a node directory of certificates ('netraid certs issue'):
-	// with it the export offers TLS and the replication link requires
-	// it, both ways, with certificates of this volume's CA.
+	// with it the export and the replication link require TLS, both
+	// ways, with certificates of this volume's CA not revoked by the
+	// directory's ca-crl.pem.
 	TLSDir string
-	// TLSRequired refuses NBD clients that do not start TLS.
-	TLSRequired bool
+	// TLSOptional lets NBD clients that do not start TLS use the export
+	// too (with TLSDir).
+	TLSOptional bool
+	// TLSNodeClients lets a node certificate open the export as a
+	// client's would.
+	TLSNodeClients bool
 	// Readahead is how far ahead of a sequential reader of the export the
 	// primary reads (blockdev.Readahead); 0 reads nothing ahead.
 	// 'netraid serve' reads 16 MiB ahead unless told otherwise.
@@ -78,7 +83,8 @@ type Config struct {
 	// DialFunc connects to the peer (net.Dialer's DialContext).
 	DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 	// ListenFunc makes the export's and the peer link's listeners (TCP,
-	// or a unix socket for an address holding a '/').
+	// or a unix socket for an address holding a '/'); nil: net.Listen,
+	// and a unix socket only its owner may use.
 	ListenFunc func(network, addr string) (net.Listener, error)
 	// OpenDisk opens a member disk (O_DIRECT and exclusive by default).
 	OpenDisk func(path string, readOnly bool) (blockdev.Device, error)
@@ -109,8 +115,8 @@ func (c *Config) setDefaults() error {
 	if (c.Peer == "") != (c.ListenPeer == "") {
 		return fmt.Errorf("node: --peer and --listen-peer go together")
 	}
-	if c.TLSRequired && c.TLSDir == "" {
-		return fmt.Errorf("node: TLS required but no TLS directory given")
+	if (c.TLSOptional || c.TLSNodeClients) && c.TLSDir == "" {
+		return fmt.Errorf("node: TLS options but no TLS directory given")
 	}
 	if c.PeerTimeout <= 0 {
 		c.PeerTimeout = 5 * time.Second
@@ -130,9 +136,6 @@ func (c *Config) setDefaults() error {
 	if c.DialFunc == nil {
 		var d net.Dialer
 		c.DialFunc = d.DialContext
-	}
-	if c.ListenFunc == nil {
-		c.ListenFunc = net.Listen
 	}
 	return nil
 }

@@ -114,6 +114,7 @@ func (p *primary) connectOnce(ctx context.Context) error {
 	n.mu.Lock()
 	v := repl.Decide(n.gens(), peer.Gens, peer.Discard)
 	own := p.ownRebuild()
+	localFailed := p.local.State() == mirror.Failed
 	var theirs *RebuildPoint
 	if peer.NeedFull && !v.Refused() && own == nil {
 		if theirs = n.peerRebuild(v, peer); theirs == nil {
@@ -130,6 +131,13 @@ func (p *primary) connectOnce(ctx context.Context) error {
 			return p.refuse(err)
 		}
 	}
+	if localFailed && own == nil {
+		// Nothing here can be copied: the peer serves in this node's
+		// place if it holds everything, else it is the copy to keep.
+		if err := checkDisklessSource(v, peer); err != nil {
+			return p.refuse(err)
+		}
+	}
 	var dev blockdev.Device = l
 	if l.Size() > n.size {
 		s, err := blockdev.NewSection(l, 0, n.size)
@@ -138,7 +146,7 @@ func (p *primary) connectOnce(ctx context.Context) error {
 		}
 		dev = s
 	}
-	return p.runLink(ctx, l, dev, peer, v, own, theirs)
+	return p.runLink(ctx, l, dev, peer, v, own, theirs, localFailed)
 }
 
 // dialLink connects to the peer's replication port and runs the
@@ -163,15 +171,16 @@ func (p *primary) refuse(err error) error {
 // runLink attaches the peer as a leg and copies what it lacks, marks it
 // in sync, and waits for the link to end. With own, this node's copy is
 // the one being rebuilt: the peer joins in sync and is the source. With
-// theirs, the peer's is: the resync is a rebuild of its member from the
-// cursor on.
+// localFailed, this node's disks failed: the peer joins in sync and
+// serves. With theirs, the peer's copy is rebuilt: the resync is a
+// rebuild of its member from the cursor on.
 //
 // The peer joins under a hold of the mirror: no write runs while the
 // peer is told what it will be sent (repl.MsgSyncStart, which it records
 // durably, as inconsistent unless it lacks nothing) and the leg joins,
 // so that the bitmap's dirty regions at that moment are exactly what it
 // lacks, and it takes no write before it knows.
-func (p *primary) runLink(ctx context.Context, l *repl.Link, dev blockdev.Device, peer repl.Hello, v Verdict, own, theirs *RebuildPoint) error {
+func (p *primary) runLink(ctx context.Context, l *repl.Link, dev blockdev.Device, peer repl.Hello, v Verdict, own, theirs *RebuildPoint, localFailed bool) error {
 	n := p.n
 	if len(peer.Dirty) > 0 {
 		if err := n.bm.Merge(peer.Dirty); err != nil {
@@ -202,6 +211,9 @@ func (p *primary) runLink(ctx context.Context, l *repl.Link, dev blockdev.Device
 		}
 		state = mirror.InSync
 	}
+	if localFailed && own == nil {
+		state = mirror.InSync
+	}
 	var plan *mirror.RebuildOptions
 	if theirs != nil {
 		n.mu.Lock()
@@ -219,7 +231,7 @@ func (p *primary) runLink(ctx context.Context, l *repl.Link, dev blockdev.Device
 	if err != nil {
 		return fmt.Errorf("holding I/O to attach the peer: %w", err)
 	}
-	leg, total, err := p.attachPeer(l, dev, state, v, own != nil, plan)
+	leg, total, err := p.attachPeer(l, dev, state, v, state == mirror.InSync, plan)
 	release()
 	if err != nil {
 		return err
@@ -249,6 +261,8 @@ func (p *primary) runLink(ctx context.Context, l *repl.Link, dev blockdev.Device
 		if err := p.rebuildLocal(ctx, *own, p.beginRebuild()); err != nil {
 			return err
 		}
+	} else if localFailed {
+		n.log.Warn("this node's disks failed: the volume is served through the peer", "peer_generations", peer.Gens.String())
 	} else if err := p.resyncPeer(ctx, l, full, theirs, plan, total); err != nil {
 		p.mir.FailLeg(leg, "resync", err)
 		return err

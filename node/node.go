@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -145,11 +144,11 @@ func (n *Node) Run(ctx context.Context) error {
 
 func (n *Node) run(ctx context.Context) error {
 	if n.cfg.Control != "" {
-		ctl, err := listenControl(n.cfg.Control)
+		ctl, err := listenControl(n.cfg.Control, n.log)
 		if err != nil {
 			return err
 		}
-		hs := &http.Server{Handler: controlMux(n), ReadHeaderTimeout: 10 * time.Second}
+		hs := controlServer(n)
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
@@ -253,15 +252,27 @@ func isUnixAddr(a string) bool { return strings.Contains(a, "/") }
 // listen listens on a TCP address or a unix socket path, replacing a
 // stale socket file.
 func (n *Node) listen(addr string) (net.Listener, error) {
-	if isUnixAddr(addr) {
-		if c, err := net.DialTimeout("unix", addr, time.Second); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("node: %s is in use by another server", addr)
-		}
-		os.Remove(addr)
+	if !isUnixAddr(addr) {
+		return n.listenTCP(addr)
+	}
+	if n.cfg.ListenFunc != nil {
 		return n.cfg.ListenFunc("unix", addr)
 	}
-	return n.cfg.ListenFunc("tcp", addr)
+	if c, err := net.DialTimeout("unix", addr, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("node: %s is in use by another server", addr)
+	}
+	// Only this user may reach the export through its socket: it hands
+	// out the whole volume.
+	return listenUnixMode(addr, 0o600)
+}
+
+// listenTCP listens on a TCP address.
+func (n *Node) listenTCP(addr string) (net.Listener, error) {
+	if n.cfg.ListenFunc != nil {
+		return n.cfg.ListenFunc("tcp", addr)
+	}
+	return net.Listen("tcp", addr)
 }
 
 // helloFor is this node's hello. Callers hold n.mu.

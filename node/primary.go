@@ -149,7 +149,7 @@ func (n *Node) startPrimary(rebuilding bool) (*primary, error) {
 			return nil, err
 		}
 	}
-	p.srv = nbd.NewServer(nbd.ServerOptions{Logger: n.log, TLS: exportTLS, TLSRequired: n.cfg.TLSRequired, MaxConnections: n.cfg.MaxConnections})
+	p.srv = nbd.NewServer(nbd.ServerOptions{Logger: n.log, TLS: exportTLS, TLSRequired: n.exportTLSRequired(), MaxConnections: n.cfg.MaxConnections})
 	var dev blockdev.Device = p.mir
 	if n.cfg.Readahead > 0 {
 		p.ra = blockdev.NewReadahead(p.mir, blockdev.ReadaheadOptions{Window: n.cfg.Readahead})
@@ -169,6 +169,7 @@ func (n *Node) startPrimary(rebuilding bool) (*primary, error) {
 			n.log.Error("NBD export stopped", "err", err)
 		}
 	}()
+	n.closeRevoked(ctx, &p.wg, p.srv)
 	if !n.cfg.standalone() {
 		p.wg.Add(1)
 		go func() {
@@ -264,11 +265,11 @@ func (p *primary) legFailed(leg *mirror.Leg, err error) error {
 	case p.linkDown <- struct{}{}:
 	default:
 	}
-	switch decidePeerLost(p.stopping.Load(), p.local.State() == mirror.Resyncing) {
+	switch decidePeerLost(p.stopping.Load(), p.local.State() == mirror.InSync) {
 	case peerLostNothing:
 		return nil
 	case peerLostHold:
-		n.log.Warn("peer leg failed while the local copy is rebuilt from it: no I/O until it is back", "err", err)
+		n.log.Warn("peer leg failed while the local copy is rebuilt from it, or failed: no I/O until it is back", "err", err)
 		return nil
 	}
 	for attempt := 0; ; attempt++ {

@@ -38,7 +38,7 @@ func (n *Node) startPeerServer(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ln, err := n.cfg.ListenFunc("tcp", n.cfg.ListenPeer)
+	ln, err := n.listenTCP(n.cfg.ListenPeer)
 	if err != nil {
 		return fmt.Errorf("node: peer address %s: %w", n.cfg.ListenPeer, err)
 	}

@@ -12,14 +12,16 @@ import (
 )
 
 // exportTLS is the NBD export's TLS configuration, nil without a TLS
-// directory. Clients must present a certificate of the volume's CA for
-// volume. It is read from the directory each time the export starts, so
-// that renewed certificates take effect at the next promotion.
+// directory. Clients must present a client certificate (or, if allowed,
+// a node certificate) of the volume's CA for volume, not revoked. It is
+// read from the directory each time the export starts, so that renewed
+// certificates take effect at the next promotion; the revocation list is
+// read again at each connection.
 func (n *Node) exportTLS(volume string) (*tls.Config, error) {
 	if n.cfg.TLSDir == "" {
 		if !isUnixAddr(n.cfg.Listen) && !loopback(n.cfg.Listen) {
 			n.log.Warn("the NBD export listens beyond this machine without TLS: anyone who reaches it can read and write the volume",
-				"listen", n.cfg.Listen, "hint", "serve with --tls-dir and --tls-required")
+				"listen", n.cfg.Listen, "hint", "serve with --tls-dir")
 		}
 		return nil, nil
 	}
@@ -31,9 +33,13 @@ func (n *Node) exportTLS(volume string) (*tls.Config, error) {
 		return nil, fmt.Errorf("node: export TLS: %w: %s is the certificate of %s, this node serves volume %q",
 			pki.ErrWrongVolume, filepath.Join(n.cfg.TLSDir, pki.ServerCert), id, volume)
 	}
-	cfg, err := pki.ServerTLS(n.cfg.TLSDir)
+	cfg, err := pki.ServerTLS(n.cfg.TLSDir, pki.ServerOptions{AllowNodeClients: n.cfg.TLSNodeClients})
 	if err != nil {
 		return nil, fmt.Errorf("node: export TLS: %w", err)
+	}
+	if n.cfg.TLSOptional && !isUnixAddr(n.cfg.Listen) && !loopback(n.cfg.Listen) {
+		n.log.Warn("the NBD export lets clients in without TLS (--tls-optional): anyone who reaches it can read and write the volume",
+			"listen", n.cfg.Listen, "hint", "serve without --tls-optional")
 	}
 	return cfg, nil
 }
@@ -71,13 +77,19 @@ func tlsRefused(err error) bool {
 	return errors.Is(err, nbd.ErrTLS) || errors.Is(err, nbd.ErrTLSRequired)
 }
 
+// exportTLSRequired reports whether the export refuses clients that do
+// not start TLS: with a TLS directory, unless TLSOptional.
+func (n *Node) exportTLSRequired() bool {
+	return n.cfg.TLSDir != "" && !n.cfg.TLSOptional
+}
+
 // exportTLSMode says how the NBD export takes TLS: off, offered (to
 // clients that ask with STARTTLS) or required.
 func (n *Node) exportTLSMode() string {
 	switch {
 	case n.cfg.TLSDir == "":
 		return "off"
-	case n.cfg.TLSRequired:
+	case n.exportTLSRequired():
 		return "required"
 	}
 	return "offered"

@@ -50,6 +50,9 @@ func Connect(ctx context.Context, conn net.Conn, o DialOptions) (*Link, error) {
 	c, err := nbd.NewClient(ctx, conn, nbd.ClientOptions{Export: Export, Timeout: o.Timeout, Hello: MarshalHello(o.Hello), TLS: o.TLS})
 	if err != nil {
 		var he *nbd.HelloError
+		if errors.As(err, &he) && he.Reply == nbd.RepErrTLSReqd {
+			return nil, fmt.Errorf("%w: the peer requires TLS on the link: give this node --tls-dir", nbd.ErrTLSRequired)
+		}
 		if errors.As(err, &he) {
 			r := &Refusal{Msg: he.Msg}
 			if len(he.Data) > 0 {

@@ -38,6 +38,8 @@ var serveFile = conffile.Schema{
 		{Flag: "fault-injection", Scope: conffile.Volume},
 		{Flag: "tls-dir", Scope: conffile.Volume},
 		{Flag: "tls-required", Scope: conffile.Volume},
+		{Flag: "tls-optional", Scope: conffile.Volume},
+		{Flag: "tls-allow-node-clients", Scope: conffile.Volume},
 		{Flag: "readahead", Scope: conffile.Volume},
 		{Flag: "max-connections", Scope: conffile.Volume},
 	},

@@ -31,10 +31,12 @@ same command on both machines, each naming the other. Both start as
 secondary; 'netraid promote' on one makes it the primary, which exports
 the volume and mirrors every write to the other before answering it.
 
-With --tls-dir, NBD clients may start TLS (--tls-required: must) and
-must present a client certificate of the volume's CA ('netraid certs
-client'); the replication link runs only over TLS, each node checking
-that the other's certificate is a node's of the same volume.
+With --tls-dir, NBD clients must start TLS (--tls-optional lets plaintext
+clients in too) and present a client certificate of the volume's CA
+('netraid certs client'); the replication link runs only over TLS, each
+node checking that the other's certificate is a node's of the same
+volume. A certificate listed in the directory's ca-crl.pem ('netraid
+certs revoke') is refused at once, and its open connections are closed.
 
 With --config FILE the settings come from a TOML file, one per node
 (the service unit reads /etc/netraid/netraid.toml); flags given on the
@@ -75,7 +77,10 @@ its control socket answers.`)
 	debug := fs.Bool("debug", false, "log every request")
 	faults := fs.Bool("fault-injection", false, "let 'netraid disk inject-error' fail a local disk (tests and drills only)")
 	tlsDir := fs.String("tls-dir", "", "this node's certificates ('netraid certs issue'): TLS on the export, and required on the replication link")
-	tlsRequired := fs.Bool("tls-required", false, "refuse NBD clients that do not start TLS (needs --tls-dir)")
+	tlsOptional := fs.Bool("tls-optional", false, "with --tls-dir, also let NBD clients in without TLS (anyone who reaches --listen may then read and write the volume)")
+	tlsNodeClients := fs.Bool("tls-allow-node-clients", false, "let a node certificate of the volume open the export, as a client certificate does")
+	tlsRequired := fs.Bool("tls-required", false, "")
+	fs.MarkDeprecated("tls-required", "TLS is required by default with --tls-dir; the flag changes nothing")
 	readahead := sizeFlag(fs, "readahead", 16<<20, 1<<30, "read this far ahead of a sequential reader of the export (0: off)")
 	maxConns := fs.Int("max-connections", 256, "most NBD connections at once; a new one displaces the oldest still in its handshake")
 	file, err := applyConfig(fs, args, serveFile)
@@ -106,6 +111,12 @@ its control socket answers.`)
 	}
 	if *pingInterval <= 0 || *pingTimeout <= 0 {
 		return usagef("--ping-interval and --ping-timeout must be positive")
+	}
+	if *tlsRequired && *tlsOptional {
+		return usagef("--tls-required and --tls-optional contradict each other")
+	}
+	if (*tlsOptional || *tlsNodeClients) && *tlsDir == "" {
+		return usagef("--tls-optional and --tls-allow-node-clients need --tls-dir: make one with 'netraid certs issue'")
 	}
 	if *reconnect <= 0 {
 		return usagef("--reconnect-interval must be positive")
@@ -140,7 +151,8 @@ its control socket answers.`)
 		ResyncRate:        *rate,
 		ResyncAdaptive:    *adaptive,
 		TLSDir:            *tlsDir,
-		TLSRequired:       *tlsRequired,
+		TLSOptional:       *tlsOptional,
+		TLSNodeClients:    *tlsNodeClients,
 		MaxConnections:    *maxConns,
 		Readahead:         *readahead,
 		Logger:            log,

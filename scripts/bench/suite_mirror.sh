@@ -145,14 +145,15 @@ mirror_volumes() {
 # and NAME_B, make A primary and wait until it serves; with CA (the
 # certificate authority's directory, where 'netraid certs' put each node's
 # certificate under nodes/NAME and the client's under clients/bench), both
-# with TLS: on the link, and offered on the export. Leaves the pids in
+# with TLS: on the link, and offered on the export (--tls-optional: fio
+# reaches the same pair in plaintext and over TLS). Leaves the pids in
 # PAIR_PIDS, the export in SERVER_URI and SERVER_ADDR.
 mirror_start_pair() {
 	local na=$1 nb=$2 da=$3 db=$4 ca=${5:-} pa pb a b
 	local -a fa=() fb=()
 	if [ -n "$ca" ]; then
-		fa=(--tls-dir "$ca/nodes/$na")
-		fb=(--tls-dir "$ca/nodes/$nb")
+		fa=(--tls-dir "$ca/nodes/$na" --tls-optional)
+		fb=(--tls-dir "$ca/nodes/$nb" --tls-optional)
 	fi
 	read -r pa pb <<<"$(free_ports2)"
 	start_netraid_node "$na" "127.0.0.1:$pa" "127.0.0.1:$pb" "${fa[@]}" "$da"
