@@ -62,11 +62,12 @@ func TestHungDiskServedThroughPeer(t *testing.T) {
 	if len(r.Jobs) > 0 {
 		fioW, fioR = time.Duration(r.Jobs[0].Write.ClatNS.Max).Seconds(), time.Duration(r.Jobs[0].Read.ClatNS.Max).Seconds()
 	}
-	t.Logf("VOLUME STALLED %.2fs with --disk-timeout %v (longest probe write+flush+read of %d, begun %.2fs after the hang); fio's longest write %.2fs, longest read %.2fs",
-		pr.worst.Seconds(), diskTimeout, pr.rounds, pr.worstAt.Sub(hung).Seconds(), fioW, fioR)
-	t.Logf("a write+flush to a fresh region begun as the disk hung answered after %.2fs (error: %v)", fw.took.Seconds(), fw.err)
+	stalled := max(pr.worst.Seconds(), fioW, fioR, fw.took.Seconds())
+	t.Logf("VOLUME STALLED %.2fs with --disk-timeout %v: the longest of the probe's write+flush+read (%.2fs, of %d rounds, begun %+.2fs from the hang), "+
+		"fio's longest write (%.2fs) and read (%.2fs), and a write+flush to a fresh region begun as the disk hung (%.2fs, error: %v)",
+		stalled, diskTimeout, pr.worst.Seconds(), pr.rounds, pr.worstAt.Sub(hung).Seconds(), fioW, fioR, fw.took.Seconds(), fw.err)
 	if pr.errs > 0 {
-		t.Errorf("%d of the probe's %d rounds through the export failed, the first %.2fs after the hang: %v",
+		t.Errorf("%d of the probe's %d rounds through the export failed, the first begun %+.2fs from the hang: %v",
 			pr.errs, pr.rounds, pr.firstErrAt.Sub(hung).Seconds(), pr.firstErr)
 	}
 	if fw.err != nil {
