@@ -99,7 +99,13 @@ func Open(cfg Config) (*Node, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	oo := volume.OpenOptions{Logger: cfg.Logger, OpenDisk: cfg.OpenDisk, IOTimeout: cfg.DiskTimeout}
+	var n *Node
+	oo := volume.OpenOptions{Logger: cfg.Logger, OpenDisk: cfg.OpenDisk, IOTimeout: cfg.DiskTimeout,
+		OnMemberFailed: func(member int, err error) {
+			if n != nil {
+				n.memberFailed(member, err)
+			}
+		}}
 	if cfg.Faults != nil {
 		oo.WrapData = cfg.Faults.WrapData
 	}
@@ -113,7 +119,7 @@ func Open(cfg Config) (*Node, error) {
 		vol.Close()
 		return nil, fmt.Errorf("node: write-intent bitmap: %w", err)
 	}
-	n := &Node{
+	n = &Node{
 		cfg: cfg, log: cfg.Logger.With("volume", sb.Name), vol: vol, bm: bm,
 		size: int64(sb.VolumeSize), sb: sb, started: time.Now(), ready: make(chan struct{}),
 		lastLogged: map[string]string{},

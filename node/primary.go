@@ -314,13 +314,7 @@ func (n *Node) localFailed(err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.log.Error("local disks failed: serving through the peer", "err", err)
-	failed := failedMembers(err)
-	if uerr := n.updateSuper(func(sb *meta.Superblock) {
-		sb.DiskState = meta.Failed
-		sb.FailedMembers |= failed
-	}); uerr != nil {
-		n.log.Error("could not record the failed disks", "err", uerr)
-	}
+	n.recordFailed(n.failedOf(err), err)
 }
 
 // disconnected is the peer leg while there is no link: it fails all I/O.
@@ -336,7 +330,26 @@ func (d disconnected) Close() error                       { return nil }
 
 var _ blockdev.Device = disconnected{}
 
-// localDev is the local leg's device: the volume's stripe, whose
-// members' I/O that takes longer than the disk time-out fails (volume's
-// IOTimeout), and so the leg with it.
-func (n *Node) localDev() blockdev.Device { return n.vol.Data() }
+// localDev is the volume's data as this node uses it, the local leg's
+// device while primary: the stripe, with I/O that takes longer than the
+// disk time-out failed (and so the leg with it). One time-out around the
+// stripe, rather than one per member, costs one hand-off per request and
+// keeps each member's share of a request one vectored call; the volume
+// says which member hangs (failedOf).
+func (n *Node) localDev() blockdev.Device {
+	if n.cfg.DiskTimeout <= 0 {
+		return n.vol.Data()
+	}
+	return blockdev.WithTimeout(n.vol.Data(), n.cfg.DiskTimeout)
+}
+
+// failedOf returns the mask of the members an I/O error of the local data
+// puts the blame on: those it names (a stripe.DiskError), and, for a
+// time-out, those the volume finds stalled.
+func (n *Node) failedOf(err error) uint64 {
+	mask := failedMembers(err)
+	if errors.Is(err, blockdev.ErrTimeout) && n.cfg.DiskTimeout > 0 {
+		mask |= n.vol.Stalled(n.cfg.DiskTimeout / 2)
+	}
+	return mask
+}

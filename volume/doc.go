@@ -62,10 +62,12 @@
 //     leaves the new disk either no member or a member with the bitmaps
 //     and the update.
 //   - With an I/O time-out (OpenOptions.IOTimeout), no call on a member's
-//     data area or metadata area waits for the member longer than the
-//     time-out (and a quarter of it): a call that overruns fails with an
-//     error naming the member, a *stripe.DiskError for data and a
-//     *MemberError for metadata, each wrapping blockdev.ErrTimeout.
+//     metadata area waits for the member longer than the time-out (and
+//     a quarter of it): a call that overruns fails with a *MemberError
+//     wrapping blockdev.ErrTimeout, and the member is failed. Data calls
+//     are the owner's to bound (one time-out around Data); Stalled names
+//     the members whose data calls have made no progress for a while,
+//     and a failed member's data calls fail at once (ErrMemberFailed).
 //   - The Volume owns its disks: Close flushes the members not failed and
 //     closes every disk, releasing the exclusive locks. Data and Bitmap
 //     belong to it; callers do not close them.

@@ -22,12 +22,14 @@ type OpenOptions struct {
 	// WrapData, if set, wraps each member's data area before it joins the
 	// stripe (and a replacement's): fault injection for tests.
 	WrapData func(member int, d blockdev.Device) blockdev.Device
-	// IOTimeout, if positive, bounds every I/O on each member: on its
-	// data area (a call that overruns fails with a *stripe.DiskError
-	// naming the member and wrapping blockdev.ErrTimeout) and on its
-	// metadata area, superblock slots and bitmaps (a *MemberError that
-	// wraps blockdev.ErrTimeout). The stuck call goes on in the
-	// background; see blockdev.Timeout.
+	// IOTimeout, if positive, bounds every I/O on each member's metadata
+	// area, superblock slots and bitmaps (a call that overruns fails with
+	// a *MemberError that wraps blockdev.ErrTimeout, and the member is
+	// failed). The stuck call goes on in the background; see
+	// blockdev.Timeout. The data path is the owner's to bound, with one
+	// time-out around Data (no goroutine or copy per member): Stalled
+	// then says which member hangs, and a failed member's data I/O is
+	// refused at once (ErrMemberFailed).
 	IOTimeout time.Duration
 	// OnMemberFailed, if set, is told of each member the volume fails on
 	// its own: one whose metadata write or flush (bitmap write, bitmap

@@ -47,20 +47,54 @@ func hangOpen(t *testing.T, ds *memDisks, names []string, name string, op fault.
 	return v
 }
 
-// TestIOTimeoutData: a data write that hangs on one member fails with a
-// stripe.DiskError naming that member; the other member's share lands.
+// TestIOTimeoutData: a data write that hangs on one member, bounded by
+// the owner's time-out around Data, names no member; Stalled does, and
+// once that member is failed its data I/O is refused at once, while the
+// other member's share landed.
 func TestIOTimeoutData(t *testing.T) {
 	t.Parallel()
 	ds, names := newMemDisks(t, 2, 4*mib)
 	memCreate(t, ds, names, CreateOptions{Chunk: 64 * kib})
 	v := hangOpen(t, ds, names, names[1], fault.Write, OpenOptions{})
 	data := pattern(3, 128*kib) // chunk 0 on member 0, chunk 1 on member 1
-	err := returns(t, "data write", func() error { _, err := v.Data().WriteAt(data, 0); return err })
-	var de *stripe.DiskError
-	if !errors.As(err, &de) || de.Disk != 1 || !errors.Is(err, blockdev.ErrTimeout) {
-		t.Fatalf("data write with member 1 hung: %v, want a DiskError of disk 1 wrapping ErrTimeout", err)
+	dev := blockdev.WithTimeout(v.Data(), testIOTimeout)
+	err := returns(t, "data write", func() error { _, err := dev.WriteAt(data, 0); return err })
+	if !errors.Is(err, blockdev.ErrTimeout) {
+		t.Fatalf("data write with member 1 hung: %v, want ErrTimeout", err)
+	}
+	if got := v.Stalled(testIOTimeout / 2); got != 0b10 {
+		t.Fatalf("Stalled = %#b, want member 1", got)
 	}
 	checkData(t, v, 0, data[:64*kib])
+	if err := v.FailMembers(0b10, err); err != nil {
+		t.Fatal(err)
+	}
+	err = returns(t, "data write to the failed member", func() error { _, err := v.Data().WriteAt(data, 0); return err })
+	var de *stripe.DiskError
+	if !errors.As(err, &de) || de.Disk != 1 || !errors.Is(err, ErrMemberFailed) {
+		t.Fatalf("data write after member 1 failed: %v, want a DiskError of disk 1 wrapping ErrMemberFailed", err)
+	}
+	if got := v.Stalled(0); got != 0b10 {
+		t.Fatalf("Stalled(0) = %#b: the hung call still runs on member 1", got)
+	}
+}
+
+// TestStalledProgress: a member that finishes calls is not stalled,
+// however busy it is.
+func TestStalledProgress(t *testing.T) {
+	t.Parallel()
+	ds, names := newMemDisks(t, 2, 4*mib)
+	memCreate(t, ds, names, CreateOptions{Chunk: 64 * kib})
+	v := memOpen(t, ds, names, OpenOptions{})
+	t.Cleanup(func() { mustClose(t, v) })
+	for range 10 {
+		if _, err := v.Data().WriteAt(pattern(1, 128*kib), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := v.Stalled(0); got != 0 {
+		t.Fatalf("Stalled = %#b with nothing running", got)
+	}
 }
 
 // TestIOTimeoutOpen: a disk that hangs when Open reads its superblocks
@@ -85,7 +119,7 @@ func TestIOTimeoutOpen(t *testing.T) {
 }
 
 // TestHungMemberFlow is issue 13's bug 3 on the volume: member 1 hangs
-// for good. A data write fails naming it, the owner fails it, and bitmap
+// for good. A data write times out, Stalled names it, the owner fails it, and bitmap
 // marks and superblock updates go on with member 0 alone; nothing more is
 // sent to member 1.
 func TestHungMemberFlow(t *testing.T) {
@@ -94,14 +128,11 @@ func TestHungMemberFlow(t *testing.T) {
 	memCreate(t, ds, names, CreateOptions{Chunk: 64 * kib})
 	var log failLog
 	v := hangOpen(t, ds, names, names[1], fault.Any, OpenOptions{OnMemberFailed: log.add})
-	err := returns(t, "data write", func() error { _, err := v.Data().WriteAt(pattern(1, 128*kib), 0); return err })
-	mask := uint64(0)
-	var de *stripe.DiskError
-	if errors.As(err, &de) {
-		mask = 1 << uint(de.Disk)
-	}
+	dev := blockdev.WithTimeout(v.Data(), testIOTimeout)
+	err := returns(t, "data write", func() error { _, err := dev.WriteAt(pattern(1, 128*kib), 0); return err })
+	mask := v.Stalled(testIOTimeout / 2)
 	if mask != 0b10 || !errors.Is(err, blockdev.ErrTimeout) {
-		t.Fatalf("data write: %v, want a time-out of disk 1", err)
+		t.Fatalf("data write: %v, stalled %#b; want a time-out with member 1 stalled", err, mask)
 	}
 	if err := returns(t, "FailMembers", func() error { return v.FailMembers(mask, err) }); err != nil {
 		t.Fatalf("FailMembers: %v", err)

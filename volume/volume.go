@@ -24,6 +24,11 @@ type Volume struct {
 	opener   opener // for Replace
 	onFailed func(member int, err error)
 
+	// io are the members' data areas as the stripe sees them, for
+	// Stalled; ioMu guards the slice (Replace swaps one).
+	ioMu sync.Mutex
+	io   []*memberIO
+
 	// failed holds the members failed in memory: no metadata I/O is
 	// issued to them. It only grows, but for the member Replace puts a
 	// new disk in. recorded mirrors sb.FailedMembers, the members
@@ -114,8 +119,9 @@ func newVolume(members []*member, newest *meta.Superblock, o OpenOptions, log *s
 }
 
 // sections returns member i's data device (the data area, wrapped by
-// WrapData, then bounded by the I/O time-out) and its bitmap area (on
-// the disk's metadata view, bounded already).
+// WrapData, then by memberIO, which refuses the I/O of a failed member
+// and tells Stalled which member hangs) and its bitmap area (on the
+// disk's metadata view, bounded by the I/O time-out already).
 func (v *Volume) sections(i int, d *disk) (blockdev.Device, *blockdev.Section, error) {
 	l := v.sb.Layout()
 	sec, err := blockdev.NewSection(d.dev, l.DataOffset, l.MemberDataSize)
@@ -126,11 +132,14 @@ func (v *Volume) sections(i int, d *disk) (blockdev.Device, *blockdev.Section, e
 	if err != nil {
 		return nil, nil, fmt.Errorf("volume: %s: %w", d.path, err)
 	}
-	data := v.wrap(i, sec)
-	if v.opener.timeout > 0 {
-		data = blockdev.WithTimeout(data, v.opener.timeout)
+	io := newMemberIO(v.wrap(i, sec), v, i)
+	v.ioMu.Lock()
+	for len(v.io) <= i {
+		v.io = append(v.io, nil)
 	}
-	return data, bm, nil
+	v.io[i] = io
+	v.ioMu.Unlock()
+	return io, bm, nil
 }
 
 // Data is the volume's data: a stripe over the members' data areas that
