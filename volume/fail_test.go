@@ -332,3 +332,36 @@ func TestUpdateSuperOutcome(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenBitmapRead: Open reads the bitmaps from the first member whose
+// read works, and fails, naming each member, if none does.
+func TestOpenBitmapRead(t *testing.T) {
+	ds, names := newMemDisks(t, 2, 4*mib)
+	memCreate(t, ds, names, CreateOptions{})
+	v := memOpen(t, ds, names, OpenOptions{})
+	bits := bytes.Repeat([]byte{0x77}, 512)
+	if _, err := blockdev.WriteFUA(v.Bitmap(), bits, 0); err != nil {
+		t.Fatal(err)
+	}
+	mustClose(t, v)
+	// Each disk's first read is its superblocks, the second its bitmaps.
+	failBitmapRead := func(which ...string) {
+		ds.atOpen = func(name string, f *fault.Device) {
+			for _, w := range which {
+				if name == w {
+					f.FailNth(fault.Read, 1, errInjected)
+				}
+			}
+		}
+	}
+	failBitmapRead(names[0])
+	v = memOpen(t, ds, names, OpenOptions{})
+	checkBitmap(t, v, 0, bits)
+	mustClose(t, v)
+	failBitmapRead(names[0], names[1])
+	_, err := Open(names, OpenOptions{OpenDisk: ds.openFunc})
+	var me *MemberError
+	if !errors.As(err, &me) || !errors.Is(err, errInjected) {
+		t.Fatalf("Open with no bitmap readable = %v, want MemberErrors", err)
+	}
+}

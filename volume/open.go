@@ -61,7 +61,9 @@ type found struct {
 // *AssembleError if a disk is not a member, is damaged, belongs to another
 // volume, is given twice or claims a member index another disk holds, is
 // too small, is in use, or has a superblock of a newer format, or if a
-// member is missing. It writes nothing.
+// member is missing. It writes nothing. It reads the bitmaps from the
+// first member not recorded failed that answers, and fails, with the
+// *MemberError of each, if none does.
 func Open(paths []string, o OpenOptions) (*Volume, error) {
 	log := o.Logger
 	if log == nil {
