@@ -271,17 +271,20 @@ func (n *Node) membersFailed(mask uint64, cause error) {
 }
 
 // recordFailed records members failed (FailedMembers, by the volume,
-// which fails them at once in memory) and the copy failed with them.
-// Callers hold n.mu.
-func (n *Node) recordFailed(mask uint64, cause error) {
+// which fails them at once in memory) and the copy failed with them. It
+// returns the error of the record, if it could not be made. Callers hold
+// n.mu.
+func (n *Node) recordFailed(mask uint64, cause error) error {
 	if mask != 0 {
 		if err := n.vol.FailMembers(mask, cause); err != nil {
 			n.log.Error("could not record the failed disks", "members", fmt.Sprintf("%#x", mask), "err", err)
 		}
 	}
-	if err := n.updateSuper(func(sb *meta.Superblock) { sb.DiskState = meta.Failed }); err != nil {
+	err := n.updateSuper(func(sb *meta.Superblock) { sb.DiskState = meta.Failed })
+	if err != nil {
 		n.log.Error("could not record that this node's copy failed", "err", err)
 	}
+	return err
 }
 
 // memberFailed is told by the volume of a member it failed on its own (a

@@ -316,6 +316,17 @@ func (h secHandler) Control(_ context.Context, c nbd.ConnInfo, m repl.Message) (
 		case !established:
 			return repl.Hello{}, errNotLink
 		}
+	case repl.MsgDiskless:
+		switch {
+		case n.prim != nil:
+			return repl.Hello{}, errNotSecondary
+		case !established:
+			return repl.Hello{}, errNotLink
+		}
+		if err := n.updateSuper(func(sb *meta.Superblock) { sb.Generations = m.Gens.Meta() }); err != nil {
+			return repl.Hello{}, err
+		}
+		n.log.Warn("the primary's disks failed: this node holds the only copy of what it writes", "generations", m.Gens.String())
 	default:
 		return repl.Hello{}, fmt.Errorf("%w: unknown control message %q", repl.ErrProtocol, m.Kind)
 	}
