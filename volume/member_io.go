@@ -115,6 +115,11 @@ func (m *memberIO) WriteAtvFUA(bufs [][]byte, off int64) (int, error) {
 }
 
 func (m *memberIO) Flush() error {
+	if m.v.closing.Load() {
+		// Close flushes every member not failed itself, within the
+		// I/O time-out: the stripe's flush on its way out would not be.
+		return nil
+	}
 	if err := m.enter(); err != nil {
 		return err
 	}

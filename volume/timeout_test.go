@@ -58,6 +58,7 @@ func TestIOTimeoutData(t *testing.T) {
 	v := hangOpen(t, ds, names, names[1], fault.Write, OpenOptions{})
 	data := pattern(3, 128*kib) // chunk 0 on member 0, chunk 1 on member 1
 	dev := blockdev.WithTimeout(v.Data(), testIOTimeout)
+	t.Cleanup(func() { ds.fault(names[1]).Release(); dev.Close() })
 	err := returns(t, "data write", func() error { _, err := dev.WriteAt(data, 0); return err })
 	if !errors.Is(err, blockdev.ErrTimeout) {
 		t.Fatalf("data write with member 1 hung: %v, want ErrTimeout", err)
@@ -129,6 +130,7 @@ func TestHungMemberFlow(t *testing.T) {
 	var log failLog
 	v := hangOpen(t, ds, names, names[1], fault.Any, OpenOptions{OnMemberFailed: log.add})
 	dev := blockdev.WithTimeout(v.Data(), testIOTimeout)
+	t.Cleanup(func() { ds.fault(names[1]).Release(); dev.Close() })
 	err := returns(t, "data write", func() error { _, err := dev.WriteAt(pattern(1, 128*kib), 0); return err })
 	mask := v.Stalled(testIOTimeout / 2)
 	if mask != 0b10 || !errors.Is(err, blockdev.ErrTimeout) {

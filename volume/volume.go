@@ -28,6 +28,8 @@ type Volume struct {
 	// Stalled; ioMu guards the slice (Replace swaps one).
 	ioMu sync.Mutex
 	io   []*memberIO
+	// closing: Close has begun; the data areas' flushes are its own.
+	closing atomic.Bool
 
 	// failed holds the members failed in memory: no metadata I/O is
 	// issued to them. It only grows, but for the member Replace puts a
@@ -190,8 +192,24 @@ func (v *Volume) Close() error {
 		return fmt.Errorf("%w: closed twice", errClosed)
 	}
 	v.closed = true
+	// The stripe's close flushes its members without a time-out; they
+	// are flushed below, each within it.
+	v.closing.Store(true)
+	// A member whose data call has hung past the time-out is left
+	// behind: the stripe's close would wait for that call, and so would
+	// closing its disk; the process's exit releases them.
+	var hung uint64
+	if v.opener.timeout > 0 {
+		hung = v.Stalled(v.opener.timeout)
+	}
 	var errs []error
-	for _, d := range []blockdev.Device{v.data, v.bitmap} {
+	devs := []blockdev.Device{v.bitmap}
+	if hung == 0 {
+		devs = append(devs, v.data)
+	} else {
+		v.log.Warn("member disk(s) hang: their I/O is left behind at close", "members", fmt.Sprintf("%#x", hung))
+	}
+	for _, d := range devs {
 		if err := d.Close(); err != nil && !errors.Is(err, blockdev.ErrClosed) {
 			errs = append(errs, err)
 		}
@@ -206,6 +224,9 @@ func (v *Volume) Close() error {
 		}))
 	}
 	for _, m := range v.members {
+		if hung&(1<<uint(m.index)) != 0 {
+			continue
+		}
 		if err := m.close(); err != nil {
 			errs = append(errs, fmt.Errorf("volume: close %s: %w", m.path, err))
 		}
