@@ -103,7 +103,10 @@ func (m *EtcdMember) start() error {
 	cmd := exec.Command(full[0], full[1:]...)
 	cmd.Env = cleanEnv()
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group (a terminal's ^C goes to the test), and
+	// killed if the test process dies without its cleanups (a test
+	// time-out): it would hold its tmpfs data otherwise.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("start etcd member %s: %w", m.Name, err)

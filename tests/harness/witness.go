@@ -1,9 +1,13 @@
 package harness
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -77,12 +81,16 @@ func NewWitness(t T, o WitnessOptions, machines ...*Machine) *Witness {
 	start := time.Now()
 	w := &Witness{t: t, o: o, id: Unique(""), ports: map[*Machine]string{}, addrs: map[*Machine]string{}}
 	w.Switch = "nrs" + w.id
-	dir, err := os.MkdirTemp(shmDir(), "netraid-witness-")
+	sweepWitnessDirs()
+	dir, err := os.MkdirTemp(shmDir(), witnessDirPrefix)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.Dir = dir
 	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.WriteFile(filepath.Join(dir, "owner"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	w.network(machines)
 	if o.TLS {
 		w.tls = makeWitnessTLS(t, dir, w.memberAddrs())
@@ -108,7 +116,30 @@ func shmDir() string {
 	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
 		return "/dev/shm"
 	}
-	return ""
+	return os.TempDir()
+}
+
+const witnessDirPrefix = "netraid-witness-"
+
+// sweepWitnessDirs removes the data that witnesses of test processes
+// that died without their cleanups left on tmpfs, where it holds memory
+// (etcd preallocates 128 MB of log per member). A directory is removed
+// only when the process named in its owner file no longer exists.
+func sweepWitnessDirs() {
+	dirs, _ := filepath.Glob(filepath.Join(shmDir(), witnessDirPrefix+"*"))
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, "owner"))
+		if err != nil {
+			continue // being made, or not ours
+		}
+		pid, err := strconv.Atoi(string(b))
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			os.RemoveAll(d)
+		}
+	}
 }
 
 // subnet is the witness network's /24, from the random id.
