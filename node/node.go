@@ -46,6 +46,9 @@ type Node struct {
 	rebuild      *ResyncStatus
 	// suspended, when not empty, says why I/O is held (status).
 	suspended string
+	// memGens, when set, are this node's generations, which none of its
+	// disks could record (they all failed): its peer recorded them.
+	memGens *Gens
 	// lastLogged is the error each repeated condition was last logged
 	// with, so that a condition is logged once, not at every retry.
 	lastLogged map[string]string
@@ -99,7 +102,13 @@ func Open(cfg Config) (*Node, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	oo := volume.OpenOptions{Logger: cfg.Logger, OpenDisk: cfg.OpenDisk, IOTimeout: cfg.DiskTimeout}
+	var n *Node
+	oo := volume.OpenOptions{Logger: cfg.Logger, OpenDisk: cfg.OpenDisk, IOTimeout: cfg.DiskTimeout,
+		OnMemberFailed: func(member int, err error) {
+			if n != nil {
+				n.memberFailed(member, err)
+			}
+		}}
 	if cfg.Faults != nil {
 		oo.WrapData = cfg.Faults.WrapData
 	}
@@ -113,7 +122,7 @@ func Open(cfg Config) (*Node, error) {
 		vol.Close()
 		return nil, fmt.Errorf("node: write-intent bitmap: %w", err)
 	}
-	n := &Node{
+	n = &Node{
 		cfg: cfg, log: cfg.Logger.With("volume", sb.Name), vol: vol, bm: bm,
 		size: int64(sb.VolumeSize), sb: sb, started: time.Now(), ready: make(chan struct{}),
 		lastLogged: map[string]string{},
@@ -225,7 +234,18 @@ func (n *Node) role() string {
 func (n *Node) updateSuper(f func(*meta.Superblock)) error {
 	n.busy.Store(&busyNote{what: "writing superblocks", since: time.Now()})
 	defer n.busy.Store(nil)
-	err := n.vol.UpdateSuper(f)
+	mem := n.memGens
+	err := n.vol.UpdateSuper(func(sb *meta.Superblock) {
+		if mem != nil {
+			// The generations only the peer could record: recorded here
+			// too from now on.
+			sb.Generations = mem.Meta()
+		}
+		f(sb)
+	})
+	if err == nil {
+		n.memGens = nil
+	}
 	// Whatever the outcome, the superblock is what the volume says: the
 	// update is in effect exactly when it is durable somewhere.
 	n.sb = n.vol.Super()
@@ -242,9 +262,15 @@ type busyNote struct {
 	since time.Time
 }
 
-// gens returns the generations as the superblock holds them. Callers hold
-// n.mu.
-func (n *Node) gens() Gens { return repl.GensOf(n.sb.Generations) }
+// gens returns the generations as the superblock holds them, or as the
+// peer recorded them for this node when no disk of it was left to
+// (memGens). Callers hold n.mu.
+func (n *Node) gens() Gens {
+	if n.memGens != nil {
+		return *n.memGens
+	}
+	return repl.GensOf(n.sb.Generations)
+}
 
 // isUnixAddr reports whether a listen address is a unix socket path.
 func isUnixAddr(a string) bool { return strings.Contains(a, "/") }

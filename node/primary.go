@@ -14,6 +14,7 @@ import (
 	"github.com/netraid/netraid/mirror"
 	"github.com/netraid/netraid/nbd"
 	"github.com/netraid/netraid/repl"
+	"github.com/netraid/netraid/volume"
 	"github.com/netraid/netraid/resync"
 )
 
@@ -255,8 +256,7 @@ func (p *primary) kickLink() {
 func (p *primary) legFailed(leg *mirror.Leg, err error) error {
 	n := p.n
 	if leg == p.local {
-		n.localFailed(err)
-		return nil
+		return p.localFailed(err)
 	}
 	n.mu.Lock()
 	n.setPeer(PeerConnecting, err)
@@ -309,18 +309,37 @@ func retryDelay(attempt int) time.Duration {
 }
 
 // localFailed records that the local disks failed under the primary:
-// the volume is served through the peer.
-func (n *Node) localFailed(err error) {
+// the volume is served through the peer. When no disk is left to record
+// it on, the peer records a new generation instead (repl.MsgDiskless)
+// before any write only it holds is answered: the old disks, should they
+// come back as they were, then meet it as an older copy. If the peer
+// cannot record it either, nothing is answered (the mirror freezes).
+func (p *primary) localFailed(err error) error {
+	n := p.n
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	n.log.Error("local disks failed: serving through the peer", "err", err)
-	failed := failedMembers(err)
-	if uerr := n.updateSuper(func(sb *meta.Superblock) {
-		sb.DiskState = meta.Failed
-		sb.FailedMembers |= failed
-	}); uerr != nil {
-		n.log.Error("could not record the failed disks", "err", uerr)
+	rerr := n.recordFailed(n.failedOf(err), err)
+	g := n.gens()
+	n.mu.Unlock()
+	if !errors.Is(rerr, volume.ErrNoMemberLeft) {
+		return nil
 	}
+	p.mu.Lock()
+	l, remote := p.client, p.remote
+	p.mu.Unlock()
+	if l == nil || remote == nil || remote.State() != mirror.InSync {
+		// No copy is left: nothing is answered but errors.
+		return nil
+	}
+	g.NewCurrent()
+	if _, serr := l.Send(repl.Message{Kind: repl.MsgDiskless, Gens: g}); serr != nil {
+		return fmt.Errorf("this node's disks failed and the peer could not record that it holds the only copy: %w", serr)
+	}
+	n.mu.Lock()
+	n.memGens = &g
+	n.mu.Unlock()
+	n.log.Warn("no disk of this node is left to record its failure: the peer recorded a new generation", "generations", g.String())
+	return nil
 }
 
 // disconnected is the peer leg while there is no link: it fails all I/O.
@@ -336,7 +355,26 @@ func (d disconnected) Close() error                       { return nil }
 
 var _ blockdev.Device = disconnected{}
 
-// localDev is the local leg's device: the volume's stripe, whose
-// members' I/O that takes longer than the disk time-out fails (volume's
-// IOTimeout), and so the leg with it.
-func (n *Node) localDev() blockdev.Device { return n.vol.Data() }
+// localDev is the volume's data as this node uses it, the local leg's
+// device while primary: the stripe, with I/O that takes longer than the
+// disk time-out failed (and so the leg with it). One time-out around the
+// stripe, rather than one per member, costs one hand-off per request and
+// keeps each member's share of a request one vectored call; the volume
+// says which member hangs (failedOf).
+func (n *Node) localDev() blockdev.Device {
+	if n.cfg.DiskTimeout <= 0 {
+		return n.vol.Data()
+	}
+	return blockdev.WithTimeout(n.vol.Data(), n.cfg.DiskTimeout)
+}
+
+// failedOf returns the mask of the members an I/O error of the local data
+// puts the blame on: those it names (a stripe.DiskError), and, for a
+// time-out, those the volume finds stalled.
+func (n *Node) failedOf(err error) uint64 {
+	mask := failedMembers(err)
+	if errors.Is(err, blockdev.ErrTimeout) && n.cfg.DiskTimeout > 0 {
+		mask |= n.vol.Stalled(n.cfg.DiskTimeout / 2)
+	}
+	return mask
+}

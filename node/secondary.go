@@ -21,6 +21,8 @@ type secondaryState struct {
 	// link is the primary's link: from its accepted hello until it ends,
 	// is superseded or this node is promoted.
 	link *inbound
+	// data is this node's data as the link writes it.
+	data watchedData
 }
 
 // detect is how long a silent link takes to be declared dead: the
@@ -42,9 +44,10 @@ func (n *Node) startPeerServer(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("node: peer address %s: %w", n.cfg.ListenPeer, err)
 	}
+	n.sec.data = watchedData{Device: n.localDev(), n: n}
 	srv, err := repl.NewServer(secHandler{n}, repl.ServerOptions{
 		Logger: n.log.With("side", "secondary"),
-		Dev:    watchedData{Device: n.vol.Data(), n: n},
+		Dev:    n.sec.data,
 		TLS:    peerTLS,
 		// The primary pings every PingInterval: a link silent for longer
 		// than an interval and a time-out is dead, even if no FIN came.
@@ -154,7 +157,7 @@ func (h secHandler) Attach(ctx context.Context, c nbd.ConnInfo) (blockdev.Device
 		<-ctx.Done()
 		n.linkEnded(s)
 	})
-	return linkDev{s: s, dev: watchedData{Device: n.vol.Data(), n: n}}, nil
+	return linkDev{s: s, dev: n.sec.data}, nil
 }
 
 // linkEnded forgets a link whose connection ended.
@@ -313,6 +316,17 @@ func (h secHandler) Control(_ context.Context, c nbd.ConnInfo, m repl.Message) (
 		case !established:
 			return repl.Hello{}, errNotLink
 		}
+	case repl.MsgDiskless:
+		switch {
+		case n.prim != nil:
+			return repl.Hello{}, errNotSecondary
+		case !established:
+			return repl.Hello{}, errNotLink
+		}
+		if err := n.updateSuper(func(sb *meta.Superblock) { sb.Generations = m.Gens.Meta() }); err != nil {
+			return repl.Hello{}, err
+		}
+		n.log.Warn("the primary's disks failed: this node holds the only copy of what it writes", "generations", m.Gens.String())
 	default:
 		return repl.Hello{}, fmt.Errorf("%w: unknown control message %q", repl.ErrProtocol, m.Kind)
 	}

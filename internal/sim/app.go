@@ -117,6 +117,7 @@ func (a *App) Write(block, n int64, fua bool) (*Write, Outcome, error) {
 		_, err = a.cl.WriteAt(buf, block*BlockSize)
 	}
 	out := a.outcome(err, start)
+	w.Failed = out != OK
 	if out == OK {
 		missing, merr := a.c.missing(w)
 		if merr != nil {

@@ -26,6 +26,10 @@ type Write struct {
 	Missing map[string]bool
 	// Dropped: its node lost power before a flush made it durable.
 	Dropped bool
+	// Failed: it was answered with an error or not at all. Its blocks
+	// may hold anything: a write that timed out may land later with
+	// whatever its buffer holds by then (blockdev.Timeout).
+	Failed bool
 }
 
 func (w *Write) String() string {
@@ -197,7 +201,10 @@ func (m *Model) CheckData(node string, vals []WriteID) error {
 			continue
 		}
 		if v == Garbage {
-			return violation("garbage", "%s block %d holds neither zeroes nor one whole write's stamp", node, b)
+			if m.failedAt(int64(b)) {
+				continue
+			}
+			return violation("garbage", "%s block %d holds neither zeroes nor one whole write's stamp, and no write sent there failed", node, b)
 		}
 		w := m.Write(v)
 		if w == nil || int64(b) < w.Block || int64(b) >= w.Block+w.N {
@@ -205,6 +212,16 @@ func (m *Model) CheckData(node string, vals []WriteID) error {
 		}
 	}
 	return nil
+}
+
+// failedAt reports whether a write sent to block b failed.
+func (m *Model) failedAt(b int64) bool {
+	for _, id := range m.byBlock[b] {
+		if m.writes[id-1].Failed {
+			return true
+		}
+	}
+	return false
 }
 
 // latestDurable returns the newest write to block b that is durable, was

@@ -27,6 +27,9 @@ type PairOptions struct {
 	DiskSizeB int64
 	NameB     string // B's volume name, default Name
 	Args      []string
+	// Disk, if set, makes node ("a" or "b") its i-th disk of size bytes
+	// in dir and returns its path; "" takes the usual loop device.
+	Disk func(dir, node string, i int, size int64) string
 	// Config starts each node from a config file of its own (Node.Config)
 	// holding its sockets, disks and replication addresses; Args are
 	// still given as flags, over the file.
@@ -74,7 +77,13 @@ func NewPair(t T, o PairOptions) *Pair {
 	mk := func(m *Machine, name, volName string, size int64) *Node {
 		var disks []string
 		for i := range o.Disks {
-			d, _ := LoopDevice(t, dir, fmt.Sprintf("%s-d%d", name, i), size)
+			d := ""
+			if o.Disk != nil {
+				d = o.Disk(dir, name, i, size)
+			}
+			if d == "" {
+				d, _ = LoopDevice(t, dir, fmt.Sprintf("%s-d%d", name, i), size)
+			}
 			disks = append(disks, d)
 		}
 		other := p.MB
