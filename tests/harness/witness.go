@@ -52,9 +52,9 @@ type Witness struct {
 	tls     *WitnessTLS
 }
 
-// witnessNet is the first three bytes of the witness network's addresses;
-// the fourth byte comes from the witness's random id. The addresses exist
-// only inside the test's namespaces.
+// witnessNet is the first two bytes of the witness network's addresses;
+// the third comes from the witness's random id. The addresses exist only
+// inside the test's namespaces, apart from the links' 10.213.
 const witnessNet = "10.214"
 
 // NewWitness makes the witness network, attaches the machines to it, and
