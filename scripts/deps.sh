@@ -23,6 +23,8 @@ want ip iproute2
 want python3 python3
 want systemd-analyze systemd
 want groff groff-base
+want etcd etcd-server
+want etcdctl etcd-client
 want man man-db
 python3 -c 'import nbd' 2>/dev/null || need+=(python3-libnbd)
 if [ "${1:-}" = "--broker" ]; then

@@ -34,6 +34,9 @@ type PairOptions struct {
 	// holding its sockets, disks and replication addresses; Args are
 	// still given as flags, over the file.
 	Config bool
+	// NoStart makes the nodes without starting them: add to their Args
+	// (a witness's endpoints, say) and call Pair.Start.
+	NoStart bool
 }
 
 // Pair is two machines, each with a node on its own loop devices.
@@ -45,7 +48,8 @@ type Pair struct {
 }
 
 // NewPair makes two machines with loop-device disks, creates the volume
-// on both, and starts both nodes (secondary). It does not promote.
+// on both, and starts both nodes (secondary) unless o.NoStart. It does
+// not promote.
 func NewPair(t T, o PairOptions) *Pair {
 	t.Helper()
 	if o.Name == "" {
@@ -100,9 +104,17 @@ func NewPair(t T, o PairOptions) *Pair {
 	}
 	p.A = mk(p.MA, "a", o.Name, o.DiskSize)
 	p.B = mk(p.MB, "b", o.NameB, o.DiskSizeB)
+	if !o.NoStart {
+		p.Start()
+	}
+	return p
+}
+
+// Start starts both nodes, A first, each with its Args as they are now.
+func (p *Pair) Start() {
+	p.t.Helper()
 	p.A.Start()
 	p.B.Start()
-	return p
 }
 
 // writeConfig writes a node's config file: what NewPair otherwise gives
