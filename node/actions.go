@@ -19,7 +19,7 @@ func (n *Node) Do(ctx context.Context, action string, r Request) (string, error)
 	}
 	switch action {
 	case ActPromote:
-		return n.promote(r.Force)
+		return n.promoteAndStart(ctx, r.Force)
 	case ActDemote:
 		return n.demote(r.Force)
 	case ActConnect:

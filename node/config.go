@@ -2,9 +2,11 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"time"
 
 	"github.com/netraid/netraid/blockdev"
@@ -69,6 +71,30 @@ type Config struct {
 	// default if zero.
 	MaxConnections int
 	Logger         *slog.Logger
+	// Name names this node (its certificate's node name with TLS; the
+	// host name if empty), and PeerName the other node: in the witness's
+	// records and in the replication hello.
+	Name, PeerName string
+
+	// Etcd, if set, are the endpoints of the volume's witness: failover
+	// is then automatic and fenced (see the package documentation);
+	// without it failover is manual. EtcdTLS is its client TLS, LeaseTTL
+	// the lease of this node's session (witness.DefaultTTL if zero), and
+	// OnNoQuorum what a primary does with the writes its lost peer did
+	// not get while it cannot record the peer outdated: NoQuorumSuspend
+	// (the default: hold them) or NoQuorumIOError (fail them).
+	Etcd       []string
+	EtcdTLS    *tls.Config
+	LeaseTTL   time.Duration
+	OnNoQuorum string
+	// OnPromote are shell commands run in order after this node is
+	// promoted (attach the export, mount, start the service); OnDemote,
+	// in order before it is demoted (stop, unmount, detach). Each may take
+	// CommandTimeout (2 minutes if zero). A failing on-promote command
+	// demotes the node.
+	OnPromote, OnDemote []string
+	CommandTimeout      time.Duration
+
 	// Version is the binary's version, shown in status, logged at start
 	// and said in the replication hello.
 	Version string
@@ -123,6 +149,26 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ReconnectInterval <= 0 {
 		c.ReconnectInterval = time.Second
+	}
+	if c.Name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("node: no --name given and no host name: %w", err)
+		}
+		c.Name = h
+	}
+	if len(c.Etcd) > 0 && c.PeerName == "" && !c.standalone() {
+		return fmt.Errorf("node: with a witness (--etcd) the peer needs a name: give --peer-name")
+	}
+	switch c.OnNoQuorum {
+	case "":
+		c.OnNoQuorum = NoQuorumSuspend
+	case NoQuorumSuspend, NoQuorumIOError:
+	default:
+		return fmt.Errorf("node: --on-no-quorum %q: %s or %s", c.OnNoQuorum, NoQuorumSuspend, NoQuorumIOError)
+	}
+	if c.CommandTimeout <= 0 {
+		c.CommandTimeout = 2 * time.Minute
 	}
 	if c.PingInterval <= 0 {
 		c.PingInterval = DefaultPingInterval

@@ -125,8 +125,10 @@ type helloIn struct {
 	Name         string
 	Size         int64
 	Gens         Gens
-	Discard      bool // connect --discard-local
+	Discard      bool // connect --discard-local, or demoted for fencing
 	Peer         repl.Hello
+	// Seen is the newest fencing token this node has seen (0: none).
+	Seen int64
 }
 
 // helloOut is the secondary's answer: a verdict (repl.NoVerdict when the
@@ -152,6 +154,9 @@ func decideHello(in helloIn) helloOut {
 		return refuse(repl.Unrelated, "another volume: the primary serves volume %q and this node volume %q", h.Name, in.Name)
 	case h.Size > in.Size:
 		return refuse(repl.NoVerdict, "this node's volume (%d bytes) is smaller than the primary's (%d bytes): give it disks at least as large, and create it again", in.Size, h.Size)
+	case in.Seen > h.Token:
+		return refuse(repl.NoVerdict, "the primary's election (fencing token %d) is older than one this node has seen (%d): another node took over; "+
+			"the primary must win the volume's election again before it writes here", h.Token, in.Seen)
 	case in.Primary:
 		return refuse(repl.SplitBrain, "%s: both nodes are primary (generations: %s on the node that refused, %s on the node that dialed): "+
 			"demote the node whose changes are to be discarded and run 'netraid connect --discard-local' there", repl.SplitBrain, in.Gens, h.Gens)

@@ -411,6 +411,7 @@ func (p *primary) resyncPeer(ctx context.Context, l *repl.Link, full bool, rb *R
 	if err != nil {
 		return fmt.Errorf("peer: %w", err)
 	}
+	p.clearPeerRecord()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	// The secondary answers with its state now: up to date.

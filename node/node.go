@@ -46,6 +46,9 @@ type Node struct {
 	rebuild      *ResyncStatus
 	// suspended, when not empty, says why I/O is held (status).
 	suspended string
+	// fence is the witness's side of the node; nil without --etcd. Its
+	// fields are guarded by mu (the client is not).
+	fence *fence
 	// memGens, when set, are this node's generations, which none of its
 	// disks could record (they all failed): its peer recorded them.
 	memGens *Gens
@@ -176,6 +179,12 @@ func (n *Node) run(ctx context.Context) error {
 			return err
 		}
 	}
+	if len(n.cfg.Etcd) > 0 {
+		if err := n.startFence(ctx); err != nil {
+			n.shutdown()
+			return err
+		}
+	}
 	if !n.cfg.standalone() && !n.cfg.Primary {
 		n.wg.Add(1)
 		go func() {
@@ -187,7 +196,7 @@ func (n *Node) run(ctx context.Context) error {
 		n.log.Warn("this node was primary when it stopped; it starts as secondary: promote it when it should serve")
 	}
 	if n.cfg.standalone() || n.cfg.Primary {
-		if _, err := n.promote(false); err != nil {
+		if _, err := n.promoteAndStart(ctx, false); err != nil {
 			n.shutdown()
 			return err
 		}
@@ -209,9 +218,14 @@ func (n *Node) shutdown() error {
 	n.mu.Unlock()
 	var errs []error
 	if p != nil {
+		if len(n.cfg.OnDemote) > 0 {
+			// The service on the volume stops before the export does.
+			errs = append(errs, n.runCommands(context.Background(), "on-demote", n.cfg.OnDemote))
+		}
 		errs = append(errs, p.stop(true))
 	}
 	n.stopPeerServer()
+	n.stopFence()
 	return errors.Join(errs...)
 }
 
@@ -303,8 +317,12 @@ func (n *Node) listenTCP(addr string) (net.Listener, error) {
 
 // helloFor is this node's hello. Callers hold n.mu.
 func (n *Node) helloFor() repl.Hello {
+	var token int64
+	if n.fence != nil && n.fence.lead != nil {
+		token = n.fence.lead.Token
+	}
 	return repl.Hello{
-		Proto: repl.Proto, Software: n.cfg.Version,
+		Proto: repl.Proto, Software: n.cfg.Version, Node: n.cfg.Name, Peer: n.cfg.PeerName, Token: token,
 		Name: n.sb.Name, SetUUID: n.sb.SetUUID.String(), Size: n.size, Region: int64(n.sb.RegionSize),
 		Role: role(n.prim != nil), DiskState: n.sb.DiskState, Gens: n.gens(), OutOfSync: n.bm.DirtyBytes(),
 	}

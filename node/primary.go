@@ -15,6 +15,7 @@ import (
 	"github.com/netraid/netraid/nbd"
 	"github.com/netraid/netraid/repl"
 	"github.com/netraid/netraid/volume"
+	"github.com/netraid/netraid/witness"
 	"github.com/netraid/netraid/resync"
 )
 
@@ -52,11 +53,41 @@ type primary struct {
 
 // promote makes this node primary: the checks (decidePromote), a new
 // data generation, the mirror, the export and the link loop.
-func (n *Node) promote(force bool) (string, error) {
+func (n *Node) promote(ctx context.Context, force bool) (string, error) {
+	// With a witness, only the holder of the volume's election is
+	// primary: its key guards the records that let it write alone.
+	var lead *witness.Leadership
+	if n.fence != nil {
+		n.mu.Lock()
+		already := n.prim != nil
+		n.mu.Unlock()
+		if already {
+			return "already primary", nil
+		}
+		l, err := n.leadershipFor(ctx)
+		switch {
+		case err != nil && !force:
+			return "", fmt.Errorf("%v; --force promotes without it (writes the peer misses are then held until this node wins it)", err)
+		case err != nil:
+			n.log.Warn("promoting without the volume's election (forced)", "err", err)
+		}
+		lead = l
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.prim != nil {
 		return "already primary", nil
+	}
+	keep := false
+	if lead != nil {
+		defer func() {
+			if keep {
+				n.fence.lead = lead
+				n.fence.seen = max(n.fence.seen, lead.Token)
+			} else if n.fence.lead != lead {
+				go lead.Resign(context.Background())
+			}
+		}()
 	}
 	plan := decidePromote(promoteIn{
 		Force: force, Standalone: n.cfg.standalone(), Disk: n.sb.DiskState, Flags: n.sb.Flags,
@@ -84,7 +115,7 @@ func (n *Node) promote(force bool) (string, error) {
 	err := n.updateSuper(func(sb *meta.Superblock) {
 		sb.Generations = g.Meta()
 		sb.Role = meta.Primary
-		sb.Flags &^= meta.FlagUsedIncomplete
+		sb.Flags &^= meta.FlagUsedIncomplete | meta.FlagFenced
 		// The first verify on a new primary compares every region.
 		sb.Flags |= meta.FlagNeedFullVerify
 		sb.DiskState = plan.Disk
@@ -101,6 +132,7 @@ func (n *Node) promote(force bool) (string, error) {
 		return "", err
 	}
 	n.prim = p
+	keep = true
 	n.setPeer(PeerConnecting, nil)
 	n.log.Info("promoted to primary", "generations", g.String(), "export", p.addr)
 	msg := fmt.Sprintf("primary: exporting %q on %s", p.export, p.addr)
@@ -189,6 +221,15 @@ func (n *Node) demote(force bool) (string, error) {
 	if p == nil {
 		return "already secondary", nil
 	}
+	if len(n.cfg.OnDemote) > 0 {
+		// They stop the service and unmount while the export is up.
+		if err := n.runCommands(n.ctx, "on-demote", n.cfg.OnDemote); err != nil {
+			if !force {
+				return "", fmt.Errorf("%w: the node is still primary; fix it, or 'netraid demote --force'", err)
+			}
+			n.log.Warn("an on-demote command failed; demoting anyway (forced)", "err", err)
+		}
+	}
 	if c := p.srv.Clients(p.export); c > 0 && !force {
 		return "", fmt.Errorf("%d NBD client(s) are connected to the export: unmount and disconnect them first, or --force to cut them off", c)
 	}
@@ -197,6 +238,8 @@ func (n *Node) demote(force bool) (string, error) {
 	defer n.mu.Unlock()
 	n.prim = nil
 	n.suspended = ""
+	// The peer may be promoted in this node's place: the election goes.
+	n.resignLocked()
 	if err := n.updateSuper(func(sb *meta.Superblock) { sb.Role = meta.Secondary }); err != nil {
 		return "", errors.Join(serr, err)
 	}
@@ -284,6 +327,7 @@ func (p *primary) legFailed(leg *mirror.Leg, err error) error {
 			n.suspended = ""
 			n.mu.Unlock()
 			n.log.Warn("peer leg failed: serving from the local disks, tracking changes", "err", err, "generations", g.String())
+			p.fencePeerLost(g.Current)
 			return nil
 		}
 		n.suspended = fmt.Sprintf("I/O held since %s: the peer is lost and the new data generation cannot be recorded (%v); "+

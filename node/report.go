@@ -7,6 +7,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/netraid/netraid/mirror"
+	"github.com/netraid/netraid/witness"
 )
 
 // statusWait is how long Status waits for the node's lock before it
@@ -117,6 +118,11 @@ func (n *Node) status() Status {
 	} else if n.sec.syncTotal > 0 {
 		st.Resync = &ResyncStatus{Kind: "incoming", Total: n.sec.syncTotal}
 	}
+	st.Failover = n.failoverStatus()
+	if f := st.Failover; f.Mode != "manual" && f.Error != "" {
+		st.Problems = append(st.Problems, "the witness (etcd) does not answer: "+f.Error+
+			" (a primary with its peer in sync goes on; nobody is promoted automatically until it answers)")
+	}
 	if n.suspended != "" {
 		st.Suspended = n.suspended
 		st.Problems = append(st.Problems, n.suspended)
@@ -159,4 +165,35 @@ func errText(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// failoverStatus says how this node fails over. Callers hold n.mu.
+func (n *Node) failoverStatus() *FailoverStatus {
+	f := n.fence
+	if f == nil {
+		return &FailoverStatus{Mode: "manual"}
+	}
+	v := f.view
+	fs := &FailoverStatus{
+		Mode: "etcd", Endpoints: n.cfg.Etcd, Node: n.cfg.Name, PeerName: n.cfg.PeerName,
+		Holder: v.holder.Node, HolderToken: v.holder.Token, LeaseTTL: f.w.TTL().Seconds(),
+		Waiting: f.why, Error: v.err,
+	}
+	if !v.at.IsZero() {
+		fs.Checked = v.at.UTC().Format(time.RFC3339)
+	}
+	if f.lead != nil {
+		fs.Token = f.lead.Token
+	}
+	for _, r := range []*witness.Record{v.own, v.peer} {
+		if r != nil {
+			fs.Outdated = append(fs.Outdated, OutdatedRecord{Node: r.Node, Generation: fmt.Sprintf("%016X", r.Generation),
+				By: r.By, Token: r.Token, Time: r.Time.Format(time.RFC3339)})
+		}
+	}
+	if !f.lastFailover.IsZero() {
+		fs.LastFailover = f.lastFailover.UTC().Format(time.RFC3339)
+		fs.FailoverSeconds = f.took.Seconds()
+	}
+	return fs
 }

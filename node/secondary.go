@@ -90,9 +90,17 @@ func (h secHandler) Hello(_ context.Context, c nbd.ConnInfo, peer repl.Hello) (r
 	if peer.Role == meta.Secondary {
 		return repl.Hello{}, n.onPoke(peer)
 	}
+	// A node that demoted itself for fencing acknowledged nothing beyond
+	// what its peer, promoted up to date, holds: its changes go.
+	fenced := n.sb.Flags&meta.FlagFenced != 0
+	var seen int64
+	if n.fence != nil {
+		seen = n.fence.seen
+	}
 	out := decideHello(helloIn{
 		Primary: n.prim != nil, Disconnected: n.disconnected, Failed: n.sb.FailedMembers,
-		Name: n.sb.Name, Size: n.size, Gens: n.gens(), Discard: n.discardLocal, Peer: peer,
+		Name: n.sb.Name, Size: n.size, Gens: n.gens(), Discard: n.discardLocal || fenced, Peer: peer,
+		Seen: seen,
 	})
 	if out.Refuse == nil && n.sb.Flags&meta.FlagUsedIncomplete == 0 {
 		// From here on this node takes the primary's writes, which its
@@ -106,6 +114,9 @@ func (h secHandler) Hello(_ context.Context, c nbd.ConnInfo, peer repl.Hello) (r
 		return repl.Hello{}, n.refuseHello(peer, out)
 	}
 	n.peer.verdict, n.peer.hello, n.peer.met = out.Verdict, &peer, true
+	if n.fence != nil {
+		n.fence.seen = max(n.fence.seen, peer.Token)
+	}
 	// A primary that dials again found its old link dead; this side may
 	// not have noticed yet. The new link wins.
 	n.endLink()
@@ -114,7 +125,7 @@ func (h secHandler) Hello(_ context.Context, c nbd.ConnInfo, peer repl.Hello) (r
 	n.peer.lastErr = ""
 	reply := n.helloFor()
 	reply.Verdict = out.Verdict
-	reply.Discard = n.discardLocal
+	reply.Discard = n.discardLocal || fenced
 	reply.NeedFull = n.sb.Flags&meta.FlagNeedFullSync != 0
 	reply.Rebuild = n.rebuildPoint()
 	reply.Dirty = n.bm.Snapshot()
@@ -294,7 +305,7 @@ func (h secHandler) Control(_ context.Context, c nbd.ConnInfo, m repl.Message) (
 		err := n.updateSuper(func(sb *meta.Superblock) {
 			sb.Generations = out.Gens.Meta()
 			sb.DiskState = meta.UpToDate
-			sb.Flags &^= meta.FlagNeedFullSync
+			sb.Flags &^= meta.FlagNeedFullSync | meta.FlagFenced
 			sb.ClearRebuild()
 			sb.ResyncCursor, sb.ResyncTotal = 0, 0
 		})

@@ -27,6 +27,9 @@ type Status struct {
 	// node's superblock: what a restart resumes from instead of a full
 	// sync.
 	RebuildPoint *RebuildPoint `json:"rebuild_point,omitempty"`
+	// Failover is how this node fails over: manual, or automatic through
+	// a witness (etcd), with what the witness says.
+	Failover *FailoverStatus `json:"failover,omitempty"`
 	// Suspended, when not empty, says why the node holds I/O on purpose
 	// (neither answers nor fails it) and what ends that.
 	Suspended string `json:"suspended,omitempty"`
@@ -133,4 +136,43 @@ type VerifyStatus struct {
 	// LastFull is when the last full verify finished without error since
 	// the node started (RFC 3339), this one or an earlier one.
 	LastFull string `json:"last_full,omitempty"`
+}
+
+// FailoverStatus is the node's automatic failover through its witness.
+type FailoverStatus struct {
+	// Mode: manual (no witness: 'netraid promote' after the primary
+	// dies), or etcd.
+	Mode      string   `json:"mode"`
+	Endpoints []string `json:"endpoints,omitempty"`
+	Node      string   `json:"node,omitempty"`
+	PeerName  string   `json:"peer_name,omitempty"`
+	// Holder is who holds the volume's election, and HolderToken its
+	// fencing token; Token is this node's while it holds it.
+	Holder      string `json:"holder,omitempty"`
+	HolderToken int64  `json:"holder_token,omitempty"`
+	Token       int64  `json:"token,omitempty"`
+	// LeaseTTL is the session's lease, in seconds.
+	LeaseTTL float64 `json:"lease_ttl_seconds,omitempty"`
+	// Outdated are the witness's records of outdated copies, this node's
+	// and its peer's.
+	Outdated []OutdatedRecord `json:"outdated,omitempty"`
+	// Waiting says why this secondary does not promote itself.
+	Waiting string `json:"waiting,omitempty"`
+	// Error is the witness's last error, if it did not answer.
+	Error string `json:"error,omitempty"`
+	// Checked is when the witness was last looked at.
+	Checked string `json:"checked,omitempty"`
+	// LastFailover is when this node last promoted itself, and
+	// FailoverSeconds how long after it found its primary gone.
+	LastFailover    string  `json:"last_failover,omitempty"`
+	FailoverSeconds float64 `json:"failover_seconds,omitempty"`
+}
+
+// OutdatedRecord is a copy the witness records outdated.
+type OutdatedRecord struct {
+	Node       string `json:"node"`
+	Generation string `json:"generation"`
+	By         string `json:"by"`
+	Token      int64  `json:"token"`
+	Time       string `json:"time"`
 }

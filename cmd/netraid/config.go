@@ -42,6 +42,17 @@ var serveFile = conffile.Schema{
 		{Flag: "tls-allow-node-clients", Scope: conffile.Volume},
 		{Flag: "readahead", Scope: conffile.Volume},
 		{Flag: "max-connections", Scope: conffile.Volume},
+		{Flag: "name", Scope: conffile.Daemon},
+		{Flag: "peer-name", Scope: conffile.Volume},
+		{Flag: "etcd", Scope: conffile.Daemon},
+		{Flag: "etcd-ca", Scope: conffile.Daemon},
+		{Flag: "etcd-cert", Scope: conffile.Daemon},
+		{Flag: "etcd-key", Scope: conffile.Daemon},
+		{Flag: "lease-ttl", Scope: conffile.Daemon},
+		{Flag: "on-no-quorum", Scope: conffile.Volume},
+		{Flag: "on-promote", Scope: conffile.Volume},
+		{Flag: "on-demote", Scope: conffile.Volume},
+		{Flag: "command-timeout", Scope: conffile.Volume},
 	},
 }
 

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"log/slog"
 	"net/http"
 	_ "net/http/pprof"
@@ -13,6 +15,7 @@ import (
 	"github.com/netraid/netraid/blockdev/fault"
 	"github.com/netraid/netraid/internal/version"
 	"github.com/netraid/netraid/node"
+	"github.com/netraid/netraid/witness"
 )
 
 func init() {
@@ -83,6 +86,17 @@ its control socket answers.`)
 	fs.MarkDeprecated("tls-required", "TLS is required by default with --tls-dir; the flag changes nothing")
 	readahead := sizeFlag(fs, "readahead", 16<<20, 1<<30, "read this far ahead of a sequential reader of the export (0: off)")
 	maxConns := fs.Int("max-connections", 256, "most NBD connections at once; a new one displaces the oldest still in its handshake")
+	name := fs.String("name", "", "this node's name, in the witness and the replication hello (default: the host name)")
+	peerName := fs.String("peer-name", "", "the other node's --name (needed with --etcd)")
+	etcd := fs.StringSlice("etcd", nil, "etcd endpoints (comma-separated) of the volume's witness: failover becomes automatic and fenced")
+	etcdCA := fs.String("etcd-ca", "", "CA certificate of etcd's client TLS")
+	etcdCert := fs.String("etcd-cert", "", "this node's client certificate for etcd")
+	etcdKey := fs.String("etcd-key", "", "the key of --etcd-cert")
+	leaseTTL := fs.Duration("lease-ttl", witness.DefaultTTL, "the lease of this node's session in etcd: a dead or cut-off primary loses the election this long after its last renewal")
+	onNoQuorum := fs.String("on-no-quorum", node.NoQuorumSuspend, "what a primary that lost its peer does with the writes the peer missed while etcd cannot record the peer outdated: suspend (hold them) or io-error (fail them)")
+	onPromote := fs.StringArray("on-promote", nil, "a shell command run after this node is promoted (repeatable, run in order): attach the export, mount, start the service")
+	onDemote := fs.StringArray("on-demote", nil, "a shell command run before this node is demoted (repeatable, run in order): stop the service, unmount, detach")
+	commandTimeout := fs.Duration("command-timeout", 2*time.Minute, "the longest an --on-promote or --on-demote command may run")
 	file, err := applyConfig(fs, args, serveFile)
 	if err != nil {
 		return err
@@ -121,6 +135,19 @@ its control socket answers.`)
 	if *reconnect <= 0 {
 		return usagef("--reconnect-interval must be positive")
 	}
+	if len(*etcd) > 0 && *peerName == "" && *peer != "" {
+		return usagef("--etcd needs --peer-name: the witness records each node's copy by name")
+	}
+	if *onNoQuorum != node.NoQuorumSuspend && *onNoQuorum != node.NoQuorumIOError {
+		return usagef("--on-no-quorum is %s or %s", node.NoQuorumSuspend, node.NoQuorumIOError)
+	}
+	if *leaseTTL < time.Second {
+		return usagef("--lease-ttl must be at least 1s (etcd counts leases in seconds)")
+	}
+	etcdTLS, err := etcdClientTLS(*etcdCA, *etcdCert, *etcdKey)
+	if err != nil {
+		return err
+	}
 	if *maxConns < 1 {
 		return usagef("--max-connections must be at least 1")
 	}
@@ -157,6 +184,15 @@ its control socket answers.`)
 		Readahead:         *readahead,
 		Logger:            log,
 		Version:           version.String(),
+		Name:              *name,
+		PeerName:          *peerName,
+		Etcd:              *etcd,
+		EtcdTLS:           etcdTLS,
+		LeaseTTL:          *leaseTTL,
+		OnNoQuorum:        *onNoQuorum,
+		OnPromote:         *onPromote,
+		OnDemote:          *onDemote,
+		CommandTimeout:    *commandTimeout,
 	}
 	if *faults {
 		cfg.Faults = fault.NewInjector()
@@ -171,6 +207,37 @@ its control socket answers.`)
 	defer svc.stop()
 	cfg.OnReady = svc.ready
 	return node.Run(ctx, cfg)
+}
+
+// etcdClientTLS is the client TLS configuration for etcd, nil if none is
+// given.
+func etcdClientTLS(ca, cert, key string) (*tls.Config, error) {
+	if ca == "" && cert == "" && key == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if ca != "" {
+		b, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, usagef("--etcd-ca: %v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(b) {
+			return nil, usagef("--etcd-ca %s holds no PEM certificate", ca)
+		}
+		cfg.RootCAs = pool
+	}
+	if (cert == "") != (key == "") {
+		return nil, usagef("--etcd-cert and --etcd-key go together")
+	}
+	if cert != "" {
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, usagef("--etcd-cert/--etcd-key: %v", err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
 }
 
 // setProcs picks GOMAXPROCS for the daemon unless the environment sets
