@@ -14,9 +14,9 @@ import (
 	"github.com/netraid/netraid/mirror"
 	"github.com/netraid/netraid/nbd"
 	"github.com/netraid/netraid/repl"
+	"github.com/netraid/netraid/resync"
 	"github.com/netraid/netraid/volume"
 	"github.com/netraid/netraid/witness"
-	"github.com/netraid/netraid/resync"
 )
 
 // primary is what runs while this node is primary: the mirror over the
