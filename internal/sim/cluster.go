@@ -439,7 +439,9 @@ func (c *Cluster) WaitFor(within time.Duration, what string, cond func() bool) e
 
 // InSync reports whether the pair is connected and in sync: a primary's
 // legs both up to date with no resync running, and its peer an up-to-date
-// secondary that has told it so. It returns the primary.
+// secondary that has told it so and holds its link (both sides agree:
+// a primary alone may not have noticed yet that its peer restarted). It
+// returns the primary.
 func (c *Cluster) InSync() (string, bool) {
 	for _, name := range c.Names {
 		st, err := c.Status(name)
@@ -453,7 +455,8 @@ func (c *Cluster) InSync() (string, bool) {
 			}
 		}
 		other, err := c.Status(c.Other(name))
-		if legs == 2 && st.Peer.DiskState == "up-to-date" && err == nil && other.DiskState == "up-to-date" && other.Role == "secondary" {
+		if legs == 2 && st.Peer.DiskState == "up-to-date" && err == nil && other.DiskState == "up-to-date" && other.Role == "secondary" &&
+			other.Peer != nil && other.Peer.State == "connected" {
 			return name, true
 		}
 	}
