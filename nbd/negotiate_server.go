@@ -68,7 +68,7 @@ func (n *negotiation) greet() error {
 	if _, err := io.ReadFull(n.c.rr.r, f[:]); err != nil {
 		return fmt.Errorf("nbd: read client flags: %w", err)
 	}
-	n.c.heard.Store(time.Now().UnixNano())
+	n.c.s.hear(n.c)
 	flags := binary.BigEndian.Uint32(f[:])
 	if flags&^clientKnownFlags != 0 {
 		return fmt.Errorf("%w: unknown client flags %#x", ErrProtocol, flags)
@@ -105,7 +105,7 @@ func (n *negotiation) readOption() (Option, []byte, error) {
 	if _, err := io.ReadFull(n.c.rr.r, data); err != nil {
 		return 0, nil, fmt.Errorf("nbd: read option %v data: %w", opt, err)
 	}
-	n.c.heard.Store(time.Now().UnixNano())
+	n.c.s.hear(n.c)
 	return opt, data, nil
 }
 
@@ -274,8 +274,11 @@ func (n *negotiation) enter(opt Option, e *export, dev blockdev.Device) error {
 	if err := c.s.attach(c, e); err != nil {
 		if opt != OptExportName {
 			typ := RepErrShutdown
-			if errors.Is(err, ErrUnknownExport) {
+			switch {
+			case errors.Is(err, ErrUnknownExport):
 				typ = RepErrUnknown
+			case errors.Is(err, errServerFull), errors.Is(err, errCertFull):
+				typ = RepErrPolicy
 			}
 			c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.ReplyTimeout))
 			n.replyErr(opt, typ, err.Error())

@@ -18,7 +18,7 @@ import (
 	"github.com/netraid/netraid/pki"
 )
 
-// testPKI is a volume's CA with nodes a and b and client alice, and
+// testPKI is a volume's CA with nodes a and b and clients alice and bob, and
 // certificates that must be refused: eve's (another CA) and mallory's
 // (another volume, same CA).
 type testPKI struct{ dir string }
@@ -36,8 +36,10 @@ func newTestPKI(t testing.TB) *testPKI {
 		_, err = pki.IssueNode(ca, p.path(n), n, pki.IssueOptions{})
 		steps = append(steps, err)
 	}
-	_, err = pki.IssueClient(ca, p.path("alice"), "alice", pki.IssueOptions{})
-	steps = append(steps, err)
+	for _, n := range []string{"alice", "bob"} {
+		_, err = pki.IssueClient(ca, p.path(n), n, pki.IssueOptions{})
+		steps = append(steps, err)
+	}
 	_, err = pki.IssueClient(otherCA, p.path("eve"), "eve", pki.IssueOptions{})
 	steps = append(steps, err)
 	_, err = pki.IssueClient(ca, p.path("mallory"), "mallory", pki.IssueOptions{Volume: "other"})

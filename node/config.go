@@ -53,7 +53,10 @@ type Config struct {
 	// MaxConnections bounds the export's connections; the nbd package's
 	// default if zero.
 	MaxConnections int
-	Logger         *slog.Logger
+	// MemoryBudget bounds the export's request and reply buffers, all
+	// connections together, in bytes; the nbd package's default if zero.
+	MemoryBudget int64
+	Logger       *slog.Logger
 }
 
 func (c *Config) setDefaults() error {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/netraid/netraid/blockdev"
+	"github.com/netraid/netraid/nbd"
 	"github.com/netraid/netraid/node"
 )
 
@@ -51,7 +52,8 @@ that the other's certificate is a node's of the same volume.`)
 	tlsDir := fs.String("tls-dir", "", "this node's certificates ('netraid certs issue'): TLS on the export, and required on the replication link")
 	tlsRequired := fs.Bool("tls-required", false, "refuse NBD clients that do not start TLS (needs --tls-dir)")
 	readahead := fs.String("readahead", "16MiB", "read this far ahead of a sequential reader of the export (0: off)")
-	maxConns := fs.Int("max-connections", 256, "most NBD connections at once; a new one displaces the oldest still in its handshake")
+	maxConns := fs.Int("max-connections", 256, "most NBD clients attached at once (as many more may be in their handshake); a new one displaces the one idle longest")
+	memBudget := fs.String("memory-budget", "512MiB", "most memory the export's request and reply buffers take, all clients together; beyond it requests wait")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -73,6 +75,11 @@ that the other's certificate is a node's of the same volume.`)
 	r, err := humanize.ParseBytes(*rate)
 	if err != nil {
 		return usagef("bad --resync-rate %q: %v", *rate, err)
+	}
+	mb, err := humanize.ParseBytes(*memBudget)
+	if least := nbd.MinMemoryBudget(nbd.ServerOptions{MaxConnections: *maxConns}); err != nil || mb < uint64(least) {
+		return usagef("bad --memory-budget %q: a size of at least %s for --max-connections %d, such as 512MiB",
+			*memBudget, humanize.IBytes(uint64(least)), *maxConns)
 	}
 	ra, err := humanize.ParseBytes(*readahead)
 	if err != nil || ra > 1<<30 {
@@ -101,6 +108,7 @@ that the other's certificate is a node's of the same volume.`)
 		TLSDir:            *tlsDir,
 		TLSRequired:       *tlsRequired,
 		MaxConnections:    *maxConns,
+		MemoryBudget:      int64(mb),
 		Readahead:         int64(ra),
 		Logger:            log,
 	}
