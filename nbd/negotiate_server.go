@@ -328,20 +328,19 @@ func transmissionFlags(e *export, structured bool) TransmissionFlags {
 	return f
 }
 
-// blockSizes are e's constraints: the device's logical block size if it
-// states one (else 1: any request is fine), 4 KiB preferred, MaxRequest
-// at most. They are sent when asked for, but a client that does not ask
-// is not refused: a request the device cannot take fails on its own
-// with EINVAL, and many devices (blockdev.Aligned) take anything.
+// blockSizes are e's constraints: a minimum of 1, since the server
+// takes any offset and length (the device reads-modify-writes what is not
+// aligned: blockdev.Aligned does, and every netraid device is one); the
+// device's logical block size, at least 4 KiB, preferred; MaxRequest at
+// most.
 func (s *Server) blockSizes(e *export) blockSizes {
-	minimum := uint32(1)
+	preferred := uint32(4096)
 	if b, ok := e.Dev.(blockdev.BlockSizer); ok {
-		if v := b.BlockSize(); v > 1 && v <= 64<<10 && v&(v-1) == 0 {
-			minimum = uint32(v)
+		if v := b.BlockSize(); v > 4096 && v <= 64<<10 && v&(v-1) == 0 {
+			preferred = uint32(v)
 		}
 	}
-	maximum := uint32(s.opts.MaxRequest) / minimum * minimum
-	return blockSizes{min: minimum, preferred: max(minimum, 4096), max: maximum}
+	return blockSizes{min: 1, preferred: preferred, max: uint32(s.opts.MaxRequest)}
 }
 
 // metaContext answers NBD_OPT_LIST_META_CONTEXT and

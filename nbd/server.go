@@ -144,7 +144,9 @@ func (o ServerOptions) withDefaults() ServerOptions {
 	return o
 }
 
-// Export is a device served under a name.
+// Export is a device served under a name. The device must take any
+// offset and length, as blockdev.Aligned makes any device do: the server
+// advertises a minimum block size of 1.
 type Export struct {
 	Name        string
 	Description string
