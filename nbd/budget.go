@@ -22,6 +22,7 @@ import (
 type memBudget struct {
 	reserve int64 // per connection
 	shared  int64
+	onWait  func() // called when a request starts to wait; may be nil
 
 	mu    sync.Mutex
 	lent  int64 // borrowed from the shared part
@@ -116,6 +117,9 @@ func (b *memBudget) acquire(ctx context.Context, a *memAccount, n int64) error {
 	b.queue = append(b.queue, w)
 	b.grant()
 	b.mu.Unlock()
+	if b.onWait != nil {
+		b.onWait()
+	}
 	select {
 	case <-w.ready:
 		return nil

@@ -216,8 +216,9 @@ type Server struct {
 	handshakes, attached int
 	capLogged            time.Time // when the limits were last logged
 
-	mem   *memBudget
-	clock atomic.Uint64 // orders what the server hears (conn.heard)
+	mem       *memBudget
+	memLogged atomic.Int64  // when the budget was last logged full (UnixNano)
+	clock     atomic.Uint64 // orders what the server hears (conn.heard)
 
 	lastID atomic.Uint64 // the ID of the last connection accepted
 
@@ -228,7 +229,7 @@ type Server struct {
 // NewServer returns a server with no exports.
 func NewServer(o ServerOptions) *Server {
 	o = o.withDefaults()
-	return &Server{
+	s := &Server{
 		opts:      o,
 		log:       o.Logger,
 		conns:     map[*conn]struct{}{},
@@ -236,6 +237,19 @@ func NewServer(o ServerOptions) *Server {
 		idle:      make(chan struct{}),
 		mem:       newMemBudget(o.MemoryBudget, o.MaxConnections),
 	}
+	s.mem.onWait = s.logBudget
+	return s
+}
+
+// logBudget logs, at most once a second, that requests wait for the
+// memory budget.
+func (s *Server) logBudget() {
+	now, last := time.Now(), s.memLogged.Load()
+	if now.UnixNano()-last < int64(time.Second) || !s.memLogged.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	m := s.mem.stats()
+	s.log.Warn("memory budget reached: requests wait", "budget", s.opts.MemoryBudget, "held", m.held, "waits", m.waits)
 }
 
 // AddExport registers e. The server never closes e.Dev.
