@@ -49,8 +49,10 @@ func (s *Server) register(ctx context.Context, nc net.Conn, l net.Listener) *con
 				victim = c
 			}
 		}
-		s.logLimit("handshakes", s.opts.MaxHandshakes, nc.RemoteAddr())
-		s.displace(victim)
+		if victim != nil { // always, as handshakes counts them
+			s.logLimit("handshakes", s.opts.MaxHandshakes, nc.RemoteAddr())
+			s.displace(victim)
+		}
 	}
 	c := newConn(ctx, s, nc, l)
 	s.conns[c] = struct{}{}

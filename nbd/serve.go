@@ -287,18 +287,19 @@ func (c *conn) accept(req Request) error {
 	if err := c.acquire(need); err != nil {
 		return err
 	}
-	r := &inflight{c: c, need: need}
+	var payload []byte
 	if req.hasPayload() {
 		c.armRead(c.s.opts.PayloadTimeout)
-		r.payload = blockdev.GetBuffer(int(req.Length), c.align)
-		if err := c.rr.payload(r.payload); err != nil {
-			r.free()
+		payload = blockdev.GetBuffer(int(req.Length), c.align)
+		if err := c.rr.payload(payload); err != nil {
+			blockdev.PutBuffer(payload)
+			c.releaseBytes(need)
 			c.finish()
 			return fmt.Errorf("nbd: %v off %d len %d: payload truncated: %w", req.Type, req.Offset, req.Length, err)
 		}
 	}
 	c.handlers.Add(1)
-	c.pool.Go(func() { c.handle(req, r) })
+	c.pool.Go(func() { c.handle(req, inflight{c: c, need: need, payload: payload}) })
 	return nil
 }
 
@@ -395,12 +396,14 @@ func (c *conn) refuse(req *Request, err error) error {
 	return nil
 }
 
-// handle runs one request and answers it.
-func (c *conn) handle(req Request, r *inflight) {
+// handle runs one request and answers it. r comes by value, so that the
+// closure that carries the request to its handler stays its only
+// allocation.
+func (c *conn) handle(req Request, r inflight) {
 	defer c.handlers.Done()
 	defer c.finish()
 	defer r.free()
-	if err := c.exec(&req, r); err != nil {
+	if err := c.exec(&req, &r); err != nil {
 		c.replyError(&req, err)
 	}
 	if c.log.Enabled(c.ctx, slog.LevelDebug) {

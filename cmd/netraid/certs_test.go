@@ -64,6 +64,8 @@ func TestCertsUsage(t *testing.T) {
 		{[]string{"certs", "issue", "a", "--days", "0"}, exitUsage, "--days"},
 		{[]string{"serve", "--tls-required", "/dev/null"}, exitUsage, "--tls-required needs --tls-dir"},
 		{[]string{"serve", "--max-connections", "0", "/dev/null"}, exitUsage, "--max-connections"},
+		{[]string{"serve", "--memory-budget", "lots", "/dev/null"}, exitUsage, "bad --memory-budget"},
+		{[]string{"serve", "--memory-budget", "16MiB", "/dev/null"}, exitUsage, "at least 80 MiB for --max-connections 256"},
 	} {
 		code, out, errOut := runCLI(tt.args...)
 		if code != tt.code || !strings.Contains(out+errOut, tt.want) {
