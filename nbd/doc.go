@@ -83,9 +83,10 @@
 //     refused.
 //   - Bounded resources: the handshake within NegotiationTimeout, a
 //     request's payload within PayloadTimeout, a reply taken within
-//     ReplyTimeout. Request and reply buffers stay within MemoryBudget
-//     (as blockdev's pool sizes them), plus a 64 KiB read buffer (and
-//     TLS's) per connection; a TLS connection also borrows a 512 KiB
+//     ReplyTimeout. The buffers of request payloads and READ replies stay
+//     within MemoryBudget (as blockdev's pool sizes them; control and
+//     block status replies are small or bounded apart), plus a 64 KiB
+//     read buffer (and TLS's) per connection; a TLS connection also borrows a 512 KiB
 //     buffer from a pool while it sends a reply of more than a record,
 //     and another while records stream in.
 //   - Shutdown and a cancelled Serve context drain: requests received

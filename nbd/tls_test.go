@@ -337,10 +337,17 @@ func TestTLSHello(t *testing.T) {
 	if resp, err := c.Control([]byte("ping")); err != nil || string(resp) != "gnip" {
 		t.Fatalf("control over TLS: %q, %v", resp, err)
 	}
+	// A node without TLS learns that TLS is required, not that its hello
+	// was refused.
+	_, err := Dial(context.Background(), ts.network, ts.addr, ClientOptions{Export: "replication", Hello: []byte("a")})
+	var he *HelloError
+	if !errors.Is(err, ErrTLSRequired) || errors.As(err, &he) {
+		t.Fatalf("a hello without TLS: %v, want ErrTLSRequired and no HelloError", err)
+	}
 	// A client certificate is no node's: refused before the hello.
 	alice := p.client(t, "alice")
 	alice.InsecureSkipVerify, alice.VerifyConnection = true, nil
-	_, err := Dial(context.Background(), ts.network, ts.addr, ClientOptions{Export: "replication", Hello: []byte("alice"), TLS: alice})
+	_, err = Dial(context.Background(), ts.network, ts.addr, ClientOptions{Export: "replication", Hello: []byte("alice"), TLS: alice})
 	if !errors.Is(err, ErrTLS) {
 		t.Fatalf("a client certificate on the replication link: %v, want ErrTLS", err)
 	}
