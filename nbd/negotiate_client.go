@@ -215,6 +215,10 @@ func (c *Client) sayHello(export string, hello []byte) error {
 	case typ == RepNetraidHello:
 		c.hello, c.helloReply = true, data
 		return nil
+	case typ == RepErrTLSReqd:
+		// Not a refusal of the hello: the server speaks to no one
+		// before TLS.
+		return replyError(opt, typ, data)
 	case typ == RepErrNetraidRefused:
 		msg, attached, err := parseRefusal(data)
 		if err != nil {

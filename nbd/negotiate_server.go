@@ -68,7 +68,7 @@ func (n *negotiation) greet() error {
 	if _, err := io.ReadFull(n.c.rr.r, f[:]); err != nil {
 		return fmt.Errorf("nbd: read client flags: %w", err)
 	}
-	n.c.heard.Store(time.Now().UnixNano())
+	n.c.s.hear(n.c)
 	flags := binary.BigEndian.Uint32(f[:])
 	if flags&^clientKnownFlags != 0 {
 		return fmt.Errorf("%w: unknown client flags %#x", ErrProtocol, flags)
@@ -105,7 +105,7 @@ func (n *negotiation) readOption() (Option, []byte, error) {
 	if _, err := io.ReadFull(n.c.rr.r, data); err != nil {
 		return 0, nil, fmt.Errorf("nbd: read option %v data: %w", opt, err)
 	}
-	n.c.heard.Store(time.Now().UnixNano())
+	n.c.s.hear(n.c)
 	return opt, data, nil
 }
 
@@ -274,8 +274,11 @@ func (n *negotiation) enter(opt Option, e *export, dev blockdev.Device) error {
 	if err := c.s.attach(c, e); err != nil {
 		if opt != OptExportName {
 			typ := RepErrShutdown
-			if errors.Is(err, ErrUnknownExport) {
+			switch {
+			case errors.Is(err, ErrUnknownExport):
 				typ = RepErrUnknown
+			case errors.Is(err, errServerFull), errors.Is(err, errCertFull):
+				typ = RepErrPolicy
 			}
 			c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.ReplyTimeout))
 			n.replyErr(opt, typ, err.Error())
@@ -325,20 +328,19 @@ func transmissionFlags(e *export, structured bool) TransmissionFlags {
 	return f
 }
 
-// blockSizes are e's constraints: the device's logical block size if it
-// states one (else 1: any request is fine), 4 KiB preferred, MaxRequest
-// at most. They are sent when asked for, but a client that does not ask
-// is not refused: a request the device cannot take fails on its own
-// with EINVAL, and many devices (blockdev.Aligned) take anything.
+// blockSizes are e's constraints: a minimum of 1, since the server
+// takes any offset and length (the device reads-modify-writes what is not
+// aligned: blockdev.Aligned does, and every netraid device is one); the
+// device's logical block size, at least 4 KiB, preferred; MaxRequest at
+// most.
 func (s *Server) blockSizes(e *export) blockSizes {
-	minimum := uint32(1)
+	preferred := uint32(4096)
 	if b, ok := e.Dev.(blockdev.BlockSizer); ok {
-		if v := b.BlockSize(); v > 1 && v <= 64<<10 && v&(v-1) == 0 {
-			minimum = uint32(v)
+		if v := b.BlockSize(); v > 4096 && v <= 64<<10 && v&(v-1) == 0 {
+			preferred = uint32(v)
 		}
 	}
-	maximum := uint32(s.opts.MaxRequest) / minimum * minimum
-	return blockSizes{min: minimum, preferred: max(minimum, 4096), max: maximum}
+	return blockSizes{min: 1, preferred: preferred, max: uint32(s.opts.MaxRequest)}
 }
 
 // metaContext answers NBD_OPT_LIST_META_CONTEXT and

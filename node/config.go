@@ -70,6 +70,9 @@ type Config struct {
 	// MaxConnections bounds the export's connections; the nbd package's
 	// default if zero.
 	MaxConnections int
+	// MemoryBudget bounds the export's request and reply buffers, all
+	// connections together, in bytes; the nbd package's default if zero.
+	MemoryBudget int64
 	Logger         *slog.Logger
 	// Name names this node (its certificate's node name with TLS; the
 	// host name if empty), and PeerName the other node: in the witness's

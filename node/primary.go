@@ -182,7 +182,8 @@ func (n *Node) startPrimary(rebuilding bool) (*primary, error) {
 			return nil, err
 		}
 	}
-	p.srv = nbd.NewServer(nbd.ServerOptions{Logger: n.log, TLS: exportTLS, TLSRequired: n.exportTLSRequired(), MaxConnections: n.cfg.MaxConnections})
+	p.srv = nbd.NewServer(nbd.ServerOptions{Logger: n.log, TLS: exportTLS, TLSRequired: n.exportTLSRequired(),
+		MaxConnections: n.cfg.MaxConnections, MemoryBudget: n.cfg.MemoryBudget})
 	var dev blockdev.Device = p.mir
 	if n.cfg.Readahead > 0 {
 		p.ra = blockdev.NewReadahead(p.mir, blockdev.ReadaheadOptions{Window: n.cfg.Readahead})

@@ -74,6 +74,8 @@ func TestCertsUsage(t *testing.T) {
 		{[]string{"certs", "revoke", "a", "--role", "admin"}, exitUsage, "--role is node or client"},
 		{[]string{"certs", "revoke", "a/b"}, exitUsage, "invalid name"},
 		{[]string{"serve", "--max-connections", "0", "/dev/null"}, exitUsage, "--max-connections"},
+		{[]string{"serve", "--memory-budget", "lots", "/dev/null"}, exitUsage, `invalid argument "lots" for "--memory-budget"`},
+		{[]string{"serve", "--memory-budget", "16MiB", "/dev/null"}, exitUsage, "at least 80 MiB for --max-connections 256"},
 	} {
 		code, out, errOut := runCLI(tt.args...)
 		if code != tt.code || !strings.Contains(out+errOut, tt.want) {

@@ -42,6 +42,7 @@ var serveFile = conffile.Schema{
 		{Flag: "tls-allow-node-clients", Scope: conffile.Volume},
 		{Flag: "readahead", Scope: conffile.Volume},
 		{Flag: "max-connections", Scope: conffile.Volume},
+		{Flag: "memory-budget", Scope: conffile.Volume},
 		{Flag: "name", Scope: conffile.Daemon},
 		{Flag: "peer-name", Scope: conffile.Volume},
 		{Flag: "etcd", Scope: conffile.Daemon},

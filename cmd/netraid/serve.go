@@ -11,9 +11,11 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/netraid/netraid/blockdev"
 	"github.com/netraid/netraid/blockdev/fault"
 	"github.com/netraid/netraid/internal/version"
+	"github.com/netraid/netraid/nbd"
 	"github.com/netraid/netraid/node"
 	"github.com/netraid/netraid/witness"
 )
@@ -85,7 +87,8 @@ its control socket answers.`)
 	tlsRequired := fs.Bool("tls-required", false, "")
 	fs.MarkDeprecated("tls-required", "TLS is required by default with --tls-dir; the flag changes nothing")
 	readahead := sizeFlag(fs, "readahead", 16<<20, 1<<30, "read this far ahead of a sequential reader of the export (0: off)")
-	maxConns := fs.Int("max-connections", 256, "most NBD connections at once; a new one displaces the oldest still in its handshake")
+	maxConns := fs.Int("max-connections", 256, "most NBD clients attached at once (as many more may be in their handshake); a new one displaces the one idle longest")
+	memBudget := sizeFlag(fs, "memory-budget", 512<<20, 0, "most memory the export's request and reply buffers take, all clients together; beyond it requests wait")
 	name := fs.String("name", "", "this node's name, in the witness and the replication hello (default: the host name)")
 	peerName := fs.String("peer-name", "", "the other node's --name (needed with --etcd)")
 	etcd := fs.StringSlice("etcd", nil, "etcd endpoints (comma-separated) of the volume's witness: failover becomes automatic and fenced")
@@ -151,6 +154,10 @@ its control socket answers.`)
 	if *maxConns < 1 {
 		return usagef("--max-connections must be at least 1")
 	}
+	if least := nbd.MinMemoryBudget(nbd.ServerOptions{MaxConnections: *maxConns}); *memBudget < least {
+		return usagef("--memory-budget %s is too small: at least %s for --max-connections %d, such as 512MiB",
+			humanize.IBytes(uint64(*memBudget)), humanize.IBytes(uint64(least)), *maxConns)
+	}
 	level := slog.LevelInfo
 	if *debug {
 		level = slog.LevelDebug
@@ -181,6 +188,7 @@ its control socket answers.`)
 		TLSOptional:       *tlsOptional,
 		TLSNodeClients:    *tlsNodeClients,
 		MaxConnections:    *maxConns,
+		MemoryBudget:      *memBudget,
 		Readahead:         *readahead,
 		Logger:            log,
 		Version:           version.String(),
