@@ -36,7 +36,7 @@
 #   BENCH_SERVER_MEM memory cgroup limit of every server, page cache
 #                    included (default 256M, netraid's RSS budget)
 #   BENCH_BROKER_SIZE  the broker suite's filesystems (default 512M)
-#   BENCH_BROKER_WINDOW  its throughput load, CONNSxDEPTH (default 8x8)
+#   BENCH_BROKER_WINDOW  its throughput load, CONNSxDEPTH (default 1x50)
 #   BENCH_BROKER_MSG   its message size in bytes (default 1024)
 #   STORELOAD_BIN    the broker suite's load generator (default
 #                    bin/storeload; make bench builds it)

@@ -40,7 +40,7 @@
 #
 # Sourced after lib.sh, servers.sh and fs.sh; bench.sh calls suite_broker.
 
-BROKER_WINDOW=${BENCH_BROKER_WINDOW:-8x8}
+BROKER_WINDOW=${BENCH_BROKER_WINDOW:-1x50}
 BROKER_SIZE=$(numfmt --from=iec "${BENCH_BROKER_SIZE:-512M}")
 BROKER_MSG=${BENCH_BROKER_MSG:-1024}
 STORELOAD=${STORELOAD_BIN:-$root/bin/storeload}

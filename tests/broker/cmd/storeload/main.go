@@ -68,7 +68,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.data, "data", "", "the store's data directory (on the filesystem measured)")
 	fs.StringVar(&o.work, "work", "", "logs and generated configuration (not on it)")
-	spec := fs.String("loads", "latency=1x1,window=8x8", "loads, NAME=CONNSxDEPTH, comma-separated, run in this order")
+	spec := fs.String("loads", "latency=1x1,window=1x50", "loads, NAME=CONNSxDEPTH, comma-separated, run in this order")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "run time of each load before measuring")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured time of each load")
 	fs.IntVar(&o.size, "size", 1024, "message (value) size in bytes")
