@@ -28,6 +28,9 @@ RESULTS is the log bench.sh writes, one JSON object per line, by kind:
   rss       suite, target, peak_rss_kib; daemon (optional) names one of
             several processes of the target (primary, secondary)
   probe     suite, anything: printed and kept
+  stages    suite, target, daemon, round, ops, stages_json: a daemon's
+            per-stage latency over a run (scripts/bench/latency.py's
+            JSON); the last round's is printed
   note      suite, target?, text
 
 For every subject (and, marked informative, every info target) it prints
@@ -57,7 +60,7 @@ def load(path):
                 continue
             s = suites.setdefault(rec["suite"], {
                 "title": rec["suite"], "workloads": [], "targets": [], "runs": {},
-                "rss": {}, "probes": [], "notes": [],
+                "rss": {}, "probes": [], "notes": [], "stages": [],
             })
             if kind == "suite":
                 s.update({k: v for k, v in rec.items() if k != "suite"})
@@ -71,6 +74,8 @@ def load(path):
                 s["rss"].setdefault(rec["target"], []).append((rec.get("daemon"), rec["peak_rss_kib"]))
             elif kind == "probe":
                 s["probes"].append(rec)
+            elif kind == "stages":
+                s["stages"].append(rec)
             elif kind == "note":
                 s["notes"].append(rec)
     return meta, suites
@@ -232,6 +237,28 @@ def print_breakdown(s, out):
         rows.append([r["workload"], fmt(r["store_ms"], 2), fmt(r["disk_ms"], 2), fmt(r["hops_ms"], 2)] +
                     [fmt(r["left_ms"][n], 2) for n in names])
     table(rows, out)
+
+
+def print_stages(s, out):
+    """Each daemon's per-stage latency in the last round it was measured."""
+    last = {}
+    for rec in s["stages"]:
+        key = (rec["target"], rec["daemon"])
+        if key not in last or rec["round"] >= last[key]["round"]:
+            last[key] = rec
+    for (target, daemon), rec in last.items():
+        try:
+            with open(rec["stages_json"]) as f:
+                doc = json.load(f)
+        except (OSError, ValueError):
+            continue
+        print(f"\nstages of {daemon} ({target}, round {rec['round']}, {rec['ops']} writes each with a flush): "
+              "count per write, mean, median, p99 (us)", file=out)
+        rows = [["stage", "count", "per write", "mean", "median", "p99"]]
+        for st in doc["stages"]:
+            rows.append([st["stage"], str(st["count"]), fmt(st["per_op"], 2), fmt(st["mean_us"]),
+                         fmt(st["p50_us"]), fmt(st["p99_us"])])
+        table(rows, out)
 
 
 def parse_needs(spec, workloads):
@@ -408,6 +435,7 @@ def print_suite(name, s, out):
         print("\nagainst another target of this run: at least the ratio in \"need\"", file=out)
         table(rows, out, left=(0, 1, 3, 6, 7))
     print_breakdown(s, out)
+    print_stages(s, out)
     for p in s["probes"]:
         extra = {k: v for k, v in p.items() if k != "suite"}
         print("probe: " + ", ".join(f"{k}={v}" for k, v in extra.items()), file=out)

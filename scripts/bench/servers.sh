@@ -122,6 +122,25 @@ start_nbdkit() {
 	started "$name" $! "$addr"
 }
 
+# start_nbdkit_memory NAME SIZE: nbdkit's memory plugin, SIZE bytes: an
+# NBD server with no disk. Not confined to SERVER_MEM: its memory is its
+# disk, by design. Fails (1) if nbdkit has no memory plugin.
+start_nbdkit_memory() {
+	local name=$1 addr
+	nbdkit memory --dump-plugin >/dev/null 2>&1 || return 1
+	addr=$(listen_addr "$name")
+	case $addr in
+	/*) set -- --unix "$addr" ;;
+	*) set -- --ipaddr 127.0.0.1 --port "${addr##*:}" ;;
+	esac
+	nbdkit --foreground --exit-with-parent --threads "$NBDKIT_THREADS" "$@" memory size="$2" \
+		>"$WORK/$name.log" 2>&1 &
+	SERVER_PID=$!
+	PIDS+=("$SERVER_PID")
+	SERVER_URI=$(nbd_uri "$addr" bench)
+	wait_nbd "$SERVER_URI" "$SERVER_PID" "$name"
+}
+
 # start_qemu_nbd NAME FILE OFFSET SIZE: qemu-nbd with O_DIRECT and Linux
 # native AIO, staying up across client connections, serving SIZE bytes of
 # FILE from OFFSET (the raw driver's own offset and size).
@@ -171,11 +190,14 @@ print(sb["DataOffset"], sb["MemberDataSize"])'
 # netraid_serve NAME LISTEN DISK-AND-FLAGS...: start 'netraid serve' in the
 # background with its control socket at $WORK/NAME.ctl, appending to
 # $WORK/NAME.log (a node restarted keeps one log). Leaves the pid in
-# SERVER_PID and in PIDS.
+# SERVER_PID and in PIDS. With NETRAID_LAT=1 the daemon records its
+# per-stage latency histograms (internal/lat) into $WORK/NAME.lat.
 netraid_serve() {
 	local name=$1 listen=$2
+	local -a env=()
 	shift 2
-	"$NETRAID" serve --listen "$listen" --control "$WORK/$name.ctl" --export bench "$@" >>"$WORK/$name.log" 2>&1 &
+	[ "${NETRAID_LAT:-0}" = 1 ] && env=("NETRAID_LATENCY=$WORK/$name.lat")
+	env "${env[@]}" "$NETRAID" serve --listen "$listen" --control "$WORK/$name.ctl" --export bench "$@" >>"$WORK/$name.log" 2>&1 &
 	SERVER_PID=$!
 	PIDS+=("$SERVER_PID")
 }

@@ -166,24 +166,10 @@ broker_targets() {
 # broker_nbdkit_memory: the nbdkit-memory target, if nbdkit has the
 # memory plugin.
 broker_nbdkit_memory() {
-	local addr
-	if ! nbdkit memory --dump-plugin >/dev/null 2>&1; then
+	if ! start_nbdkit_memory broker-nbdkit-memory "$BROKER_SIZE"; then
 		record kind=note suite=broker text="nbdkit-memory not measured: nbdkit has no memory plugin"
 		return 0
 	fi
-	addr=$(listen_addr broker-nbdkit-memory)
-	case $addr in
-	/*) set -- --unix "$addr" ;;
-	*) set -- --ipaddr 127.0.0.1 --port "${addr##*:}" ;;
-	esac
-	# Not confined (started would): it holds the filesystem in its own
-	# memory, by design.
-	nbdkit --foreground --exit-with-parent --threads "$NBDKIT_THREADS" "$@" memory size="$BROKER_SIZE" \
-		>"$WORK/broker-nbdkit-memory.log" 2>&1 &
-	SERVER_PID=$!
-	PIDS+=("$SERVER_PID")
-	SERVER_URI=$(nbd_uri "$addr" bench)
-	wait_nbd "$SERVER_URI" "$SERVER_PID" broker-nbdkit-memory
 	fs_on_nbd nbdkit-memory "$SERVER_URI"
 	broker_target nbdkit-memory info "nbdkit memory plugin: the FUSE and NBD hops, no disk" "$SERVER_PID" broker-nbdkit-memory
 }

@@ -124,6 +124,9 @@ mirror_run() {
 	drop_cache "${files[@]}"
 	log_run mirror "$2" "$1" "$3"
 	mirror_wrap "$1"
+	# A flush is NBD_CMD_FLUSH through a server; on a file, fdatasync
+	# (fsync would also write the inode's new mtime every few writes).
+	[ "${M_PID[$1]}" = - ] && wl=("${wl[@]/#--fsync=1/--fdatasync=1}")
 	run_fio mirror "$1" "$2" "$3" "${M_PID[$1]}" "${wl[@]}" "${engine[@]}"
 	FIO_WRAP=()
 }
