@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/netraid/netraid/internal/lat"
 	"github.com/netraid/netraid/internal/rawio"
 )
 
@@ -74,6 +75,9 @@ type aioSlot struct {
 	// the previous transfer's load, through the new transfer's io_submit.
 	res  atomic.Int64
 	done chan struct{} // the reaper's signal that res is set
+	// reaped is when the reaper found the completion (a lat.Start time),
+	// set before done is signalled; atomic for the reason res is.
+	reaped atomic.Int64
 }
 
 // aioRing is one AIO context and the goroutine that reaps it.
@@ -208,6 +212,7 @@ func (r *aioRing) start(i int32, opcode uint16, fd int, buf unsafe.Pointer, n in
 func (r *aioRing) finish(i int32) (int, error) {
 	s := &r.slots[i]
 	<-s.done
+	lat.Since(lat.AIOWake, s.reaped.Load())
 	res := s.res.Load()
 	clear(s.iov) // let the buffers go
 	r.release(i)
@@ -306,6 +311,7 @@ func (r *aioRing) submitBatch(cbs []*iocb) {
 func (r *aioRing) complete(data uint64, res int64) {
 	s := &r.slots[data]
 	s.res.Store(res)
+	s.reaped.Store(lat.Start())
 	s.done <- struct{}{}
 }
 

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/netraid/netraid/internal/lat"
 )
 
 // FileOptions say how OpenFile opens a file or block device.
@@ -213,7 +215,9 @@ func (f *File) Flush() error {
 }
 
 func (f *File) fdatasync() error {
+	t := lat.Start()
 	err := f.control(func(fd int) error { return retryEINTR(func() error { return unix.Fdatasync(fd) }) })
+	lat.Since(lat.FileFlush, t)
 	if err != nil {
 		return f.ioErr(opFlush, 0, 0, err)
 	}
@@ -221,10 +225,14 @@ func (f *File) fdatasync() error {
 }
 
 func (f *File) pread(p []byte, off int64) (int, error) {
+	t := lat.Start()
+	defer lat.Since(lat.FileRead, t)
 	return f.transfer(opRead, p, off, f.io.pread, io.ErrUnexpectedEOF)
 }
 
 func (f *File) pwrite(p []byte, off int64) (int, error) {
+	t := lat.Start()
+	defer lat.Since(lat.FileWrite, t)
 	return f.transfer(opWrite, p, off, f.io.pwrite, io.ErrShortWrite)
 }
 

@@ -6,6 +6,8 @@ import (
 	"io"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/netraid/netraid/internal/lat"
 )
 
 // iovMax is the most buffers one preadv or pwritev takes (UIO_MAXIOV);
@@ -89,6 +91,12 @@ func (f *File) checkv(op string, bufs [][]byte, off int64) (int64, error) {
 
 // transferv moves all of bufs (n bytes) at off with sys; see vecLoop.
 func (f *File) transferv(op string, bufs [][]byte, off, n int64, sys vecSyscall, stuck error) (int, error) {
+	t := lat.Start()
+	if op == opRead {
+		defer lat.Since(lat.FileRead, t)
+	} else {
+		defer lat.Since(lat.FileWrite, t)
+	}
 	var done int64
 	err := f.control(func(fd int) (err error) {
 		done, err = vecLoop(bufs, off, stuck, func(iov [][]byte, at int64) (int, error) {

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/netraid/netraid/internal/lat"
 	"github.com/netraid/netraid/internal/workers"
 )
 
@@ -62,6 +63,9 @@ type call struct {
 	done  chan error
 	run   func()
 	start time.Time
+	// lat.Start times: the hand-off to the worker (set before it), and
+	// fn's end (set by the worker before it answers on done).
+	handed, ended int64
 
 	// Guarded by w.mu.
 	prev, next *call // in w.waiting while unanswered
@@ -85,7 +89,9 @@ func init() {
 
 // exec runs the call on a worker and answers it, unless the watchdog has.
 func (c *call) exec() {
+	lat.Since(lat.TimeoutDispatch, c.handed)
 	err := c.fn()
+	c.ended = lat.Start()
 	w := c.w
 	w.mu.Lock()
 	w.finishedLocked()
@@ -176,12 +182,14 @@ func (w *Timeout) run(op string, off, n int64, fn func() error) error {
 	}
 	w.mu.Unlock()
 
+	c.handed = lat.Start()
 	w.pool.Go(c.run)
 	err := <-c.done
 	if err == errExpired {
 		// c is its worker's now: it recycles c when fn returns.
 		return fmt.Errorf("%w: %s off %d len %d still running after %v", ErrTimeout, op, off, n, w.dur)
 	}
+	lat.Since(lat.TimeoutWake, c.ended)
 	c.recycle()
 	return err
 }

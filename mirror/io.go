@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/netraid/netraid/blockdev"
+	"github.com/netraid/netraid/internal/lat"
 	"github.com/netraid/netraid/resync"
 )
 
@@ -37,20 +38,26 @@ func (l *Leg) count(k kind, n int64) {
 // policy: a leg that errs is failed, and the operation succeeds if a leg
 // that was in sync when it began succeeded. all reports that no leg erred.
 func (m *Mirror) fanout(o *op, name string, k kind, off, n int64, do func(*Leg) error) (all bool, err error) {
-	errs := make([]error, len(o.legs))
+	res := make([]legResult, len(o.legs))
+	t0 := lat.Start()
 	var wg sync.WaitGroup
 	for i := 1; i < len(o.legs); i++ {
-		wg.Go(func() { errs[i] = do(o.legs[i].leg) })
+		wg.Go(func() {
+			res[i].err = do(o.legs[i].leg)
+			res[i].end = measureLeg(o.legs[i].leg, k, t0)
+		})
 	}
 	if len(o.legs) > 0 {
-		errs[0] = do(o.legs[0].leg)
+		res[0].err = do(o.legs[0].leg)
+		res[0].end = measureLeg(o.legs[0].leg, k, t0)
 	}
 	wg.Wait()
+	measureSkew(res)
 	ok := false
 	var failed []error
 	for i, t := range o.legs {
-		if errs[i] != nil {
-			failed = append(failed, t.leg.fail(name, off, n, errs[i]))
+		if res[i].err != nil {
+			failed = append(failed, t.leg.fail(name, off, n, res[i].err))
 			continue
 		}
 		t.leg.count(k, n)
@@ -205,9 +212,11 @@ func (m *Mirror) write(name string, off, n int64, mark func(off, n int64) error,
 	}
 	s := m.locks.lock(off, n, false)
 	defer m.locks.unlock(s, true)
+	t := lat.Start()
 	if err := mark(off, n); err != nil {
 		return fmt.Errorf("mirror: %s off %d len %d: write intent: %w", name, off, n, err)
 	}
+	lat.Since(lat.MirrorMark, t)
 	all, err := m.fanout(o, name, kindWrite, off, n, do)
 	if err == nil && all && unused != nil && o.allInSync() {
 		unused(off, n)

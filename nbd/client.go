@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/netraid/netraid/blockdev"
+	"github.com/netraid/netraid/internal/lat"
 )
 
 // ClientOptions configure a Client. Zero values take the defaults.
@@ -243,6 +244,10 @@ type call struct {
 	sent time.Time
 	done chan struct{}
 	err  error
+	// lat.Start times: when the request's send began (set before it is
+	// registered as pending), and when its reply was read (set by the
+	// reader before done closes).
+	sending, answered int64
 
 	covered rangeSet     // READ: bytes received
 	descs   []descriptor // BLOCK_STATUS
@@ -274,6 +279,7 @@ func (c *Client) start(cl *call, payload []byte) error {
 	}
 	c.handle++
 	cl.req.Handle = c.handle
+	cl.sending = lat.Start()
 	c.pending[cl.req.Handle] = cl
 	c.mu.Unlock()
 
@@ -282,6 +288,7 @@ func (c *Client) start(cl *call, payload []byte) error {
 	if err := c.send(cl.head[:], payload); err != nil {
 		c.fail(fmt.Errorf("nbd: send %v: %w", cl.req.Type, err))
 	}
+	lat.Since(lat.ClientSend, cl.sending)
 	return nil
 }
 
@@ -320,6 +327,7 @@ func (c *Client) wait(cl *call) error {
 			cl.req.Type, cl.req.Offset, cl.req.Length, c.timeout, blockdev.ErrTimeout))
 		<-cl.done
 	}
+	lat.Since(lat.ClientWake, cl.answered)
 	return cl.err
 }
 
@@ -373,6 +381,7 @@ func (c *Client) complete(cl *call, err error) {
 	idle := c.quiesce && len(c.pending) == 0
 	c.mu.Unlock()
 	cl.err = err
+	cl.answered = lat.Since(lat.ClientRoundTrip, cl.sending)
 	<-c.slots
 	close(cl.done)
 	if idle {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/netraid/netraid/blockdev"
+	"github.com/netraid/netraid/internal/lat"
 	"github.com/netraid/netraid/internal/workers"
 )
 
@@ -273,6 +274,7 @@ func (c *conn) drained() bool {
 // accept takes one request off the wire: it refuses it, or reads its
 // payload within the connection's budget and hands it to a handler.
 func (c *conn) accept(req Request) error {
+	t0 := lat.Start()
 	if !c.hold() {
 		return c.refuse(&req, ErrShutdown)
 	}
@@ -299,7 +301,8 @@ func (c *conn) accept(req Request) error {
 		}
 	}
 	c.handlers.Add(1)
-	c.pool.Go(func() { c.handle(req, inflight{c: c, need: need, payload: payload}) })
+	t1 := lat.Since(lat.NBDRecv, t0)
+	c.pool.Go(func() { c.handle(req, inflight{c: c, need: need, payload: payload}, t0, t1) })
 	return nil
 }
 
@@ -398,14 +401,17 @@ func (c *conn) refuse(req *Request, err error) error {
 
 // handle runs one request and answers it. r comes by value, so that the
 // closure that carries the request to its handler stays its only
-// allocation.
-func (c *conn) handle(req Request, r inflight) {
+// allocation. t0 is when its header was read, t1 when it was handed off
+// (lat.Start times; 0 when not measured).
+func (c *conn) handle(req Request, r inflight, t0, t1 int64) {
 	defer c.handlers.Done()
 	defer c.finish()
 	defer r.free()
+	t2 := lat.Since(lat.NBDDispatch, t1)
 	if err := c.exec(&req, &r); err != nil {
 		c.replyError(&req, err)
 	}
+	measureRequest(&req, t0, t2)
 	if c.log.Enabled(c.ctx, slog.LevelDebug) {
 		c.log.Debug("request", "op", req.Type, "off", req.Offset, "len", req.Length, "flags", req.Flags)
 	}
@@ -432,6 +438,8 @@ func (c *conn) flushOnClose() {
 // connection, one cork on TLS. send returns once its reply is written
 // (or failed), so the caller may reuse data.
 func (c *conn) send(head, data []byte) error {
+	t := lat.Start()
+	defer lat.Since(lat.NBDReply, t)
 	return c.replies.send(head, data, func(batch []*queuedMsg) error {
 		return c.sendLocked(func() error { return c.replies.writeBatch(c.nc, batch) })
 	})

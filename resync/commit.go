@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/netraid/netraid/blockdev"
+	"github.com/netraid/netraid/internal/lat"
 )
 
 // Mark sets the dirty and used bits of the regions [off, off+n) touches and
@@ -202,7 +203,9 @@ func (b *Bitmap) waitLocked() error {
 	default:
 	}
 	b.mu.Unlock()
+	t := lat.Start()
 	<-c.done
+	lat.Since(lat.BitmapWait, t)
 	b.mu.Lock()
 	b.stats.Waiting--
 	b.mu.Unlock()
@@ -260,7 +263,9 @@ func (b *Bitmap) commitPending() error {
 		blocks, words := b.snapshotLocked()
 		b.writing = c
 		b.mu.Unlock()
+		t := lat.Start()
 		err = b.writeBlocks(blocks, words)
+		lat.Since(lat.BitmapCommit, t)
 		b.mu.Lock()
 		b.writing = nil
 		b.finishLocked(c, blocks, words, err)

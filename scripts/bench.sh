@@ -12,10 +12,13 @@
 #            fio writing two files at once (per copy)
 #   resync   resync of a secondary that was down, beside a raw direct-I/O
 #            copy of the same bytes
+#   broker   ActiveMQ and Redis (every write synced) on ext4 on a loop
+#            device, nbdkit, qemu-nbd, netraid (one file, a stripe, a
+#            mirrored pair): messages per second and receipt latency
 # The mirror suite measures TLS beside plaintext (mirror_tls).
 #
 # Environment:
-#   BENCH_SUITES     suites to run (default: single mirror resync)
+#   BENCH_SUITES     suites to run (default: single mirror resync broker)
 #   BENCH_SIZE       backing file size (default 1G; IEC suffixes)
 #   BENCH_RUNTIME    seconds measured per run (default 10)
 #   BENCH_RAMP       seconds of warm-up per run, not measured (default 2)
@@ -32,6 +35,11 @@
 #   NBDKIT_THREADS   nbdkit worker threads (default 32)
 #   BENCH_SERVER_MEM memory cgroup limit of every server, page cache
 #                    included (default 256M, netraid's RSS budget)
+#   BENCH_BROKER_SIZE  the broker suite's filesystems (default 512M)
+#   BENCH_BROKER_WINDOW  its throughput load, CONNSxDEPTH (default 1x50)
+#   BENCH_BROKER_MSG   its message size in bytes (default 1024)
+#   STORELOAD_BIN    the broker suite's load generator (default
+#                    bin/storeload; make bench builds it)
 # Exits 0 when every run completed, whether or not the targets were met; 3
 # when a run failed (the table and the JSON are still written); 1 when the
 # benchmark could not be set up.
@@ -40,7 +48,7 @@ set -Eeuo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 here="$root/scripts/bench"
 
-SUITES=${BENCH_SUITES:-single mirror resync}
+SUITES=${BENCH_SUITES:-single mirror resync broker}
 SIZE=$(numfmt --from=iec "${BENCH_SIZE:-1G}")
 RUNTIME=${BENCH_RUNTIME:-10}
 RAMP=${BENCH_RAMP:-2}
@@ -54,6 +62,8 @@ CLK_TCK=$(getconf CLK_TCK)
 . "$here/lib.sh"
 # shellcheck source=scripts/bench/servers.sh
 . "$here/servers.sh"
+# shellcheck source=scripts/bench/fs.sh
+. "$here/fs.sh"
 
 for tool in fio nbdkit qemu-nbd nbdinfo python3 fallocate numfmt timeout dd; do
 	command -v "$tool" >/dev/null || die "$tool is missing (make deps)"
@@ -76,6 +86,7 @@ RESULTS="$WORK/results.jsonl"
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
+	fs_teardown_all
 	stop_all
 	memcg_teardown
 	raw_iomem_teardown

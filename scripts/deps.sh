@@ -29,6 +29,7 @@ want man man-db
 python3 -c 'import nbd' 2>/dev/null || need+=(python3-libnbd)
 if [ "${1:-}" = "--broker" ]; then
 	[ -f /usr/share/activemq/bin/activemq.jar ] || need+=(activemq)
+	want redis-server redis-server
 	want strace strace
 fi
 

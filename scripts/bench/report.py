@@ -5,10 +5,14 @@ RESULTS is the log bench.sh writes, one JSON object per line, by kind:
   meta      facts about the run (merged)
   suite     suite, title, subject, min_ratio_peer, rss_limit_mib;
             reference (optional): the role the verdicts compare with,
-            "peer" (the best peer; the default) or "baseline"
-  workload  suite, workload, desc, metric (MiB/s or kIOPS); min_ratio
-            (optional): this workload's own minimum ratio to the
-            reference; informative=1 (optional): ratios, no verdict
+            "peer" (the best peer; the default) or "baseline";
+            breakdown (optional): "ram=T disk=T hops=T", three targets
+            from which each message's time is split (see breakdown)
+  workload  suite, workload, desc, metric (MiB/s, kIOPS or msgs/s);
+            min_ratio (optional): this workload's own minimum ratio to
+            the reference; informative=1 (optional): ratios, no verdict;
+            each_round=1 (optional, against the baseline): every round's
+            ratio must meet the minimum, not only the median's
   target    suite, target, role (baseline | peer | subject | info), desc;
             copies (optional): a fio run wrote this many copies at once
             (one job per copy, group_reporting), and its figures are per
@@ -17,12 +21,16 @@ RESULTS is the log bench.sh writes, one JSON object per line, by kind:
             against plaintext), with versus_min_ratio, "WORKLOAD:RATIO"
             comma-separated (or one ratio for every workload): the
             minimum ratio to it, the workloads not named informative
-  run       suite, target, workload, status, and either fio_json (fio's
-            JSON output) or value (a figure measured some other way, in
-            the workload's metric); wall_s, server_cpu_s
+  run       suite, target, workload, status, round, and either fio_json
+            (fio's JSON output) or value (a figure measured some other
+            way, in the workload's metric, with lat_p50_us, lat_p99_us,
+            lat_mean_us if it has them); wall_s, server_cpu_s
   rss       suite, target, peak_rss_kib; daemon (optional) names one of
             several processes of the target (primary, secondary)
   probe     suite, anything: printed and kept
+  stages    suite, target, daemon, round, ops, stages_json: a daemon's
+            per-stage latency over a run (scripts/bench/latency.py's
+            JSON); the last round's is printed
   note      suite, target?, text
 
 For every subject (and, marked informative, every info target) it prints
@@ -37,6 +45,8 @@ import json
 import sys
 
 ROLES = ("baseline", "peer", "subject", "info")
+# Latency figures a run measured some other way than fio may carry.
+LAT_KEYS = ("lat_p50_us", "lat_p99_us", "lat_mean_us")
 
 
 def load(path):
@@ -50,7 +60,7 @@ def load(path):
                 continue
             s = suites.setdefault(rec["suite"], {
                 "title": rec["suite"], "workloads": [], "targets": [], "runs": {},
-                "rss": {}, "probes": [], "notes": [],
+                "rss": {}, "probes": [], "notes": [], "stages": [],
             })
             if kind == "suite":
                 s.update({k: v for k, v in rec.items() if k != "suite"})
@@ -64,6 +74,8 @@ def load(path):
                 s["rss"].setdefault(rec["target"], []).append((rec.get("daemon"), rec["peak_rss_kib"]))
             elif kind == "probe":
                 s["probes"].append(rec)
+            elif kind == "stages":
+                s["stages"].append(rec)
             elif kind == "note":
                 s["notes"].append(rec)
     return meta, suites
@@ -97,7 +109,11 @@ def one_run(run, metric, server, copies=1):
     if run["status"] != "ok":
         raise ValueError(f"failed (see {run.get('error_log', 'log')})")
     try:
-        out = {"value": float(run["value"])} if "value" in run else fio_figures(run["fio_json"], metric, copies)
+        if "value" in run:
+            out = {"value": float(run["value"])}
+            out.update({k: float(run[k]) for k in LAT_KEYS if k in run})
+        else:
+            out = fio_figures(run["fio_json"], metric, copies)
     except (OSError, KeyError, IndexError) as e:
         raise ValueError(f"unreadable result: {e}") from e
     if server and run.get("wall_s"):
@@ -115,12 +131,14 @@ def figures(suite, target, wl):
     server = target_role(suite, target) != "baseline"
     copies = target_of(suite, target).get("copies", 1)
     try:
-        got = sorted((one_run(r, wl["metric"], server, copies) for r in runs), key=lambda f: f["value"])
+        got = [(r.get("round", 1), one_run(r, wl["metric"], server, copies)) for r in runs]
     except ValueError as e:
         return None, str(e)
-    out = dict(got[(len(got) - 1) // 2])
+    got.sort(key=lambda rf: rf[1]["value"])
+    out = dict(got[(len(got) - 1) // 2][1])
     if len(got) > 1:
-        out["rounds"] = [f["value"] for f in got]
+        out["rounds"] = [f["value"] for _, f in got]
+        out["by_round"] = {str(r): f["value"] for r, f in got}
     return out, None
 
 
@@ -159,6 +177,14 @@ def compare(suite):
                 "reference": against, "min_ratio": need,
             }
             got = row["ratio_best_peer"] if against == "peer" else row["ratio_baseline"]
+            if wl.get("each_round") and against == "baseline" and got is not None:
+                # Every round's ratio must meet the need, not only the
+                # median's: judge by the worst round.
+                mine_r, base_r = res[t["target"]][w].get("by_round"), res[base][w].get("by_round")
+                if mine_r and base_r:
+                    per = {r: v / base_r[r] for r, v in mine_r.items() if base_r.get(r)}
+                    row["ratio_baseline_by_round"] = per
+                    got = min(per.values()) if len(per) == len(mine_r) else None
             if t["role"] == "info" or wl.get("informative"):
                 row["verdict"] = "informative"
                 row["min_ratio"] = None
@@ -168,6 +194,71 @@ def compare(suite):
                 row["verdict"] = "target met" if got >= need else "TARGET MISSED"
             rows.append(row)
     return rows
+
+
+def breakdown(suite):
+    """Where a message's time goes, per workload, from 1/rate (medians):
+    the store's own (ram), the disk (disk less ram), the FUSE and NBD
+    hops every NBD server pays (hops less ram), and what is left to each
+    other server (its time less disk less hops). None without the
+    suite's breakdown, "ram=T disk=T hops=T"."""
+    spec = dict(kv.split("=", 1) for kv in (suite.get("breakdown") or "").split())
+    if not {"ram", "disk", "hops"} <= spec.keys():
+        return None
+    res, rows = suite["results"], []
+    per_msg = lambda t, w: (1000 / res[t][w]["value"]) if t in res and res[t][w]["value"] else None
+    for wl in suite["workloads"]:
+        w = wl["workload"]
+        ram, disk, hops = (per_msg(spec[k], w) for k in ("ram", "disk", "hops"))
+        row = {"workload": w, "store_ms": ram,
+               "disk_ms": disk - ram if None not in (disk, ram) else None,
+               "hops_ms": hops - ram if None not in (hops, ram) else None, "left_ms": {}}
+        for t in suite["targets"]:
+            if t["role"] == "baseline" or t["target"] in spec.values():
+                continue
+            mine = per_msg(t["target"], w)
+            row["left_ms"][t["target"]] = (mine - disk - row["hops_ms"]
+                                           if None not in (mine, disk, row["hops_ms"]) else None)
+        rows.append(row)
+    return {"of": spec, "rows": rows}
+
+
+def print_breakdown(s, out):
+    b = s.get("breakdown_rows")
+    if not b:
+        return
+    names = list(b["rows"][0]["left_ms"]) if b["rows"] else []
+    of = b["of"]
+    print(f"\nwhere a message's time goes, ms (1/rate): the store ({of['ram']}), the disk ({of['disk']} - "
+          f"{of['ram']}), the FUSE and NBD hops every server pays ({of['hops']} - {of['ram']}), "
+          f"and what is left to each server (its time - {of['disk']} - hops)", file=out)
+    rows = [["workload", "store", "disk", "hops"] + [f"left: {n}" for n in names]]
+    for r in b["rows"]:
+        rows.append([r["workload"], fmt(r["store_ms"], 2), fmt(r["disk_ms"], 2), fmt(r["hops_ms"], 2)] +
+                    [fmt(r["left_ms"][n], 2) for n in names])
+    table(rows, out)
+
+
+def print_stages(s, out):
+    """Each daemon's per-stage latency in the last round it was measured."""
+    last = {}
+    for rec in s["stages"]:
+        key = (rec["target"], rec["daemon"])
+        if key not in last or rec["round"] >= last[key]["round"]:
+            last[key] = rec
+    for (target, daemon), rec in last.items():
+        try:
+            with open(rec["stages_json"]) as f:
+                doc = json.load(f)
+        except (OSError, ValueError):
+            continue
+        print(f"\nstages of {daemon} ({target}, round {rec['round']}, {rec['ops']} writes each with a flush): "
+              "count per write, mean, median, p99 (us)", file=out)
+        rows = [["stage", "count", "per write", "mean", "median", "p99"]]
+        for st in doc["stages"]:
+            rows.append([st["stage"], str(st["count"]), fmt(st["per_op"], 2), fmt(st["mean_us"]),
+                         fmt(st["p50_us"]), fmt(st["p99_us"])])
+        table(rows, out)
 
 
 def parse_needs(spec, workloads):
@@ -246,6 +337,10 @@ def target_doc(suite, t):
     return doc
 
 
+def ms(us):
+    return None if us is None else us / 1000
+
+
 def fmt(v, nd=1):
     return "-" if v is None else f"{v:.{nd}f}"
 
@@ -298,6 +393,12 @@ def print_suite(name, s, out):
         body.append([wl["desc"], wl["metric"]] + [fmt(s["results"][n][w]["value"]) for n in names])
     for wl in s["workloads"]:
         w = wl["workload"]
+        for key, what in (("lat_p50_us", "median latency"), ("lat_p99_us", "p99 latency")):
+            if any(key in s["results"][n][w] for n in names):
+                body.append([f"{wl['workload']}, {what}", "ms"] +
+                            [fmt(ms(s["results"][n][w].get(key)), 2) for n in names])
+    for wl in s["workloads"]:
+        w = wl["workload"]
         body.append([f"server CPU, {wl['workload']}", "%core"] +
                     [fmt(s["results"][n][w].get("server_cpu_pct"), 0) for n in names])
     body.append(["peak RSS", "MiB"] + [rss_cell(s, n) for n in names])
@@ -333,6 +434,8 @@ def print_suite(name, s, out):
                          ratio(v["ratio"]), need_cell(v["min_ratio"]), v["verdict"]])
         print("\nagainst another target of this run: at least the ratio in \"need\"", file=out)
         table(rows, out, left=(0, 1, 3, 6, 7))
+    print_breakdown(s, out)
+    print_stages(s, out)
     for p in s["probes"]:
         extra = {k: v for k, v in p.items() if k != "suite"}
         print("probe: " + ", ".join(f"{k}={v}" for k, v in extra.items()), file=out)
@@ -358,6 +461,7 @@ def main():
         s["comparisons"] = compare(s)
         s["versus"] = versus_rows(s)
         s["rss_check"] = rss_rows(s)
+        s["breakdown_rows"] = breakdown(s)
 
     out = sys.stdout
     size = meta.get("size_bytes", 0) / 2**30
@@ -397,6 +501,8 @@ def main():
             "comparisons": s["comparisons"], "versus": s["versus"], "rss": s["rss_check"],
             "probes": s["probes"], "notes": s["notes"],
         }
+        if s["breakdown_rows"]:
+            doc["suites"][name]["breakdown"] = s["breakdown_rows"]
     with open(sys.argv[2], "w") as f:
         json.dump(doc, f, indent=2)
         f.write("\n")

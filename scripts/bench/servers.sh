@@ -122,6 +122,25 @@ start_nbdkit() {
 	started "$name" $! "$addr"
 }
 
+# start_nbdkit_memory NAME SIZE: nbdkit's memory plugin, SIZE bytes: an
+# NBD server with no disk. Not confined to SERVER_MEM: its memory is its
+# disk, by design. Fails (1) if nbdkit has no memory plugin.
+start_nbdkit_memory() {
+	local name=$1 addr
+	nbdkit memory --dump-plugin >/dev/null 2>&1 || return 1
+	addr=$(listen_addr "$name")
+	case $addr in
+	/*) set -- --unix "$addr" ;;
+	*) set -- --ipaddr 127.0.0.1 --port "${addr##*:}" ;;
+	esac
+	nbdkit --foreground --exit-with-parent --threads "$NBDKIT_THREADS" "$@" memory size="$2" \
+		>"$WORK/$name.log" 2>&1 &
+	SERVER_PID=$!
+	PIDS+=("$SERVER_PID")
+	SERVER_URI=$(nbd_uri "$addr" bench)
+	wait_nbd "$SERVER_URI" "$SERVER_PID" "$name"
+}
+
 # start_qemu_nbd NAME FILE OFFSET SIZE: qemu-nbd with O_DIRECT and Linux
 # native AIO, staying up across client connections, serving SIZE bytes of
 # FILE from OFFSET (the raw driver's own offset and size).
@@ -171,11 +190,14 @@ print(sb["DataOffset"], sb["MemberDataSize"])'
 # netraid_serve NAME LISTEN DISK-AND-FLAGS...: start 'netraid serve' in the
 # background with its control socket at $WORK/NAME.ctl, appending to
 # $WORK/NAME.log (a node restarted keeps one log). Leaves the pid in
-# SERVER_PID and in PIDS.
+# SERVER_PID and in PIDS. With NETRAID_LAT=1 the daemon records its
+# per-stage latency histograms (internal/lat) into $WORK/NAME.lat.
 netraid_serve() {
 	local name=$1 listen=$2
+	local -a env=()
 	shift 2
-	"$NETRAID" serve --listen "$listen" --control "$WORK/$name.ctl" --export bench "$@" >>"$WORK/$name.log" 2>&1 &
+	[ "${NETRAID_LAT:-0}" = 1 ] && env=("NETRAID_LATENCY=$WORK/$name.lat")
+	env "${env[@]}" "$NETRAID" serve --listen "$listen" --control "$WORK/$name.ctl" --export bench "$@" >>"$WORK/$name.log" 2>&1 &
 	SERVER_PID=$!
 	PIDS+=("$SERVER_PID")
 }
@@ -246,6 +268,31 @@ promote_netraid() {
 	wait_export "$1" "$2" "${3:-}"
 }
 
+PAIR_PIDS= # start_netraid_pair's pids, "A,B"
+
+# start_netraid_pair NAME_A NAME_B DISK_A DISK_B [CA]: start nodes NAME_A
+# and NAME_B, make A primary and wait until it serves; with CA (the
+# certificate authority's directory, where 'netraid certs' put each node's
+# certificate under nodes/NAME and the client's under clients/bench), both
+# with TLS: on the link, and offered on the export (--tls-optional: fio
+# reaches the same pair in plaintext and over TLS). Leaves the pids in
+# PAIR_PIDS, the export in SERVER_URI and SERVER_ADDR.
+start_netraid_pair() {
+	local na=$1 nb=$2 da=$3 db=$4 ca=${5:-} pa pb a b
+	local -a fa=() fb=()
+	if [ -n "$ca" ]; then
+		fa=(--tls-dir "$ca/nodes/$na" --tls-optional)
+		fb=(--tls-dir "$ca/nodes/$nb" --tls-optional)
+	fi
+	read -r pa pb <<<"$(free_ports2)"
+	start_netraid_node "$na" "127.0.0.1:$pa" "127.0.0.1:$pb" "${fa[@]}" "$da"
+	a=$SERVER_PID
+	start_netraid_node "$nb" "127.0.0.1:$pb" "127.0.0.1:$pa" "${fb[@]}" "$db"
+	b=$SERVER_PID
+	promote_netraid "$na" "$a" "${ca:+$ca/clients/bench}"
+	PAIR_PIDS=$a,$b
+}
+
 # free_ports2: two different TCP ports on 127.0.0.1 that were free a
 # moment ago, for a pair's replication links.
 free_ports2() {
@@ -307,4 +354,26 @@ stop_server() {
 		log "$name exited with status $rc on SIGTERM: $(tail -n 3 "$WORK/$name.log" | tr '\n' ' ')"
 		record kind=note suite="$SUITE" target="$name" text="exited with status $rc on SIGTERM"
 	fi
+}
+
+# stop_target SUITE TARGET PIDS NAMES: record the peak RSS of each of a
+# target's server processes (PIDS and NAMES comma-separated, a pair's
+# primary first, recorded as daemon=primary and daemon=secondary) and
+# stop them, the primary first so that it does not see its secondary go.
+stop_target() {
+	local suite=$1 t=$2 p
+	local -a pids names who=()
+	IFS=, read -ra pids <<<"$3"
+	IFS=, read -ra names <<<"$4"
+	[ "${#pids[@]}" -gt 1 ] && who=(daemon=primary daemon=secondary)
+	for ((p = 0; p < ${#pids[@]}; p++)); do
+		if kill -0 "${pids[p]}" 2>/dev/null; then
+			record kind=rss suite="$suite" target="$t" peak_rss_kib="$(peak_rss_kib "${pids[p]}")" ${who[p]:+"${who[p]}"}
+		else
+			record kind=note suite="$suite" target="$t" text="pid ${pids[p]} died before its peak RSS was read"
+		fi
+	done
+	for ((p = 0; p < ${#pids[@]}; p++)); do
+		stop_server "${names[p]}" "${pids[p]}"
+	done
 }

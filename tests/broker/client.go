@@ -96,8 +96,21 @@ func (c *Client) Server() string { return c.server }
 // Send sends body to the queue as a persistent message and returns once
 // the broker acknowledged it with a RECEIPT: the broker has stored it.
 func (c *Client) Send(queue string, body []byte) error {
-	if err := c.usable(); err != nil {
+	id, err := c.SendAsync(queue, body)
+	if err != nil {
 		return err
+	}
+	return c.AwaitReceipt(id)
+}
+
+// SendAsync sends body to the queue as a persistent message that asks for
+// a receipt, and returns the receipt's id without waiting for it, so that
+// a producer can keep several messages in flight on one connection. The
+// message is stored once AwaitReceipt(id) returned nil. Receipts come in
+// the order the frames were sent: await them in that order.
+func (c *Client) SendAsync(queue string, body []byte) (string, error) {
+	if err := c.usable(); err != nil {
+		return "", err
 	}
 	id := c.next("r")
 	err := c.write(frame{command: "SEND", headers: []header{
@@ -107,7 +120,17 @@ func (c *Client) Send(queue string, body []byte) error {
 		{"content-length", strconv.Itoa(len(body))},
 	}, body: body})
 	if err != nil {
-		return c.fail(fmt.Errorf("broker: send to %s: %w", queue, err))
+		return "", c.fail(fmt.Errorf("broker: send to %s: %w", queue, err))
+	}
+	return id, nil
+}
+
+// AwaitReceipt waits for the RECEIPT of id, a receipt SendAsync returned,
+// keeping the MESSAGE frames that arrive meanwhile for Receive. A receipt
+// for another id (one awaited out of order) fails the connection.
+func (c *Client) AwaitReceipt(id string) error {
+	if err := c.usable(); err != nil {
+		return err
 	}
 	return c.awaitReceipt(id)
 }

@@ -62,6 +62,85 @@ func TestSendWaitsForReceipt(t *testing.T) {
 	}
 }
 
+// TestSendAsyncPipelines: several SENDs go out before any receipt comes,
+// and each AwaitReceipt returns only once its own receipt arrived.
+func TestSendAsyncPipelines(t *testing.T) {
+	const n = 3
+	release := make(chan struct{})
+	addr := scripted(t, func(p *peer) {
+		if !p.accept() {
+			return
+		}
+		var sends []frame
+		for range n {
+			f, ok := p.expect("SEND")
+			if !ok {
+				return
+			}
+			sends = append(sends, f)
+		}
+		p.receipt(sends[0])
+		<-release
+		for _, f := range sends[1:] {
+			p.receipt(f)
+		}
+	})
+	c := dial(t, addr)
+	var ids []string
+	for i := range n {
+		id, err := c.SendAsync("q", Body(i, 0))
+		if err != nil {
+			t.Fatalf("SendAsync %d: %v", i, err)
+		}
+		ids = append(ids, id)
+	}
+	if err := c.AwaitReceipt(ids[0]); err != nil {
+		t.Fatalf("AwaitReceipt(%s): %v", ids[0], err)
+	}
+	got := make(chan error, 1)
+	go func() { got <- c.AwaitReceipt(ids[1]) }()
+	select {
+	case err := <-got:
+		t.Fatalf("AwaitReceipt(%s) returned %v before its receipt was sent", ids[1], err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if err := <-got; err != nil {
+		t.Fatalf("AwaitReceipt(%s): %v", ids[1], err)
+	}
+	if err := c.AwaitReceipt(ids[2]); err != nil {
+		t.Fatalf("AwaitReceipt(%s): %v", ids[2], err)
+	}
+}
+
+// TestAwaitReceiptOutOfOrder: waiting for a later receipt first fails the
+// connection with a protocol error, as receipts come in order.
+func TestAwaitReceiptOutOfOrder(t *testing.T) {
+	addr := scripted(t, func(p *peer) {
+		if !p.accept() {
+			return
+		}
+		for range 2 {
+			f, ok := p.expect("SEND")
+			if !ok {
+				return
+			}
+			p.receipt(f)
+		}
+	})
+	c := dial(t, addr)
+	if _, err := c.SendAsync("q", Body(0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	second, err := c.SendAsync("q", Body(1, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AwaitReceipt(second); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("AwaitReceipt out of order = %v, want ErrProtocol", err)
+	}
+}
+
 func TestMessagesArrivingBeforeReceiptAreKept(t *testing.T) {
 	addr := scripted(t, func(p *peer) {
 		if !p.accept() {
