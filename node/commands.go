@@ -118,13 +118,21 @@ func (n *Node) exportName() string {
 // one fails, the node demotes again (running the on-demote commands) and
 // says why.
 func (n *Node) promoteAndStart(ctx context.Context, force bool) (string, error) {
+	n.roleMu.Lock()
+	defer n.roleMu.Unlock()
+	n.mu.Lock()
+	stopping := n.ctx != nil && n.ctx.Err() != nil
+	n.mu.Unlock()
+	if stopping {
+		return "", errors.New("the node is shutting down")
+	}
 	msg, err := n.promote(ctx, force)
 	if err != nil || msg == "already primary" || len(n.cfg.OnPromote) == 0 {
 		return msg, err
 	}
 	if err := n.runCommands(n.ctx, "on-promote", n.cfg.OnPromote); err != nil {
 		n.log.Error("an on-promote command failed: demoting", "err", err)
-		if _, derr := n.demote(true); derr != nil {
+		if _, derr := n.demoteLocked(true, nil); derr != nil {
 			n.log.Error("demoting after a failed on-promote command", "err", derr)
 		}
 		return "", fmt.Errorf("promoted, but %v: demoted again, so that the peer may be promoted", err)
