@@ -137,6 +137,7 @@ func (p *primary) connectOnce(ctx context.Context) error {
 		}
 	}
 	n.peer.verdict, n.peer.hello, n.peer.met = v, &peer, true
+	n.warnVersion(peer.Software)
 	n.mu.Unlock()
 	if v.Refused() {
 		return p.refuse(fmt.Errorf("%v: local %s, peer %s", v, hello.Gens, peer.Gens))

@@ -85,6 +85,9 @@ func (n *Node) status() Status {
 		}
 		if h := n.peer.hello; h != nil {
 			ps.Role, ps.DiskState, ps.Version = h.Role.String(), h.DiskState.String(), h.Software
+			if skew := n.versionSkew(h.Software); skew != "" {
+				st.Problems = append(st.Problems, skew)
+			}
 			g := h.Gens
 			ps.Gens = &g
 		}

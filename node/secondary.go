@@ -124,6 +124,7 @@ func (h secHandler) Hello(_ context.Context, c nbd.ConnInfo, peer repl.Hello) (r
 		return repl.Hello{}, n.refuseHello(peer, out)
 	}
 	n.peer.verdict, n.peer.hello, n.peer.met = out.Verdict, &peer, true
+	n.warnVersion(peer.Software)
 	if n.fence != nil {
 		n.fence.seen = max(n.fence.seen, peer.Token)
 	}
@@ -404,4 +405,25 @@ func (n *Node) logOnce(msg string, err error, args ...any) {
 	}
 	n.lastLogged[msg] = err.Error()
 	n.log.Error(msg, append(args, "err", err)...)
+}
+
+// versionSkew says how this node's version and its peer's differ, or ""
+// when they do not (or one is unknown).
+func (n *Node) versionSkew(peer string) string {
+	if peer == "" || n.cfg.Version == "" || peer == n.cfg.Version {
+		return ""
+	}
+	return fmt.Sprintf("the peer runs netraid %s and this node %s: finish the upgrade of both (the secondary first, then swap the roles and upgrade the other)",
+		peer, n.cfg.Version)
+}
+
+// warnVersion logs, once per version met, that the peer runs another
+// version. Callers hold n.mu.
+func (n *Node) warnVersion(peer string) {
+	skew := n.versionSkew(peer)
+	if skew == "" || n.lastLogged["version"] == skew {
+		return
+	}
+	n.lastLogged["version"] = skew
+	n.log.Warn("the peer runs another version of netraid", "version", n.cfg.Version, "peer_version", peer)
 }
