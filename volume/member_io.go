@@ -3,6 +3,7 @@ package volume
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +29,12 @@ type memberIO struct {
 	// since is when the member last made progress: a call that began
 	// while none was running, or one that ended (Unix ns).
 	since atomic.Int64
+
+	// retired: Replace put another disk in this one's place; every new
+	// call is refused, and drained is closed once none is in flight.
+	retired   atomic.Bool
+	drained   chan struct{}
+	drainOnce sync.Once
 }
 
 var (
@@ -42,9 +49,12 @@ var (
 )
 
 func newMemberIO(d blockdev.Device, v *Volume, i int) *memberIO {
-	return &memberIO{d: d, v: v, bit: 1 << uint(i)}
+	return &memberIO{d: d, v: v, bit: 1 << uint(i), drained: make(chan struct{})}
 }
 
+// enter counts a call in, or refuses it: the member failed, or was
+// replaced. The count is taken before retired is read, so that retire
+// either sees this call in flight or this call sees retired.
 func (m *memberIO) enter() error {
 	if m.v.failed.Load()&m.bit != 0 {
 		return ErrMemberFailed
@@ -52,12 +62,27 @@ func (m *memberIO) enter() error {
 	if m.inflight.Add(1) == 1 {
 		m.since.Store(time.Now().UnixNano())
 	}
+	if m.retired.Load() {
+		m.exit()
+		return ErrMemberFailed
+	}
 	return nil
 }
 
 func (m *memberIO) exit() {
 	m.since.Store(time.Now().UnixNano())
-	m.inflight.Add(-1)
+	if m.inflight.Add(-1) == 0 && m.retired.Load() {
+		m.drainOnce.Do(func() { close(m.drained) })
+	}
+}
+
+// retire refuses every new call; drained is closed once the calls in
+// flight (a hung disk's included, whenever it answers) have returned.
+func (m *memberIO) retire() {
+	m.retired.Store(true)
+	if m.inflight.Load() == 0 {
+		m.drainOnce.Do(func() { close(m.drained) })
+	}
 }
 
 // stalled reports whether the member has had a call running, and

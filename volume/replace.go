@@ -112,12 +112,7 @@ func (v *Volume) takeDisk(index int, d *disk, force bool, sb meta.Superblock) er
 	prev := v.members[index]
 	v.members[index] = &member{disk: d, index: index, uuid: sb.DiskUUID, slot: 0}
 	v.membersMu.Unlock()
-	if err := old.Close(); err != nil {
-		v.log.Warn("closing the replaced member's data area", "path", prev.path, "err", err)
-	}
-	if err := prev.close(); err != nil {
-		v.log.Warn("closing the replaced member", "path", prev.path, "err", err)
-	}
+	v.closeReplaced(old, prev)
 	return nil
 }
 
@@ -155,4 +150,43 @@ func (b *bitmapDev) adopt(index int, d *disk, sec *blockdev.Section, sb *meta.Su
 	b.secs[index], b.paths[index] = sec, d.path
 	b.v.failed.And(^(uint64(1) << uint(index)))
 	return nil
+}
+
+// closeReplaced closes a replaced member's data area and disk once no
+// call is in flight on it. A disk that hangs keeps its calls: it is
+// closed when they return, if ever; until then Close leaves the stripe
+// open rather than wait for them.
+func (v *Volume) closeReplaced(old blockdev.Device, prev *member) {
+	closeIt := func() {
+		if err := old.Close(); err != nil {
+			v.log.Warn("closing the replaced member's data area", "path", prev.path, "err", err)
+		}
+		if err := prev.close(); err != nil {
+			v.log.Warn("closing the replaced member", "path", prev.path, "err", err)
+		}
+	}
+	io, ok := old.(*memberIO)
+	if !ok {
+		closeIt()
+		return
+	}
+	io.retire()
+	select {
+	case <-io.drained:
+		closeIt()
+		return
+	default:
+	}
+	v.ioMu.Lock()
+	v.lingering[io] = struct{}{}
+	v.ioMu.Unlock()
+	v.log.Warn("the replaced disk still has I/O in flight (it hangs): it is closed when that returns", "path", prev.path)
+	go func() {
+		<-io.drained
+		closeIt()
+		v.ioMu.Lock()
+		delete(v.lingering, io)
+		v.ioMu.Unlock()
+		v.log.Info("the replaced disk's I/O returned: closed", "path", prev.path)
+	}()
 }

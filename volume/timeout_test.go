@@ -1,6 +1,7 @@
 package volume
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 	"time"
@@ -202,4 +203,63 @@ func waitBlocked(t *testing.T, f *fault.Device, n int) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// TestReplaceHungMember: a member whose data write hangs for good is
+// failed and replaced: Replace does not wait for the hung call (it
+// waited for as long as the disk hung), the new disk takes the member's
+// share at once, and the old disk is closed when its call returns.
+func TestReplaceHungMember(t *testing.T) {
+	t.Parallel()
+	ds, names := newMemDisks(t, 3, 4*mib)
+	memCreate(t, ds, names[:2], CreateOptions{Chunk: 64 * kib})
+	v := hangOpen(t, ds, names[:2], names[1], fault.Write, OpenOptions{})
+	dev := blockdev.WithTimeout(v.Data(), testIOTimeout)
+	t.Cleanup(func() { dev.Close() })
+	_, err := dev.WriteAt(pattern(1, 128*kib), 0)
+	if !errors.Is(err, blockdev.ErrTimeout) {
+		t.Fatalf("a write on the hung member: %v, want a time-out", err)
+	}
+	if err := returns(t, "FailMembers", func() error { return v.FailMembers(0b10, err) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := returns(t, "Replace", func() error { return v.Replace(1, names[2], false, nil) }); err != nil {
+		t.Fatalf("replacing the hung member: %v", err)
+	}
+	data := pattern(2, 128*kib) // chunk 1 is the new member's
+	if _, err := returns2(t, "a write after the replace", func() (int, error) { return dev.WriteAt(data, 0) }); err != nil {
+		t.Fatalf("a write after the replace: %v", err)
+	}
+	got := make([]byte, len(data))
+	if _, err := dev.ReadAt(got, 0); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back after the replace: %v, equal %v", err, bytes.Equal(got, data))
+	}
+	lingering := func() int {
+		v.ioMu.Lock()
+		defer v.ioMu.Unlock()
+		return len(v.lingering)
+	}
+	if lingering() != 1 {
+		t.Fatalf("%d replaced members wait for their calls, want the hung one", lingering())
+	}
+	ds.fault(names[1]).Release()
+	deadline := time.Now().Add(time.Minute)
+	for lingering() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the replaced disk was not closed after its hung call returned")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// returns2 is returns for a call that also gives a count.
+func returns2(t *testing.T, what string, f func() (int, error)) (int, error) {
+	t.Helper()
+	var n int
+	err := returns(t, what, func() error {
+		var err error
+		n, err = f()
+		return err
+	})
+	return n, err
 }

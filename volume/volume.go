@@ -28,6 +28,9 @@ type Volume struct {
 	// Stalled; ioMu guards the slice (Replace swaps one).
 	ioMu sync.Mutex
 	io   []*memberIO
+	// lingering are replaced members' data areas with calls still in
+	// flight (closeReplaced).
+	lingering map[*memberIO]struct{}
 	// closing: Close has begun; the data areas' flushes are its own.
 	closing atomic.Bool
 
@@ -90,7 +93,7 @@ func newVolume(members []*member, newest *meta.Superblock, o OpenOptions, log *s
 		wrap = func(_ int, d blockdev.Device) blockdev.Device { return d }
 	}
 	v := &Volume{log: log, readOnly: o.ReadOnly, members: members, sb: *newest, seq: newest.Seq,
-		wrap: wrap, opener: op, onFailed: o.OnMemberFailed}
+		wrap: wrap, opener: op, onFailed: o.OnMemberFailed, lingering: map[*memberIO]struct{}{}}
 	sb := *newest
 	sb.Member, sb.DiskUUID = 0, members[0].uuid
 	v.setSuperLocked(sb, true)
@@ -202,9 +205,15 @@ func (v *Volume) Close() error {
 	if v.opener.timeout > 0 {
 		hung = v.Stalled(v.opener.timeout)
 	}
+	v.ioMu.Lock()
+	lingering := len(v.lingering)
+	v.ioMu.Unlock()
+	if lingering > 0 {
+		v.log.Warn("replaced disk(s) hang: their I/O is left behind at close", "disks", lingering)
+	}
 	var errs []error
 	devs := []blockdev.Device{v.bitmap}
-	if hung == 0 {
+	if hung == 0 && lingering == 0 {
 		devs = append(devs, v.data)
 	} else {
 		v.log.Warn("member disk(s) hang: their I/O is left behind at close", "members", fmt.Sprintf("%#x", hung))
