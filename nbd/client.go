@@ -26,6 +26,12 @@ type ClientOptions struct {
 	// Hello, if not nil, is sent in the netraid hello before the export
 	// is opened; the server's answer is HelloReply.
 	Hello []byte
+	// Auth, if set, authenticates this client with the netraid
+	// authentication (OptNetraidAuth) after STARTTLS and before anything
+	// else: called with nil first, it returns the first request; called
+	// with each reply, the next request, or nil once the exchange is
+	// done (having checked the server's proof). A refusal is ErrAuth.
+	Auth func(reply []byte) (next []byte, err error)
 	// TLS, if not nil, upgrades the connection with NBD_OPT_STARTTLS
 	// before any other option; a server that will not, or a certificate
 	// either side refuses, fails the handshake with ErrTLS. Dial sets

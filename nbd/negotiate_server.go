@@ -25,6 +25,8 @@ type negotiation struct {
 	structured bool
 	meta       *export // export base:allocation was selected for, if any
 	hello      *export // export the netraid hello was done for, if any
+	authed     bool    // ServerOptions.Auth said the client is authenticated
+	authState  any     // Auth's state of this connection
 }
 
 // negotiate runs the handshake under the negotiation deadline. It returns
@@ -117,7 +119,13 @@ func (n *negotiation) option(opt Option, data []byte) (done bool, err error) {
 	if n.c.s.opts.TLSRequired && !n.tls && opt != OptStartTLS && opt != OptAbort {
 		return n.tlsRequired(opt)
 	}
-	if n.c.s.opts.HelloFirst && n.hello == nil && opt != OptStartTLS && opt != OptAbort && opt != OptNetraidHello {
+	if n.c.s.opts.Auth != nil && !n.authed && opt != OptStartTLS && opt != OptAbort && opt != OptNetraidAuth {
+		if opt == OptExportName {
+			return true, fmt.Errorf("%w: NBD_OPT_EXPORT_NAME before authentication", ErrAuth)
+		}
+		return false, n.replyErr(opt, RepErrPolicy, "authenticate first")
+	}
+	if n.c.s.opts.HelloFirst && n.hello == nil && opt != OptStartTLS && opt != OptAbort && opt != OptNetraidHello && opt != OptNetraidAuth {
 		if opt == OptExportName {
 			return true, fmt.Errorf("%w: NBD_OPT_EXPORT_NAME before the netraid hello", ErrNoHello)
 		}
@@ -143,6 +151,8 @@ func (n *negotiation) option(opt Option, data []byte) (done bool, err error) {
 		return false, n.metaContext(opt, data)
 	case OptNetraidHello:
 		return false, n.netraidHello(data)
+	case OptNetraidAuth:
+		return n.netraidAuth(data)
 	case OptStartTLS:
 		return false, n.startTLS(data)
 	}
@@ -376,6 +386,30 @@ func (n *negotiation) metaContext(opt Option, data []byte) error {
 		}
 	}
 	return n.reply(opt, RepAck, nil)
+}
+
+// netraidAuth answers OptNetraidAuth through ServerOptions.Auth; a
+// failure ends the connection.
+func (n *negotiation) netraidAuth(data []byte) (bool, error) {
+	const opt = OptNetraidAuth
+	hook := n.c.s.opts.Auth
+	switch {
+	case hook == nil:
+		return false, n.replyErr(opt, RepErrUnsup, "this server takes no authentication")
+	case n.authed:
+		return false, n.replyErr(opt, RepErrInvalid, "already authenticated")
+	}
+	resp, done, err := hook(n.ctx, &n.authState, data)
+	if err != nil {
+		n.replyErr(opt, RepErrPolicy, "authentication failed")
+		return true, fmt.Errorf("%w: %w", ErrAuth, err)
+	}
+	if len(resp) > maxOptionLen {
+		n.replyErr(opt, RepErrPolicy, "authentication failed")
+		return true, fmt.Errorf("%w: a reply of %d bytes", ErrAuth, len(resp))
+	}
+	n.authed = done
+	return false, n.reply(opt, RepNetraidAuth, resp)
 }
 
 // netraidHello answers OptNetraidHello through ServerOptions.Hello.

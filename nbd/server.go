@@ -91,6 +91,14 @@ type ServerOptions struct {
 	// caller that has not said who it is. NBD_OPT_EXPORT_NAME ends the
 	// connection.
 	HelloFirst bool
+	// Auth, if set, must authenticate the client before anything but
+	// STARTTLS and ABORT is answered (HelloFirst's hello included): each
+	// OptNetraidAuth's data goes to it, with a slot of state of the
+	// connection's own; resp is answered with RepNetraidAuth, done says
+	// the client is authenticated. An error answers NBD_REP_ERR_POLICY
+	// with a text that says nothing but that, and ends the connection.
+	// Every other option before it is refused the same way.
+	Auth func(ctx context.Context, state *any, req []byte) (resp []byte, done bool, err error)
 }
 
 const (

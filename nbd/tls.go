@@ -69,6 +69,7 @@ func (n *negotiation) startTLS(data []byte) error {
 	// The protocol: no negotiation state survives STARTTLS.
 	n.tls = true
 	n.structured, n.meta, n.hello = false, nil, nil
+	n.authed, n.authState = false, nil
 	return nil
 }
 

@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/netraid/netraid/blockdev"
+	"github.com/netraid/netraid/pki"
 )
 
 // Config is how `netraid serve` runs a node.
@@ -73,7 +75,17 @@ type Config struct {
 	// MemoryBudget bounds the export's request and reply buffers, all
 	// connections together, in bytes; the nbd package's default if zero.
 	MemoryBudget int64
-	Logger         *slog.Logger
+	Logger       *slog.Logger
+	// PeerSecret is a file holding the secret both nodes share: the
+	// link authenticates each end with it (repl.Secret) when there is no
+	// TLSDir. InsecureLink lets the link run with neither: anyone who
+	// reaches --listen-peer could then replace the primary.
+	PeerSecret   string
+	InsecureLink bool
+	// PeerSecretKey is the secret itself, in place of PeerSecret's file
+	// (the in-process harness).
+	PeerSecretKey []byte
+
 	// Name names this node (its certificate's node name with TLS; the
 	// host name if empty), and PeerName the other node: in the witness's
 	// records and in the replication hello.
@@ -153,12 +165,24 @@ func (c *Config) setDefaults() error {
 	if c.ReconnectInterval <= 0 {
 		c.ReconnectInterval = time.Second
 	}
+	if c.Name == "" && c.TLSDir != "" {
+		if id, err := pki.ReadIdentity(filepath.Join(c.TLSDir, pki.ServerCert)); err == nil {
+			c.Name = id.Name
+		}
+	}
 	if c.Name == "" {
 		h, err := os.Hostname()
 		if err != nil {
 			return fmt.Errorf("node: no --name given and no host name: %w", err)
 		}
 		c.Name = h
+	}
+	if !c.standalone() && c.TLSDir == "" && c.PeerSecret == "" && c.PeerSecretKey == nil && !c.InsecureLink {
+		return fmt.Errorf("node: the replication link needs an authentication: --tls-dir (mutual TLS) or --peer-secret FILE " +
+			"('netraid secret new FILE', copied to both nodes); --insecure-link runs it with neither, letting anyone who reaches --listen-peer in")
+	}
+	if !c.standalone() && (c.PeerSecret != "" || c.PeerSecretKey != nil) && c.TLSDir == "" && c.PeerName == "" {
+		return fmt.Errorf("node: --peer-secret needs --peer-name: the secret proves a name, and the node takes only its peer's")
 	}
 	if len(c.Etcd) > 0 && c.PeerName == "" && !c.standalone() {
 		return fmt.Errorf("node: with a witness (--etcd) the peer needs a name: give --peer-name")

@@ -62,6 +62,7 @@ const (
 	ActDiskReplace  = "disk-replace"
 	ActDiskInject   = "disk-inject-error"
 	ActDiskHeal     = "disk-heal"
+	ActForgetPeer   = "forget-peer"
 )
 
 // handler is what serves the control API: the Node.

@@ -13,6 +13,7 @@ import (
 	"github.com/netraid/netraid/blockdev"
 	"github.com/netraid/netraid/meta"
 	"github.com/netraid/netraid/mirror"
+	"github.com/netraid/netraid/nbd"
 	"github.com/netraid/netraid/repl"
 	"github.com/netraid/netraid/resync"
 )
@@ -95,6 +96,9 @@ func (p *primary) connectOnce(ctx context.Context) error {
 			n.setPeer(PeerStandalone, errors.New(r.Msg))
 			n.refusedBy(r.Peer)
 			n.logOnce("peer refused the connection", errors.New(r.Msg))
+		case errors.Is(err, nbd.ErrAuth):
+			n.logOnce("replication link refused: the authentication failed", err, "peer", n.cfg.Peer)
+			n.setPeer(PeerStandalone, fmt.Errorf("the authentication failed (a different secret or peer name on the two nodes?): %w", err))
 		case tlsRefused(err):
 			// A certificate either side will not take: no data moved.
 			n.logOnce("replication link refused by TLS", err, "peer", n.cfg.Peer)
@@ -107,6 +111,16 @@ func (p *primary) connectOnce(ctx context.Context) error {
 	}
 	defer l.Close()
 	peer := l.Peer
+	n.mu.Lock()
+	known := n.sb.PeerSetUUID
+	n.mu.Unlock()
+	if !known.IsZero() && peer.SetUUID != known.String() {
+		return p.refuse(fmt.Errorf("the peer's volume (set %s) is not the one this node met (set %s): if the peer's machine or disks were replaced, run 'netraid forget-peer' on this node",
+			peer.SetUUID, known))
+	}
+	if n.cfg.PeerName != "" && peer.Node != n.cfg.PeerName {
+		return p.refuse(fmt.Errorf("the peer answered as %q, not %q (--peer-name)", peer.Node, n.cfg.PeerName))
+	}
 	if l.Size() < n.size {
 		// The secondary checks this too; never mirror to a smaller copy.
 		return p.refuse(fmt.Errorf("the peer's volume is %d bytes, smaller than this node's %d", l.Size(), n.size))
@@ -156,7 +170,7 @@ func (n *Node) dialLink(ctx context.Context, hello repl.Hello, tc *tls.Config) (
 	if err != nil {
 		return nil, fmt.Errorf("node: dial peer %s: %w", n.cfg.Peer, err)
 	}
-	return repl.Connect(ctx, conn, repl.DialOptions{Hello: hello, Timeout: n.cfg.PeerTimeout, TLS: tc})
+	return repl.Connect(ctx, conn, repl.DialOptions{Hello: hello, Timeout: n.cfg.PeerTimeout, TLS: tc, Secret: n.secret})
 }
 
 // refuse records a meeting this node will not go through with.

@@ -46,6 +46,8 @@ type Node struct {
 	rebuild      *ResyncStatus
 	// suspended, when not empty, says why I/O is held (status).
 	suspended string
+	// secret authenticates the link with a shared secret, if configured.
+	secret *repl.Secret
 	// fence is the witness's side of the node; nil without --etcd. Its
 	// fields are guarded by mu (the client is not).
 	fence *fence
@@ -125,8 +127,21 @@ func Open(cfg Config) (*Node, error) {
 		vol.Close()
 		return nil, fmt.Errorf("node: write-intent bitmap: %w", err)
 	}
+	var secret *repl.Secret
+	if cfg.PeerSecretKey != nil && cfg.TLSDir == "" {
+		secret = &repl.Secret{Key: cfg.PeerSecretKey, Self: cfg.Name, Peer: cfg.PeerName}
+	} else if cfg.PeerSecret != "" && cfg.TLSDir == "" {
+		s, err := repl.ReadSecret(cfg.PeerSecret, cfg.Name, cfg.PeerName)
+		if err != nil {
+			bm.Close()
+			vol.Close()
+			return nil, err
+		}
+		secret = &s
+	}
 	n = &Node{
-		cfg: cfg, log: cfg.Logger.With("volume", sb.Name), vol: vol, bm: bm,
+		secret: secret,
+		cfg:    cfg, log: cfg.Logger.With("volume", sb.Name), vol: vol, bm: bm,
 		size: int64(sb.VolumeSize), sb: sb, started: time.Now(), ready: make(chan struct{}),
 		lastLogged: map[string]string{},
 	}
@@ -191,6 +206,9 @@ func (n *Node) run(ctx context.Context) error {
 			defer n.wg.Done()
 			n.pokePeer(ctx)
 		}()
+	}
+	if !n.cfg.standalone() {
+		n.warnLink()
 	}
 	if n.sb.Role == meta.Primary && !n.cfg.standalone() && !n.cfg.Primary {
 		n.log.Warn("this node was primary when it stopped; it starts as secondary: promote it when it should serve")

@@ -69,7 +69,11 @@ func (n *Node) status() Status {
 		st.Members = append(st.Members, MemberStatus{Index: m.Index, Path: m.Path, Size: m.Size, State: state})
 	}
 	if !n.cfg.standalone() {
-		ps := &PeerStatus{Address: n.cfg.Peer, Listen: n.cfg.ListenPeer, TLS: n.cfg.TLSDir != "", State: n.peer.state.String(), LastError: n.peer.lastErr}
+		ps := &PeerStatus{Address: n.cfg.Peer, Listen: n.cfg.ListenPeer, TLS: n.cfg.TLSDir != "", Auth: n.cfg.linkAuth(),
+			Name: n.cfg.PeerName, State: n.peer.state.String(), LastError: n.peer.lastErr}
+		if p := n.linkProblem(); p != "" {
+			st.Problems = append(st.Problems, p)
+		}
 		if lv := n.linkView(); n.prim == nil && lv.Live {
 			ps.LastHeard = max(lv.Heard.Seconds(), 1e-3)
 		}

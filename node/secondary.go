@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -49,6 +50,7 @@ func (n *Node) startPeerServer(ctx context.Context) error {
 		Logger: n.log.With("side", "secondary"),
 		Dev:    n.sec.data,
 		TLS:    peerTLS,
+		Secret: n.secret,
 		// The primary pings every PingInterval: a link silent for longer
 		// than an interval and a time-out is dead, even if no FIN came.
 		IdleTimeout: n.cfg.detect(),
@@ -87,6 +89,12 @@ func (h secHandler) Hello(_ context.Context, c nbd.ConnInfo, peer repl.Hello) (r
 	n := h.n
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if err := n.checkCaller(c, peer); err != nil {
+		// Said to a caller that is not this node's peer: nothing of this
+		// node, and nothing changes here.
+		n.logOnce("refused a caller that is not the configured peer", err, "remote", c.Remote)
+		return repl.Hello{}, errors.New("refused")
+	}
 	if peer.Role == meta.Secondary {
 		return repl.Hello{}, n.onPoke(peer)
 	}
@@ -133,13 +141,36 @@ func (h secHandler) Hello(_ context.Context, c nbd.ConnInfo, peer repl.Hello) (r
 	return reply, nil
 }
 
+// checkCaller says why a caller is not this node's configured peer, or
+// nil if it is: its address is --peer's host, its name --peer-name, and,
+// once the nodes have met, its copy the volume they met with (the set
+// UUID). The name is proven by the link's authentication (the secret, or
+// the certificate pinned to --peer-name); with --insecure-link only
+// claimed. Callers hold n.mu.
+func (n *Node) checkCaller(c nbd.ConnInfo, peer repl.Hello) error {
+	host, _, err := net.SplitHostPort(n.cfg.Peer)
+	if err != nil {
+		host = n.cfg.Peer
+	}
+	switch {
+	case !sameHost(c.Remote, host):
+		return fmt.Errorf("a caller from %v, not the peer's address %s", c.Remote, host)
+	case n.cfg.PeerName != "" && peer.Node != n.cfg.PeerName:
+		return fmt.Errorf("a caller named %q, not the peer %q", peer.Node, n.cfg.PeerName)
+	case !n.sb.PeerSetUUID.IsZero() && peer.SetUUID != n.sb.PeerSetUUID.String():
+		return fmt.Errorf("a peer whose volume (set %s) is not the one this node met (set %s): if the peer's machine or disks were replaced, run 'netraid forget-peer' on this node",
+			peer.SetUUID, n.sb.PeerSetUUID)
+	}
+	return nil
+}
+
 // refuseHello refuses a hello and records why. A refusal while a link is
-// established changes nothing of what the node knows of that link: the
-// caller is not its primary. Callers hold n.mu.
+// established, or on a primary, changes nothing of what the node knows of
+// its link: the caller is not its primary. Callers hold n.mu.
 func (n *Node) refuseHello(peer repl.Hello, out helloOut) error {
 	reply := n.helloFor()
 	reply.Verdict = out.Verdict
-	if l := n.sec.link; l == nil || !l.attached {
+	if l := n.sec.link; n.prim == nil && (l == nil || !l.attached) {
 		n.setPeer(PeerStandalone, out.Refuse)
 		if out.Verdict != repl.NoVerdict {
 			n.peer.verdict, n.peer.met = out.Verdict, true
@@ -247,7 +278,7 @@ func (n *Node) pokePeer(ctx context.Context) {
 	conn, err := n.cfg.DialFunc(dctx, "tcp", n.cfg.Peer)
 	if err == nil {
 		var l *repl.Link
-		if l, err = repl.Connect(dctx, conn, repl.DialOptions{Hello: hello, Timeout: n.cfg.PeerTimeout, TLS: peerTLS}); err == nil {
+		if l, err = repl.Connect(dctx, conn, repl.DialOptions{Hello: hello, Timeout: n.cfg.PeerTimeout, TLS: peerTLS, Secret: n.secret}); err == nil {
 			l.Close()
 		}
 	}
@@ -305,6 +336,9 @@ func (h secHandler) Control(_ context.Context, c nbd.ConnInfo, m repl.Message) (
 		err := n.updateSuper(func(sb *meta.Superblock) {
 			sb.Generations = out.Gens.Meta()
 			sb.DiskState = meta.UpToDate
+			if id, err := meta.ParseUUID(s.peer.SetUUID); err == nil {
+				sb.PeerSetUUID = id
+			}
 			sb.Flags &^= meta.FlagNeedFullSync | meta.FlagFenced
 			sb.ClearRebuild()
 			sb.ResyncCursor, sb.ResyncTotal = 0, 0

@@ -109,6 +109,10 @@ type PeerStatus struct {
 	Address string `json:"address,omitempty"` // where the primary dials
 	Listen  string `json:"listen,omitempty"`  // where this node accepts its primary
 	TLS     bool   `json:"tls"`               // the link is mutual TLS
+	// Auth is how the link is authenticated: tls, secret, or none.
+	Auth string `json:"auth"`
+	// Name is the peer's name, the only one this node takes.
+	Name string `json:"name,omitempty"`
 	// State: connected, connecting, disconnected (by the operator),
 	// standalone (refused: split brain or another volume).
 	State     string `json:"state"`

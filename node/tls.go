@@ -51,7 +51,7 @@ func (n *Node) peerTLS(volume string) (*tls.Config, error) {
 	if n.cfg.TLSDir == "" {
 		return nil, nil
 	}
-	cfg, err := pki.PeerTLS(n.cfg.TLSDir, volume)
+	cfg, err := pki.PeerTLSFor(n.cfg.TLSDir, volume, n.cfg.PeerName)
 	if err != nil {
 		return nil, fmt.Errorf("node: replication link TLS: %w", err)
 	}
@@ -93,4 +93,58 @@ func (n *Node) exportTLSMode() string {
 		return "required"
 	}
 	return "offered"
+}
+
+// linkAuth says how the replication link is authenticated: tls, secret,
+// or none (--insecure-link).
+func (c *Config) linkAuth() string {
+	switch {
+	case c.TLSDir != "":
+		return "tls"
+	case c.PeerSecret != "" || c.PeerSecretKey != nil:
+		return "secret"
+	}
+	return "none"
+}
+
+// sameHost reports whether a connection's remote address is on host
+// (the host part of --peer): an IP compared as an IP, a name as a name.
+func sameHost(remote net.Addr, host string) bool {
+	if remote == nil {
+		return false
+	}
+	rh, _, err := net.SplitHostPort(remote.String())
+	if err != nil {
+		rh = remote.String()
+	}
+	if a, b := net.ParseIP(rh), net.ParseIP(host); a != nil && b != nil {
+		return a.Equal(b)
+	}
+	return rh == host
+}
+
+// warnLink says at start what a link that is not encrypted gives up.
+func (n *Node) warnLink() {
+	onLoopback := loopback(n.cfg.ListenPeer) && loopback(n.cfg.Peer)
+	switch n.cfg.linkAuth() {
+	case "none":
+		if !onLoopback {
+			n.log.Warn("the replication link is neither authenticated nor encrypted (--insecure-link): whoever reaches --listen-peer can read the volume, write to it and replace the primary; use --tls-dir, or --peer-secret on a network only the two nodes reach",
+				"listen_peer", n.cfg.ListenPeer)
+		}
+	case "secret":
+		if !onLoopback {
+			n.log.Warn("the replication link is authenticated by a shared secret but not encrypted: on a network others can reach, use --tls-dir",
+				"listen_peer", n.cfg.ListenPeer)
+		}
+	}
+}
+
+// linkProblem is what status says of a link that is not authenticated,
+// or "".
+func (n *Node) linkProblem() string {
+	if n.cfg.linkAuth() == "none" && !(loopback(n.cfg.ListenPeer) && loopback(n.cfg.Peer)) {
+		return "the replication link is neither authenticated nor encrypted (--insecure-link) beyond this machine: serve with --tls-dir or --peer-secret"
+	}
+	return ""
 }

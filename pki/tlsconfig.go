@@ -80,7 +80,12 @@ func ClientTLS(dir string) (*tls.Config, error) {
 // checked against its certificate: nodes are named by their volume, not
 // their host.
 // It fails if the directory's own certificate is not a node's of volume.
-func PeerTLS(dir, volume string) (*tls.Config, error) {
+func PeerTLS(dir, volume string) (*tls.Config, error) { return PeerTLSFor(dir, volume, "") }
+
+// PeerTLSFor is PeerTLS pinned to one peer: with peer not empty, the
+// other's certificate must be that node's (a third node's certificate of
+// the same volume is refused).
+func PeerTLSFor(dir, volume, peer string) (*tls.Config, error) {
 	m, err := loadLeaf(dir, ServerCert, ServerKey, RoleNode)
 	if err != nil {
 		return nil, err
@@ -102,7 +107,10 @@ func PeerTLS(dir, volume string) (*tls.Config, error) {
 		// both sides.
 		InsecureSkipVerify: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			_, err := m.checkPeer(cs.PeerCertificates, RoleNode, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+			id, err := m.checkPeer(cs.PeerCertificates, RoleNode, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+			if err == nil && peer != "" && id.Name != peer {
+				return fmt.Errorf("%w: the certificate is node %q's, and this node's peer is %q (--peer-name)", ErrWrongPeer, id.Name, peer)
+			}
 			return err
 		},
 	}, nil

@@ -23,8 +23,8 @@ func newFencedPair(t *testing.T, members int, args ...string) *fencedPair {
 	requireWitness(t)
 	p := harness.NewPair(t, harness.PairOptions{NoStart: true})
 	w := harness.NewWitness(t, harness.WitnessOptions{Members: members}, p.MA, p.MB)
-	p.A.Args = append(p.A.Args, append([]string{"--name", "a", "--peer-name", "b", "--etcd", w.Endpoints(p.MA)}, args...)...)
-	p.B.Args = append(p.B.Args, append([]string{"--name", "b", "--peer-name", "a", "--etcd", w.Endpoints(p.MB)}, args...)...)
+	p.A.Args = append(p.A.Args, append([]string{"--etcd", w.Endpoints(p.MA)}, args...)...)
+	p.B.Args = append(p.B.Args, append([]string{"--etcd", w.Endpoints(p.MB)}, args...)...)
 	p.Start()
 	fp := &fencedPair{Pair: p, W: w}
 	fp.waitInSync(t, 2*time.Minute)

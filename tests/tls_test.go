@@ -220,7 +220,13 @@ func tlsPair(t *testing.T, nameB string, argsA, argsB []string) *harness.Pair {
 			"--listen-peer", fmt.Sprintf("%s:%d", m.Addr, harness.PeerPort),
 			"--peer", fmt.Sprintf("%s:%d", other.Addr, harness.PeerPort),
 			"--peer-timeout", "2s",
+			"--name", name,
 		}, extra...)
+		if len(extra) == 0 {
+			// A node without TLS authenticates with the pair's secret.
+			other := map[string]string{"a": "b", "b": "a"}[name]
+			args = append(args, harness.LinkArgs(t, dir, name, other)...)
+		}
 		n := harness.NewNode(t, name, dir, m, disks, args...)
 		n.CLI(append([]string{"create", "--name", volume}, disks...)...)
 		return n

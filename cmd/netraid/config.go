@@ -44,6 +44,8 @@ var serveFile = conffile.Schema{
 		{Flag: "max-connections", Scope: conffile.Volume},
 		{Flag: "memory-budget", Scope: conffile.Volume},
 		{Flag: "name", Scope: conffile.Daemon},
+		{Flag: "peer-secret", Scope: conffile.Volume},
+		{Flag: "insecure-link", Scope: conffile.Volume},
 		{Flag: "peer-name", Scope: conffile.Volume},
 		{Flag: "etcd", Scope: conffile.Daemon},
 		{Flag: "etcd-ca", Scope: conffile.Daemon},

@@ -126,9 +126,9 @@ func TestBashCompletion(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct{ line, want string }{
-		{"netraid se", "serve"},
+		{"netraid se", "secret serve"},
 		{"netraid --v", "--version"},
-		{"netraid serve --pe", "--peer --peer-name --peer-timeout"},
+		{"netraid serve --pe", "--peer --peer-name --peer-secret --peer-timeout"},
 		{"netraid serve --con", "--config --control"},
 		{"netraid status --w", "--watch"},
 		{"netraid certs i", "init issue"},

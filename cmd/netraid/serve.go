@@ -93,6 +93,8 @@ its control socket answers.`)
 	readahead := sizeFlag(fs, "readahead", 16<<20, 1<<30, "read this far ahead of a sequential reader of the export (0: off)")
 	maxConns := fs.Int("max-connections", 256, "most NBD clients attached at once (as many more may be in their handshake); a new one displaces the one idle longest")
 	memBudget := sizeFlag(fs, "memory-budget", 512<<20, 0, "most memory the export's request and reply buffers take, all clients together; beyond it requests wait")
+	peerSecret := fs.String("peer-secret", "", "a file holding the secret both nodes share ('netraid secret new FILE'): each end of the replication link proves it holds it (without --tls-dir)")
+	insecureLink := fs.Bool("insecure-link", false, "run the replication link with neither --tls-dir nor --peer-secret: anyone who reaches --listen-peer can then read the volume and replace the primary")
 	name := fs.String("name", "", "this node's name, in the witness and the replication hello (default: the host name)")
 	peerName := fs.String("peer-name", "", "the other node's --name (needed with --etcd)")
 	etcd := fs.StringSlice("etcd", nil, "etcd endpoints (comma-separated) of the volume's witness: failover becomes automatic and fenced")
@@ -202,6 +204,8 @@ its control socket answers.`)
 		Readahead:         *readahead,
 		Logger:            log,
 		Version:           version.String(),
+		PeerSecret:        *peerSecret,
+		InsecureLink:      *insecureLink,
 		Name:              *name,
 		PeerName:          *peerName,
 		Etcd:              *etcd,

@@ -251,6 +251,21 @@ start_netraid_node() {
 	local name=$1 lpeer=$2 peer=$3 i
 	shift 3
 	netraid_serve "$name" "$(netraid_listen "$name")" --listen-peer "$lpeer" --peer "$peer" "$@"
+	wait_netraid_node "$name"
+}
+
+# link_args NAME PEER_NAME: the flags that authenticate a pair's link as
+# a user would deploy it: a shared secret ($WORK/link.secret, made once)
+# and the two nodes' names.
+link_args() {
+	[ -f "$WORK/link.secret" ] || "$NETRAID" secret new "$WORK/link.secret" >/dev/null
+	echo "--name $1 --peer-name $2 --peer-secret $WORK/link.secret"
+}
+
+# wait_netraid_node NAME: wait (30 s at most) until the node SERVER_PID
+# answers on its control socket.
+wait_netraid_node() {
+	local name=$1 i
 	for ((i = 0; i < 300; i++)); do
 		kill -0 "$SERVER_PID" 2>/dev/null || die "netraid serve ($name) exited: $(tail -n 5 "$WORK/$name.log")"
 		"$NETRAID" status --control "$WORK/$name.ctl" >/dev/null 2>&1 && return 0
@@ -285,9 +300,11 @@ start_netraid_pair() {
 		fb=(--tls-dir "$ca/nodes/$nb" --tls-optional)
 	fi
 	read -r pa pb <<<"$(free_ports2)"
-	start_netraid_node "$na" "127.0.0.1:$pa" "127.0.0.1:$pb" "${fa[@]}" "$da"
+	# shellcheck disable=SC2046 # link_args is words
+	start_netraid_node "$na" "127.0.0.1:$pa" "127.0.0.1:$pb" $(link_args "$na" "$nb") "${fa[@]}" "$da"
 	a=$SERVER_PID
-	start_netraid_node "$nb" "127.0.0.1:$pb" "127.0.0.1:$pa" "${fb[@]}" "$db"
+	# shellcheck disable=SC2046
+	start_netraid_node "$nb" "127.0.0.1:$pb" "127.0.0.1:$pa" $(link_args "$nb" "$na") "${fb[@]}" "$db"
 	b=$SERVER_PID
 	promote_netraid "$na" "$a" "${ca:+$ca/clients/bench}"
 	PAIR_PIDS=$a,$b

@@ -85,10 +85,11 @@ func (st *story) node(name string, m, peer *harness.Machine) *harness.Node {
 		disks = append(disks, d)
 	}
 	st.a.say("disks of %s: %s (%s each: loop devices over sparse files in %s)", name, strings.Join(disks, " "), humanize.IBytes(uint64(st.o.DiskSize)), st.dir)
-	return harness.NewNode(st.s, name, st.dir, m, disks,
+	other := map[string]string{"a": "b", "b": "a"}[name]
+	return harness.NewNode(st.s, name, st.dir, m, disks, append([]string{
 		"--listen-peer", fmt.Sprintf("%s:%d", m.Addr, peerPort),
 		"--peer", fmt.Sprintf("%s:%d", peer.Addr, peerPort),
-		"--peer-timeout", "2s")
+		"--peer-timeout", "2s"}, harness.LinkArgs(st.s, st.dir, name, other)...)...)
 }
 
 func (st *story) netraid() {

@@ -2,7 +2,9 @@ package harness
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -91,13 +93,18 @@ func NewPair(t T, o PairOptions) *Pair {
 			other = p.MA
 		}
 		self, peer := fmt.Sprintf("%s:%d", m.Addr, PeerPort), fmt.Sprintf("%s:%d", other.Addr, PeerPort)
+		otherName := "b"
+		if name == "b" {
+			otherName = "a"
+		}
 		var n *Node
 		if o.Config {
 			n = NewNode(t, name, dir, m, disks, o.Args...)
 			n.Config = filepath.Join(dir, name+".toml")
-			writeConfig(t, n, volName, self, peer)
+			writeConfig(t, n, volName, self, peer, LinkSecret(t, dir), otherName)
 		} else {
-			n = NewNode(t, name, dir, m, disks, append([]string{"--listen-peer", self, "--peer", peer, "--peer-timeout", "2s"}, o.Args...)...)
+			args := append([]string{"--listen-peer", self, "--peer", peer, "--peer-timeout", "2s"}, LinkArgs(t, dir, name, otherName)...)
+			n = NewNode(t, name, dir, m, disks, append(args, o.Args...)...)
 		}
 		n.CLI(append([]string{"create", "--name", volName}, disks...)...)
 		return n
@@ -119,7 +126,7 @@ func (p *Pair) Start() {
 
 // writeConfig writes a node's config file: what NewPair otherwise gives
 // as flags.
-func writeConfig(t T, n *Node, volName, self, peer string) {
+func writeConfig(t T, n *Node, volName, self, peer, secret, peerName string) {
 	t.Helper()
 	q := func(s string) string { return strconv.Quote(s) }
 	var disks []string
@@ -128,14 +135,17 @@ func writeConfig(t T, n *Node, volName, self, peer string) {
 	}
 	text := fmt.Sprintf(`# node %s of a test pair
 control = %s
+name = %s
 
 [volume.%s]
 disks = [%s]
 listen = %s
 listen-peer = %s
 peer = %s
+peer-name = %s
+peer-secret = %s
 peer-timeout = "2s"
-`, n.Name, q(n.Control), volName, strings.Join(disks, ", "), q(n.Socket), q(self), q(peer))
+`, n.Name, q(n.Control), q(n.Name), volName, strings.Join(disks, ", "), q(n.Socket), q(self), q(peer), q(peerName), q(secret))
 	if err := os.WriteFile(n.Config, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -260,4 +270,31 @@ func CorruptData(t T, nd *Node, member int, off, n int64) {
 		return
 	}
 	t.Fatalf("%s has no member %d", nd.Name, member)
+}
+
+// LinkSecret returns the path of the secret that authenticates the links
+// of the pairs made in dir, making it the first time (as 'netraid secret
+// new' does: 32 random bytes in hex, mode 0600).
+func LinkSecret(t T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "link.secret")
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(b)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// LinkArgs are the flags that authenticate a node's replication link as
+// a user would deploy it: its name, its peer's, and the pair's secret
+// (LinkSecret of dir).
+func LinkArgs(t T, dir, name, peer string) []string {
+	t.Helper()
+	return []string{"--name", name, "--peer-name", peer, "--peer-secret", LinkSecret(t, dir)}
 }
