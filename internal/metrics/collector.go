@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,7 +55,7 @@ func (e emitter) gauge(d *prometheus.Desc, v float64, labels ...string) {
 }
 
 func (e emitter) counter(d *prometheus.Desc, v int64, labels ...string) {
-	e.ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), append([]string{e.vol}, labels...)...)
+	e.ch <- metric(d, prometheus.CounterValue, float64(v), append([]string{e.vol}, labels...)...)
 }
 
 // state sends one series per value, 1 for cur and 0 for the others; a
@@ -72,7 +73,22 @@ func (e emitter) state(d *prometheus.Desc, values []string, cur string, labels .
 }
 
 func gauge(d *prometheus.Desc, v float64, labels ...string) prometheus.Metric {
-	return prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	return metric(d, prometheus.GaugeValue, v, labels...)
+}
+
+// metric makes one sample. Label values come from the node (paths,
+// names, versions) and are made valid UTF-8, which Prometheus requires;
+// a sample that still cannot be made is reported as an error of the
+// scrape, never a panic of the daemon.
+func metric(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) prometheus.Metric {
+	for i, l := range labels {
+		labels[i] = strings.ToValidUTF8(l, "\uFFFD")
+	}
+	m, err := prometheus.NewConstMetric(d, t, v, labels...)
+	if err != nil {
+		return prometheus.NewInvalidMetric(d, err)
+	}
+	return m
 }
 
 func b2f(b bool) float64 {

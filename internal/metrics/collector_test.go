@@ -153,9 +153,10 @@ func c0() *Collector { return NewCollector(nil) }
 
 // TestCollectorSecondaryManual: a secondary without witness shows no
 // export, no legs, no election; an unknown state value is shown, not
-// dropped.
+// dropped; a label value that is not UTF-8 is mended.
 func TestCollectorSecondaryManual(t *testing.T) {
 	st := node.Status{Volume: "v2", Role: "secondary", DiskState: "disk-state(9)",
+		Members:  []node.MemberStatus{{Index: 0, Path: "/dev/disk/by-id/\xff\xfe", State: "active"}},
 		Peer:     &node.PeerStatus{State: "waiting"},
 		Resync:   &node.ResyncStatus{Kind: "incoming", Total: 5},
 		Failover: &node.FailoverStatus{Mode: "manual"}, Stale: true}
@@ -169,6 +170,8 @@ func TestCollectorSecondaryManual(t *testing.T) {
 		`netraid_sync_total_bytes{op="resync",volume="v2"}`:                  5,
 		`netraid_failover_mode{netraid_failover_mode="manual",volume="v2"}`:  1,
 		`netraid_status_stale{volume="v2"}`:                                  1,
+		// A path that is not UTF-8 is mended, not a failed scrape.
+		`netraid_member_state{member="0",netraid_member_state="active",path="/dev/disk/by-id/` + "\uFFFD" + `",volume="v2"}`: 1,
 	} {
 		if got[k] != w {
 			t.Errorf("%s = %v, want %v", k, got[k], w)

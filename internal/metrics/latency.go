@@ -38,5 +38,9 @@ func collectLatency(ch chan<- prometheus.Metric) {
 }
 
 func histogram(d *prometheus.Desc, h lat.Histogram, label string) prometheus.Metric {
-	return prometheus.MustNewConstHistogram(d, h.Count, h.Sum.Seconds(), h.PromBuckets(), label)
+	m, err := prometheus.NewConstHistogram(d, h.Count, h.Sum.Seconds(), h.PromBuckets(), label)
+	if err != nil {
+		return prometheus.NewInvalidMetric(d, err)
+	}
+	return m
 }

@@ -84,7 +84,9 @@ func Listen(addr string) (net.Listener, error) {
 func Serve(ctx context.Context, ln net.Listener, reg *prometheus.Registry, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog:            slogPrinter{log},
+		ErrorLog: slogPrinter{log},
+		// One sample that cannot be made must not hide the others.
+		ErrorHandling:       promhttp.ContinueOnError,
 		MaxRequestsInFlight: 4,
 		Timeout:             10 * time.Second,
 	}))
