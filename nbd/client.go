@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -73,6 +74,7 @@ type Client struct {
 	hello      bool
 	helloReply []byte
 	tls        bool
+	peerCert   *x509.Certificate // the server's certificate, under TLS
 
 	wmu      sync.Mutex    // serializes requests on nc
 	requests combiner      // plaintext requests sent together (see send)
@@ -156,6 +158,10 @@ func (c *Client) Flags() TransmissionFlags { return c.flags }
 
 // TLS reports whether the connection is protected by TLS.
 func (c *Client) TLS() bool { return c.tls }
+
+// PeerCertificate is the certificate the server presented, nil without
+// TLS: a caller that must stop trusting it (revocation) closes the client.
+func (c *Client) PeerCertificate() *x509.Certificate { return c.peerCert }
 
 // HelloReply is the server's answer to the netraid hello, nil without one.
 func (c *Client) HelloReply() []byte { return append([]byte(nil), c.helloReply...) }

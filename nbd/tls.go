@@ -111,6 +111,9 @@ func (c *Client) startTLS(cfg *tls.Config) error {
 	c.nc = tc
 	c.br.Reset(tc)
 	c.tls = true
+	if pc := tc.ConnectionState().PeerCertificates; len(pc) > 0 {
+		c.peerCert = pc[0]
+	}
 	return nil
 }
 

@@ -306,3 +306,26 @@ func TestNewGenerationNotSavedNotAcknowledged(t *testing.T) {
 		t.Fatalf("%v (a's verdict: %s)", err, s.status("a").Peer.Verdict)
 	}
 }
+
+// TestConcurrentDemotes: two demotions at once (an operator's and the
+// fencing's, or two operators') demote once; the second says the node is
+// already secondary. Both stopped the same primary before: a panic
+// (close of a closed channel) that killed the daemon.
+func TestConcurrentDemotes(t *testing.T) {
+	s := newSynced(t, sim.Options{})
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := s.c.Do("a", node.ActDemote, node.Request{Force: true})
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("a demote: %v", err)
+		}
+	}
+	if st := s.c.Procs["a"].Node().Status(); st.Role != "secondary" {
+		t.Fatalf("a is %s after two demotes", st.Role)
+	}
+}

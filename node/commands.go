@@ -1,10 +1,10 @@
 package node
 
 import (
-	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -45,33 +45,65 @@ func (n *Node) runCommand(ctx context.Context, which, c string) error {
 	cmd.Env = append(os.Environ(),
 		"NETRAID_VOLUME="+n.sb.Name, "NETRAID_NODE="+n.cfg.Name, "NETRAID_EXPORT="+export,
 		"NETRAID_EXPORT_NAME="+n.exportName(), "NETRAID_CONTROL="+n.cfg.Control)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	cmd.Stderr = cmd.Stdout
+	// The output is logged through a writer, not a pipe read to its
+	// end: a command that starts a service in the background (whose
+	// child keeps the output open) is done when it exits. WaitDelay
+	// bounds the wait for such a child's output.
+	lw := &lineLogger{n: n, which: which}
+	cmd.Stdout, cmd.Stderr = lw, lw
 	cmd.WaitDelay = time.Second
-	if err := cmd.Start(); err != nil {
-		return err
+	err := cmd.Run()
+	lw.flush()
+	switch {
+	case ctx.Err() == context.DeadlineExceeded:
+		return fmt.Errorf("did not finish within %v", n.cfg.CommandTimeout)
+	case errors.Is(err, exec.ErrWaitDelay):
+		// It exited with success; what its children print from now on
+		// is theirs to log.
+		return nil
 	}
-	var wg sync.WaitGroup
-	wg.Go(func() { n.logLines(which, out) })
-	wg.Wait()
-	if err := cmd.Wait(); err != nil {
-		if ctx.Err() == context.DeadlineExceeded {
-			return fmt.Errorf("did not finish within %v", n.cfg.CommandTimeout)
-		}
-		return err
-	}
-	return nil
+	return err
 }
 
-// logLines logs what a command prints.
-func (n *Node) logLines(which string, r io.Reader) {
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		n.log.Info(which+" output", "line", strings.TrimRight(sc.Text(), "\r"))
+// lineLogger logs what a command prints, a line at a time.
+type lineLogger struct {
+	n     *Node
+	which string
+	mu    sync.Mutex
+	buf   []byte
+}
+
+func (l *lineLogger) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		l.line(l.buf[:i])
+		l.buf = l.buf[i+1:]
 	}
+	if len(l.buf) > 64<<10 {
+		l.line(l.buf)
+		l.buf = nil
+	}
+	return len(p), nil
+}
+
+// flush logs an unfinished last line.
+func (l *lineLogger) flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.buf) > 0 {
+		l.line(l.buf)
+		l.buf = nil
+	}
+}
+
+func (l *lineLogger) line(b []byte) {
+	l.n.log.Info(l.which+" output", "line", strings.TrimRight(string(b), "\r"))
 }
 
 // exportName is the NBD export's name.
@@ -86,13 +118,21 @@ func (n *Node) exportName() string {
 // one fails, the node demotes again (running the on-demote commands) and
 // says why.
 func (n *Node) promoteAndStart(ctx context.Context, force bool) (string, error) {
+	n.roleMu.Lock()
+	defer n.roleMu.Unlock()
+	n.mu.Lock()
+	stopping := n.ctx != nil && n.ctx.Err() != nil
+	n.mu.Unlock()
+	if stopping {
+		return "", errors.New("the node is shutting down")
+	}
 	msg, err := n.promote(ctx, force)
 	if err != nil || msg == "already primary" || len(n.cfg.OnPromote) == 0 {
 		return msg, err
 	}
 	if err := n.runCommands(n.ctx, "on-promote", n.cfg.OnPromote); err != nil {
 		n.log.Error("an on-promote command failed: demoting", "err", err)
-		if _, derr := n.demote(true); derr != nil {
+		if _, derr := n.demoteLocked(true, nil); derr != nil {
 			n.log.Error("demoting after a failed on-promote command", "err", derr)
 		}
 		return "", fmt.Errorf("promoted, but %v: demoted again, so that the peer may be promoted", err)

@@ -34,12 +34,11 @@ type fence struct {
 
 // fenceView is what the node last saw of the witness.
 type fenceView struct {
-	at          time.Time
-	holder      witness.Holder
-	own, peer   *witness.Record
-	err         string
-	leaseLeft   time.Duration
-	renewedLast time.Time
+	at        time.Time
+	holder    witness.Holder
+	own, peer *witness.Record
+	err       string
+	leaseLeft time.Duration // of this node's election, while it holds it
 }
 
 // OnNoQuorum policies: what a primary does with writes its peer did not
@@ -123,9 +122,16 @@ func (n *Node) lookAtWitness(ctx context.Context) {
 		v.err = errors.Join(errs...).Error()
 	}
 	n.mu.Lock()
+	lead := f.lead
+	n.mu.Unlock()
+	if lead != nil {
+		if v.leaseLeft, err = lead.TimeLeft(ctx); err != nil && v.err == "" {
+			v.err = err.Error()
+		}
+	}
+	n.mu.Lock()
 	f.view = v
 	f.seen = max(f.seen, v.holder.Token)
-	lead := f.lead
 	n.mu.Unlock()
 	if lead == nil {
 		return
@@ -195,9 +201,19 @@ func (n *Node) recampaign(p *primary) {
 // fenceDemote demotes a primary that may no longer answer writes: the
 // writes it holds fail (they were never answered), the on-demote
 // commands run, and the superblock records that it demoted for fencing.
+// It demotes p only: a node already demoted (by the operator, or by the
+// other path to this) or primary again since is left alone.
 func (n *Node) fenceDemote(p *primary, why error) {
 	p.mir.FailAcks(why)
-	if _, err := n.demote(true); err != nil {
+	n.roleMu.Lock()
+	defer n.roleMu.Unlock()
+	n.mu.Lock()
+	current := n.prim == p
+	n.mu.Unlock()
+	if !current {
+		return
+	}
+	if _, err := n.demoteLocked(true, p); err != nil {
 		n.log.Error("demoting after losing the election", "err", err)
 	}
 	n.mu.Lock()

@@ -14,6 +14,7 @@ import (
 	"github.com/netraid/netraid/meta"
 	"github.com/netraid/netraid/mirror"
 	"github.com/netraid/netraid/nbd"
+	"github.com/netraid/netraid/pki"
 	"github.com/netraid/netraid/repl"
 	"github.com/netraid/netraid/resync"
 )
@@ -338,6 +339,7 @@ func (p *primary) keepalive(ctx context.Context, l *repl.Link, leg *mirror.Leg) 
 		p.mir.FailLeg(leg, op, err)
 		l.Close()
 	}
+	var rev *pki.Revocations
 	for {
 		select {
 		case <-ctx.Done():
@@ -346,6 +348,11 @@ func (p *primary) keepalive(ctx context.Context, l *repl.Link, leg *mirror.Leg) 
 			fail("replication link", l.Err())
 			return
 		case <-t.C:
+			if err := n.peerRevoked(&rev, l.PeerCertificate()); err != nil {
+				n.log.Warn("closed the replication link: its peer's certificate was revoked", "err", err)
+				fail("replication link", err)
+				return
+			}
 			answer := make(chan error, 1)
 			go func() {
 				_, err := l.Send(repl.Message{Kind: repl.MsgPing})

@@ -28,6 +28,11 @@ type Node struct {
 	started time.Time
 	ctx     context.Context // the node's lifetime, set by Run (under mu)
 
+	// roleMu serializes the role changes: a promotion with its on-promote
+	// commands, a demotion with its on-demote commands, the stop at
+	// shutdown. It is taken before mu, never while holding it.
+	roleMu sync.Mutex
+
 	// mu guards everything below and orders superblock updates with the
 	// role changes they record.
 	mu   sync.Mutex
@@ -231,6 +236,8 @@ func (n *Node) run(ctx context.Context) error {
 
 // shutdown stops the primary's export and link, and the peer server.
 func (n *Node) shutdown() error {
+	n.roleMu.Lock()
+	defer n.roleMu.Unlock()
 	n.mu.Lock()
 	p := n.prim
 	n.mu.Unlock()

@@ -216,10 +216,18 @@ func (n *Node) startPrimary(rebuilding bool) (*primary, error) {
 
 // demote stops exporting and makes this node secondary.
 func (n *Node) demote(force bool) (string, error) {
+	n.roleMu.Lock()
+	defer n.roleMu.Unlock()
+	return n.demoteLocked(force, nil)
+}
+
+// demoteLocked demotes this node, if it is primary (and, with only, if
+// only is its primary still). Callers hold roleMu.
+func (n *Node) demoteLocked(force bool, only *primary) (string, error) {
 	n.mu.Lock()
 	p := n.prim
 	n.mu.Unlock()
-	if p == nil {
+	if p == nil || (only != nil && p != only) {
 		return "already secondary", nil
 	}
 	if len(n.cfg.OnDemote) > 0 {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 
+	"github.com/netraid/netraid/meta"
 	"github.com/netraid/netraid/mirror"
 	"github.com/netraid/netraid/resync"
 	"github.com/netraid/netraid/witness"
@@ -132,6 +133,10 @@ func (n *Node) status() Status {
 		st.Problems = append(st.Problems, "the witness (etcd) does not answer: "+f.Error+
 			" (a primary with its peer in sync goes on; nobody is promoted automatically until it answers)")
 	}
+	if st.Failover.Fenced {
+		st.Problems = append(st.Problems, "this node demoted itself for fencing (its lease in the witness ended with no peer in sync): "+
+			"what it alone holds was never acknowledged; it is discarded when the node meets the new primary, which resyncs it")
+	}
 	if n.suspended != "" {
 		st.Suspended = n.suspended
 		st.Problems = append(st.Problems, n.suspended)
@@ -193,7 +198,9 @@ func (n *Node) failoverStatus() *FailoverStatus {
 	}
 	if f.lead != nil {
 		fs.Token = f.lead.Token
+		fs.LeaseLeft = v.leaseLeft.Seconds()
 	}
+	fs.Fenced = n.sb.Flags&meta.FlagFenced != 0
 	for _, r := range []*witness.Record{v.own, v.peer} {
 		if r != nil {
 			fs.Outdated = append(fs.Outdated, OutdatedRecord{Node: r.Node, Generation: fmt.Sprintf("%016X", r.Generation),

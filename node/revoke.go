@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"crypto/x509"
+	"fmt"
 	"sync"
 	"time"
 
@@ -9,13 +11,15 @@ import (
 	"github.com/netraid/netraid/pki"
 )
 
-// Revocation on the export. A new connection is checked against the TLS
+// Revocation on the export and on the link. A new connection is checked against the TLS
 // directory's ca-crl.pem at its handshake (pki reads the list again when
 // the file changes). A connection already open when its certificate is
 // revoked is closed by the watcher below, which looks at the list every
 // revokeInterval: so a revoked client is cut within about that time,
 // without a restart, and so is one whose handshake was checked against
-// the list just before it changed.
+// the list just before it changed. The secondary watches its replication
+// port the same way (a revoked primary's link is closed); the primary
+// checks its secondary's certificate at every keepalive (peerRevoked).
 
 // revokeInterval is how often the watcher looks at the revocation list.
 var revokeInterval = time.Second
@@ -86,4 +90,29 @@ func (n *Node) closeRevokedConns(srv connCloser, rev *pki.Revocations) {
 	if closed > 0 {
 		n.log.Warn("closed the connections of revoked certificates", "connections", closed, "tls_clients", who, "list", rev.Path())
 	}
+}
+
+// peerRevoked says why the link's peer can no longer be trusted: its
+// certificate is on the revocation list in the TLS directory (opened
+// into *rev on first use). A list that cannot be read changes nothing
+// for an open link: the watcher of the replication port logs it, and
+// new connections are refused until it is fixed.
+func (n *Node) peerRevoked(rev **pki.Revocations, cert *x509.Certificate) error {
+	if n.cfg.TLSDir == "" || cert == nil {
+		return nil
+	}
+	if *rev == nil {
+		r, err := pki.OpenRevocations(n.cfg.TLSDir)
+		if err != nil {
+			return nil
+		}
+		*rev = r
+	}
+	if listed, err := (*rev).Load(); err != nil || listed == 0 {
+		return nil
+	}
+	if err := (*rev).Check(cert); err != nil {
+		return fmt.Errorf("the peer's certificate (%s) is on the revocation list %s: %w", cert.Subject.CommonName, (*rev).Path(), err)
+	}
+	return nil
 }

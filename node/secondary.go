@@ -60,6 +60,8 @@ func (n *Node) startPeerServer(ctx context.Context) error {
 		return err
 	}
 	n.sec.srv, n.sec.ln, n.sec.done = srv, ln, make(chan struct{})
+	// A primary whose certificate is revoked loses its open link too.
+	n.closeRevoked(ctx, &n.wg, srv)
 	go func() {
 		defer close(n.sec.done)
 		if err := srv.Serve(ctx, ln); err != nil && ctx.Err() == nil {

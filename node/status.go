@@ -199,8 +199,15 @@ type FailoverStatus struct {
 	Holder      string `json:"holder,omitempty"`
 	HolderToken int64  `json:"holder_token,omitempty"`
 	Token       int64  `json:"token,omitempty"`
-	// LeaseTTL is the session's lease, in seconds.
-	LeaseTTL float64 `json:"lease_ttl_seconds,omitempty"`
+	// LeaseTTL is the session's lease, in seconds, and LeaseLeft what
+	// is left of it while this node holds the election, as the witness
+	// last said.
+	LeaseTTL  float64 `json:"lease_ttl_seconds,omitempty"`
+	LeaseLeft float64 `json:"lease_left_seconds,omitempty"`
+	// Fenced: this node demoted itself when its lease ended with no
+	// in-sync peer; what it alone holds was never acknowledged, and it
+	// goes when it meets the new primary.
+	Fenced bool `json:"fenced,omitempty"`
 	// Outdated are the witness's records of outdated copies, this node's
 	// and its peer's.
 	Outdated []OutdatedRecord `json:"outdated,omitempty"`

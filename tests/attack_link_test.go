@@ -273,3 +273,46 @@ func inSyncSecondary(t *testing.T, p *harness.Pair) node.Status {
 	}
 	return before
 }
+
+// TestAttackRevokedPeer: a node certificate revoked with 'certs revoke'
+// and the list copied into the other node's --tls-dir ends the link
+// already open, without a restart, and the revoked node cannot link
+// again. On the secondary the replication port's watcher closes the
+// revoked primary's link; on the primary the keepalive drops the revoked
+// secondary's.
+func TestAttackRevokedPeer(t *testing.T) {
+	requirePair(t)
+	for _, tc := range []struct {
+		name    string
+		revoked string // the node whose certificate is revoked
+	}{
+		{"the primary's certificate, on the secondary", "a"},
+		{"the secondary's certificate, on the primary", "b"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			d := makePKI(t, dir, "vol")
+			p := tlsPair(t, "vol", []string{"--tls-dir", d.a, "--peer-name", "b"}, []string{"--tls-dir", d.b, "--peer-name", "a"})
+			inSyncSecondary(t, p)
+			watcher, watcherDir := p.B, d.b
+			if tc.revoked == "b" {
+				watcher, watcherDir = p.A, d.a
+			}
+			harness.Run(t, harness.Binary(t), "certs", "revoke", tc.revoked, "--ca", d.ca)
+			copyInto(t, watcherDir, filepath.Join(d.ca, pki.CRLFile))
+			// The primary dials again at once: the revoked node's TLS
+			// handshake is refused, and the link stays down.
+			st := p.A.WaitStatus(time.Minute, "the link is cut and its reconnection refused", func(st node.Status) bool {
+				return st.Peer != nil && st.Peer.State == "standalone" && strings.Contains(st.Peer.LastError, "TLS failed")
+			})
+			t.Logf("the primary's link: %s", st.Peer.LastError)
+			log, _ := os.ReadFile(watcher.Log)
+			if !strings.Contains(string(log), "revoked") {
+				t.Fatalf("%s: the open link was not closed for the revocation:\n%s", tc.name, watcher.Tail())
+			}
+			if !p.A.Running() || !p.B.Running() {
+				t.Fatal("a daemon stopped: a revocation ends links, not daemons")
+			}
+		})
+	}
+}

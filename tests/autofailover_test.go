@@ -105,16 +105,21 @@ func TestAutoFailoverOutdatedPeerWaits(t *testing.T) {
 	})
 	t.Logf("the primary's status: %+v", st.Failover.Outdated)
 	prim.Kill()
-	st = sec.WaitStatus(time.Minute, "the secondary saying why it waits", func(s node.Status) bool {
-		return s.Failover != nil && strings.Contains(s.Failover.Waiting, "outdated")
+	// Once the dead primary's lease has expired the election is free:
+	// a secondary that could promote itself would win it at once.
+	st = sec.WaitStatus(time.Minute, "the election free and the secondary saying why it waits", func(s node.Status) bool {
+		return s.Failover != nil && s.Failover.Holder == "" && strings.Contains(s.Failover.Waiting, "outdated")
 	})
 	t.Logf("the secondary waits: %s", st.Failover.Waiting)
-	// It stays secondary: give it the time a failover takes, then look.
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if st, _ := sec.Status(); st.Role == "primary" {
-			t.Fatal("the outdated secondary promoted itself")
-		}
-		time.Sleep(200 * time.Millisecond)
+	// Two looks at the witness later, it still waits.
+	checked := st.Failover.Checked
+	for range 2 {
+		st = sec.WaitStatus(time.Minute, "another look at the witness", func(s node.Status) bool {
+			return s.Failover != nil && s.Failover.Checked != checked
+		})
+		checked = st.Failover.Checked
+	}
+	if st.Role != "secondary" || st.Failover.Holder != "" {
+		t.Fatalf("the outdated secondary promoted itself: %s, holder %q", st.Role, st.Failover.Holder)
 	}
 }

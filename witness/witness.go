@@ -163,6 +163,22 @@ type Leadership struct {
 // expired (the node lost etcd for a TTL) or was revoked.
 func (l *Leadership) Done() <-chan struct{} { return l.sess.Done() }
 
+// TimeLeft is how long the leadership's lease has left, as the witness
+// counts it: the session renews it every third of the TTL, so it stays
+// between two thirds of the TTL and the TTL while the witness answers.
+func (l *Leadership) TimeLeft(ctx context.Context) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.c.o.Timeout)
+	defer cancel()
+	r, err := l.c.cli.TimeToLive(ctx, l.sess.Lease())
+	if err != nil {
+		return 0, l.c.unreachable(err)
+	}
+	if r.TTL < 0 {
+		return 0, nil // expired
+	}
+	return time.Duration(r.TTL) * time.Second, nil
+}
+
 // Key is the election key this leadership holds.
 func (l *Leadership) Key() string { return l.e.Key() }
 
