@@ -112,7 +112,7 @@ func (c *conn) doRead(req *Request) error {
 		return err
 	}
 	defer blockdev.PutBuffer(buf)
-	c.s.bytesRead.Add(int64(len(buf)))
+	c.s.counts.cmd(CmdRead).bytes.Add(int64(len(buf)))
 	c.replyData(req, buf)
 	return nil
 }
@@ -131,7 +131,7 @@ func (c *conn) doWrite(req *Request, r *inflight) error {
 		}
 		c.writes.Add(1)
 	}
-	c.s.bytesWritten.Add(int64(len(p)))
+	c.s.counts.cmd(CmdWrite).bytes.Add(int64(len(p)))
 	r.free()
 	c.replyOK(req)
 	return nil
@@ -169,6 +169,7 @@ func (c *conn) durable(req *Request, err error) error {
 	} else {
 		c.writes.Add(1)
 	}
+	c.s.counts.cmd(req.Type).bytes.Add(int64(req.Length))
 	c.replyOK(req)
 	return nil
 }

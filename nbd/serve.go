@@ -247,7 +247,7 @@ func (c *conn) transmit() error {
 			return errDisconnect
 		}
 		c.s.hear(c)
-		c.s.requests.Add(1)
+		c.s.counts.cmd(req.Type).requests.Add(1)
 		if err := c.accept(req); err != nil {
 			return c.readFailure(err)
 		}
@@ -274,7 +274,7 @@ func (c *conn) drained() bool {
 // accept takes one request off the wire: it refuses it, or reads its
 // payload within the connection's budget and hands it to a handler.
 func (c *conn) accept(req Request) error {
-	t0 := lat.Start()
+	t0 := lat.StartRequest()
 	if !c.hold() {
 		return c.refuse(&req, ErrShutdown)
 	}

@@ -190,6 +190,16 @@ type Stats struct {
 	BytesRead        int64 // bytes read from exports for clients
 	BytesWritten     int64 // bytes written to exports by clients
 	Errors           int64 // error replies sent
+	// Commands counts the requests and their bytes by command
+	// (Command.String, "other" for an unknown command); Errnos the error
+	// replies by error value (Errno.String, "other"). Every key is there,
+	// zero or not.
+	Commands map[string]CommandStats
+	Errnos   map[string]int64
+	// InFlight is how many requests the server holds now, read or
+	// running, not yet answered; InFlightBytes the payload and read
+	// bytes they hold.
+	InFlight, InFlightBytes int64
 	// Refused counts connections the connection limits closed: displaced
 	// in their handshake or idle in transmission, or refused an export
 	// because every connection was busy.
@@ -230,8 +240,9 @@ type Server struct {
 
 	lastID atomic.Uint64 // the ID of the last connection accepted
 
-	nconns, total, requests, bytesRead, bytesWritten, errors, refused atomic.Int64
-	tlsRefused, failedHandshakes                                      atomic.Int64
+	counts                         counters // by command and by error value
+	nconns, total, errors, refused atomic.Int64
+	tlsRefused, failedHandshakes   atomic.Int64
 }
 
 // NewServer returns a server with no exports.
@@ -388,18 +399,40 @@ func (s *Server) connsWhere(match func(*conn) bool) []*conn {
 // Stats returns a snapshot of the server's counters.
 func (s *Server) Stats() Stats {
 	m := s.mem.stats()
+	cmds, errnos := s.counts.snapshot()
+	var requests int64
+	for _, c := range cmds {
+		requests += c.Requests
+	}
+	n, bytes := s.inFlight()
 	return Stats{
+		Commands:         cmds,
+		Errnos:           errnos,
+		InFlight:         n,
+		InFlightBytes:    bytes,
 		BufferBytes:      m.held,
 		PeakBufferBytes:  m.peak,
 		BufferWaits:      m.waits,
 		Connections:      s.nconns.Load(),
 		TotalConnections: s.total.Load(),
-		Requests:         s.requests.Load(),
-		BytesRead:        s.bytesRead.Load(),
-		BytesWritten:     s.bytesWritten.Load(),
+		Requests:         requests,
+		BytesRead:        cmds[CmdRead.String()].Bytes,
+		BytesWritten:     cmds[CmdWrite.String()].Bytes,
 		Errors:           s.errors.Load(),
 		Refused:          s.refused.Load(),
 		TLSRefused:       s.tlsRefused.Load(),
 		FailedHandshakes: s.failedHandshakes.Load(),
 	}
+}
+
+// inFlight sums the requests the connections hold now and their bytes.
+// It costs the data path nothing: it reads each connection's own counts.
+func (s *Server) inFlight() (n, bytes int64) {
+	for _, c := range s.connsWhere(func(*conn) bool { return true }) {
+		c.mu.Lock()
+		n += int64(c.inflight)
+		bytes += int64(c.inflightBytes)
+		c.mu.Unlock()
+	}
+	return n, bytes
 }

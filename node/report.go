@@ -8,6 +8,7 @@ import (
 
 	"github.com/netraid/netraid/meta"
 	"github.com/netraid/netraid/mirror"
+	"github.com/netraid/netraid/resync"
 	"github.com/netraid/netraid/witness"
 )
 
@@ -58,8 +59,8 @@ func (n *Node) status() Status {
 		Volume: sb.Name, Version: n.cfg.Version, SetUUID: sb.SetUUID.String(), Size: n.size,
 		Chunk: int64(sb.Chunk), Region: int64(sb.RegionSize),
 		Role: "secondary", DiskState: sb.DiskState.String(), Gens: n.gens(),
-		OutOfSync: n.bm.DirtyBytes(),
-		Uptime:    time.Since(n.started).Seconds(), Time: time.Now().UTC(),
+		OutOfSync: n.bm.DirtyBytes(), Bitmap: bitmapStatus(n.bm.Stats()),
+		Uptime: time.Since(n.started).Seconds(), Time: time.Now().UTC(),
 	}
 	for _, m := range n.vol.Members() {
 		state := "active"
@@ -105,6 +106,8 @@ func (n *Node) status() Status {
 		st.Export = &ExportStatus{
 			Address: p.addr, Name: p.export, ReadOnly: n.cfg.ReadOnly, Clients: p.srv.Clients(p.export),
 			Requests: ss.Requests, BytesRead: ss.BytesRead, BytesWritten: ss.BytesWritten, Errors: ss.Errors,
+			Commands: ss.Commands, ErrorReplies: ss.Errnos, InFlight: ss.InFlight, InFlightBytes: ss.InFlightBytes,
+			Connections: ss.Connections, TotalConnections: ss.TotalConnections, BufferBytes: ss.BufferBytes, BufferWaits: ss.BufferWaits,
 			TLS: n.exportTLSMode(), RefusedByCap: ss.Refused, TLSRefused: ss.TLSRefused, FailedHandshakes: ss.FailedHandshakes,
 		}
 		if p.ra != nil {
@@ -113,7 +116,9 @@ func (n *Node) status() Status {
 		}
 		for _, l := range p.mir.Legs() {
 			ls := l.Stats()
-			st.Legs = append(st.Legs, LegStatus{Name: l.Name(), State: legState(l.State()), Error: errText(l.Err()), Reads: ls.Reads, Writes: ls.Writes, Resynced: ls.SyncBytes})
+			st.Legs = append(st.Legs, LegStatus{Name: l.Name(), State: legState(l.State()), Error: errText(l.Err()),
+				Reads: ls.Reads, Writes: ls.Writes, ReadBytes: ls.ReadBytes, WriteBytes: ls.WriteBytes, Flushes: ls.Flushes, Errors: ls.Errors,
+				Resynced: ls.SyncBytes})
 		}
 		p.mu.Lock()
 		if p.sync != nil {
@@ -210,4 +215,8 @@ func (n *Node) failoverStatus() *FailoverStatus {
 		fs.FailoverSeconds = f.took.Seconds()
 	}
 	return fs
+}
+
+func bitmapStatus(bs resync.BitmapStats) BitmapStatus {
+	return BitmapStatus{Writes: bs.Commits, WriteErrors: bs.Errors, Marks: bs.Marks, FastMarks: bs.FastMarks}
 }

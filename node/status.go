@@ -1,6 +1,12 @@
 package node
 
-import "time"
+import (
+	"time"
+
+	"github.com/netraid/netraid/meta"
+	"github.com/netraid/netraid/mirror"
+	"github.com/netraid/netraid/nbd"
+)
 
 // Status is what `netraid status` shows: the volume, this node's role and
 // disks, the NBD export, the peer link, each mirror leg, and any resync or
@@ -17,6 +23,7 @@ type Status struct {
 	Gens      Gens           `json:"generations"`
 	Members   []MemberStatus `json:"members"`
 	Export    *ExportStatus  `json:"export,omitempty"`
+	Bitmap    BitmapStatus   `json:"bitmap"`
 	Peer      *PeerStatus    `json:"peer,omitempty"`
 	Legs      []LegStatus    `json:"legs,omitempty"`
 	OutOfSync int64          `json:"out_of_sync_bytes"`
@@ -59,6 +66,24 @@ type ExportStatus struct {
 	BytesRead    int64  `json:"bytes_read"`
 	BytesWritten int64  `json:"bytes_written"`
 	Errors       int64  `json:"errors"`
+	// Commands counts the requests and their bytes by NBD command (read,
+	// write, flush, trim, write-zeroes, cache, block-status,
+	// netraid-control, other); ErrorReplies the error replies by error
+	// value (EIO, EINVAL, ENOSPC, EPERM, ENOTSUP, ESHUTDOWN, …, other).
+	Commands     map[string]nbd.CommandStats `json:"commands,omitempty"`
+	ErrorReplies map[string]int64            `json:"error_replies,omitempty"`
+	// InFlight is how many requests the export holds now, not yet
+	// answered, and InFlightBytes the bytes they hold.
+	InFlight      int64 `json:"in_flight"`
+	InFlightBytes int64 `json:"in_flight_bytes"`
+	// Connections are open now, in handshake or attached;
+	// TotalConnections were accepted since the export started.
+	Connections      int64 `json:"connections"`
+	TotalConnections int64 `json:"total_connections"`
+	// BufferBytes is what the requests' buffers hold of --memory-budget
+	// now; BufferWaits counts requests that waited for it.
+	BufferBytes int64 `json:"buffer_bytes"`
+	BufferWaits int64 `json:"buffer_waits"`
 	// TLS: off, offered (STARTTLS for clients that ask) or required.
 	TLS string `json:"tls"`
 	// Connections closed before they reached the export: by the
@@ -111,8 +136,27 @@ type LegStatus struct {
 	Error  string `json:"error,omitempty"`
 	Reads  int64  `json:"reads"`
 	Writes int64  `json:"writes"`
+	// ReadBytes and WriteBytes are what the leg read and was written
+	// (writes, FUA writes, zeroes and trims); Flushes its flushes; Errors
+	// the I/O errors it returned.
+	ReadBytes  int64 `json:"read_bytes"`
+	WriteBytes int64 `json:"write_bytes"`
+	Flushes    int64 `json:"flushes"`
+	Errors     int64 `json:"errors"`
 	// Resynced is what resyncs and rebuilds wrote to the leg.
 	Resynced int64 `json:"resynced_bytes"`
+}
+
+// BitmapStatus counts the write-intent bitmap's metadata writes.
+type BitmapStatus struct {
+	// Writes are metadata writes (changed blocks written, then flushed);
+	// WriteErrors the ones that failed.
+	Writes      int64 `json:"writes"`
+	WriteErrors int64 `json:"write_errors"`
+	// Marks are writes that waited for a metadata write before going
+	// out; FastMarks those whose regions were already marked on disk.
+	Marks     int64 `json:"marks"`
+	FastMarks int64 `json:"fast_marks"`
 }
 
 // ResyncStatus is the progress of a resync, rebuild or verify.
@@ -186,4 +230,26 @@ type OutdatedRecord struct {
 	By         string `json:"by"`
 	Token      int64  `json:"token"`
 	Time       string `json:"time"`
+}
+
+// StatusValues lists the values each state of a Status can take, in
+// order, for exporters that report every state (a metric per value, 1
+// for the current one).
+type StatusValues struct {
+	Roles, DiskStates, PeerStates, LegStates, MemberStates, FailoverModes []string
+}
+
+// Values returns the values of Status's states.
+func Values() StatusValues {
+	v := StatusValues{
+		Roles:         []string{meta.Primary.String(), meta.Secondary.String()},
+		LegStates:     []string{legState(mirror.InSync), legState(mirror.Resyncing), legState(mirror.Failed)},
+		MemberStates:  []string{"active", "failed", "rebuilding"},
+		FailoverModes: []string{"manual", "etcd"},
+	}
+	for s := meta.JustCreated; s <= meta.Failed; s++ {
+		v.DiskStates = append(v.DiskStates, s.String())
+	}
+	v.PeerStates = append(v.PeerStates, peerStateNames[:]...)
+	return v
 }

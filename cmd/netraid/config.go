@@ -56,6 +56,7 @@ var serveFile = conffile.Schema{
 		{Flag: "on-promote", Scope: conffile.Volume},
 		{Flag: "on-demote", Scope: conffile.Volume},
 		{Flag: "command-timeout", Scope: conffile.Volume},
+		{Flag: "metrics", Scope: conffile.Daemon},
 	},
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/netraid/netraid/blockdev"
 	"github.com/netraid/netraid/blockdev/fault"
+	"github.com/netraid/netraid/internal/metrics"
 	"github.com/netraid/netraid/internal/version"
 	"github.com/netraid/netraid/nbd"
 	"github.com/netraid/netraid/node"
@@ -42,6 +43,9 @@ clients in too) and present a client certificate of the volume's CA
 node checking that the other's certificate is a node's of the same
 volume. A certificate listed in the directory's ca-crl.pem ('netraid
 certs revoke') is refused at once, and its open connections are closed.
+
+With --metrics ADDR the daemon serves Prometheus metrics at /metrics
+(README.md lists them; dist/grafana/netraid.json is a dashboard).
 
 With --config FILE the settings come from a TOML file, one per node
 (the service unit reads /etc/netraid/netraid.toml); flags given on the
@@ -102,6 +106,7 @@ its control socket answers.`)
 	onPromote := fs.StringArray("on-promote", nil, "a shell command run after this node is promoted (repeatable, run in order): attach the export, mount, start the service")
 	onDemote := fs.StringArray("on-demote", nil, "a shell command run before this node is demoted (repeatable, run in order): stop the service, unmount, detach")
 	commandTimeout := fs.Duration("command-timeout", 2*time.Minute, "the longest an --on-promote or --on-demote command may run")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at /metrics on this address: HOST:PORT (such as 127.0.0.1:9942) or a unix socket path (off if not given)")
 	file, err := applyConfig(fs, args, serveFile)
 	if err != nil {
 		return err
@@ -152,6 +157,11 @@ its control socket answers.`)
 	etcdTLS, err := etcdClientTLS(*etcdCA, *etcdCert, *etcdKey)
 	if err != nil {
 		return err
+	}
+	if *metricsAddr != "" {
+		if err := metrics.CheckAddr(*metricsAddr); err != nil {
+			return usagef("--metrics: %v", err)
+		}
 	}
 	if *maxConns < 1 {
 		return usagef("--max-connections must be at least 1")
@@ -218,7 +228,7 @@ its control socket answers.`)
 	svc := startService(ctx, log, cfg.Control)
 	defer svc.stop()
 	cfg.OnReady = svc.ready
-	return node.Run(ctx, cfg)
+	return runNode(ctx, cfg, *metricsAddr, log)
 }
 
 // etcdClientTLS is the client TLS configuration for etcd, nil if none is
