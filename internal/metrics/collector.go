@@ -216,6 +216,8 @@ func (c *Collector) failover(e emitter, f *node.FailoverStatus) {
 	e.gauge(foToken, float64(f.HolderToken))
 	e.gauge(foWitnessUp, b2f(f.Error == ""))
 	e.gauge(foLeaseTTL, f.LeaseTTL)
+	e.gauge(foLeaseLeft, f.LeaseLeft)
+	e.gauge(foFenced, b2f(f.Fenced))
 	outdated := map[string]bool{}
 	for _, r := range f.Outdated {
 		outdated[r.Node] = true

@@ -82,6 +82,8 @@ var (
 	foOutdated   = desc("failover_outdated", "1 for each copy (node) the witness records outdated.", vol, "node")
 	foOutdatedN  = desc("failover_outdated_records", "Copies the witness records outdated, this node's and its peer's.", vol)
 	foLeaseTTL   = desc("failover_lease_ttl_seconds", "The lease of this node's session in the witness.", vol)
+	foLeaseLeft  = desc("failover_lease_left_seconds", "What is left of this node's lease while it holds the election, as the witness last said (0 otherwise).", vol)
+	foFenced     = desc("failover_fenced", "1 while this node, having demoted itself for fencing, has not yet been resynced by the new primary.", vol)
 	foLastTime   = desc("failover_last_timestamp_seconds", "When this node last promoted itself (Unix time; 0: never since it started).", vol)
 	foLastLength = desc("failover_last_duration_seconds", "How long this node's last promotion took after it found its primary gone (0: none since it started).", vol)
 )
@@ -96,5 +98,5 @@ var allDescs = []*prometheus.Desc{
 	bmWrites, bmErrors, bmMarks, bmFastMarks,
 	exClients, exConns, exConnsTotal, exRefused, exRequests, exBytes, exErrors, exInFlight, exInFlightB,
 	exBuffer, exBufWaits, raHits, raMisses, raBytes,
-	foMode, foLeader, foHolder, foToken, foWitnessUp, foOutdated, foOutdatedN, foLeaseTTL, foLastTime, foLastLength,
+	foMode, foLeader, foHolder, foToken, foWitnessUp, foOutdated, foOutdatedN, foLeaseTTL, foLeaseLeft, foFenced, foLastTime, foLastLength,
 }
