@@ -38,7 +38,10 @@ type fenceView struct {
 	holder    witness.Holder
 	own, peer *witness.Record
 	err       string
-	leaseLeft time.Duration // of this node's election, while it holds it
+	// leaseLeft is what the witness said is left of lease's session,
+	// the election this node held when it looked (nil: none).
+	lease     *witness.Leadership
+	leaseLeft time.Duration
 }
 
 // OnNoQuorum policies: what a primary does with writes its peer did not
@@ -125,6 +128,7 @@ func (n *Node) lookAtWitness(ctx context.Context) {
 	lead := f.lead
 	n.mu.Unlock()
 	if lead != nil {
+		v.lease = lead
 		if v.leaseLeft, err = lead.TimeLeft(ctx); err != nil && v.err == "" {
 			v.err = err.Error()
 		}

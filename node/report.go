@@ -201,7 +201,9 @@ func (n *Node) failoverStatus() *FailoverStatus {
 	}
 	if f.lead != nil {
 		fs.Token = f.lead.Token
-		fs.LeaseLeft = v.leaseLeft.Seconds()
+		if v.lease == f.lead { // not a look from before it was won
+			fs.LeaseLeft = v.leaseLeft.Seconds()
+		}
 	}
 	fs.Fenced = n.sb.Flags&meta.FlagFenced != 0
 	for _, r := range []*witness.Record{v.own, v.peer} {

@@ -201,7 +201,7 @@ type FailoverStatus struct {
 	Token       int64  `json:"token,omitempty"`
 	// LeaseTTL is the session's lease, in seconds, and LeaseLeft what
 	// is left of it while this node holds the election, as the witness
-	// last said.
+	// last said (0 until the witness was asked since it was won).
 	LeaseTTL  float64 `json:"lease_ttl_seconds,omitempty"`
 	LeaseLeft float64 `json:"lease_left_seconds,omitempty"`
 	// Fenced: this node demoted itself when its lease ended with no

@@ -163,10 +163,10 @@ func TestFencedWitnessDown(t *testing.T) {
 	fp := newFencedPair(t, 3)
 	prim := fp.waitInSync(t, time.Minute)
 	sec := fp.other(prim)
-	before, err := prim.Status()
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The witness is asked about the lease once it was won.
+	before := prim.WaitStatus(time.Minute, "the primary's lease left known", func(s node.Status) bool {
+		return s.Failover != nil && s.Failover.LeaseLeft > 0
+	})
 	fio := func(what string) {
 		t.Helper()
 		harness.StartFio(t, prim.URI("vol"), "--rw=randwrite", "--bs=4k", "--size=16M", "--io_size=8M",
@@ -174,8 +174,8 @@ func TestFencedWitnessDown(t *testing.T) {
 		t.Logf("fio wrote and verified 8 MiB %s", what)
 	}
 
-	if f := before.Failover; f.LeaseLeft <= 0 || f.LeaseLeft > f.LeaseTTL {
-		t.Fatalf("the primary's lease left: %.1fs of %.1fs", f.LeaseLeft, f.LeaseTTL)
+	if f := before.Failover; f.LeaseLeft > f.LeaseTTL || f.Token == 0 {
+		t.Fatalf("the primary's lease left: %.1fs of %.1fs (token %d)", f.LeaseLeft, f.LeaseTTL, f.Token)
 	}
 	leader := fp.W.Leader()
 	fp.W.StopMember(leader)

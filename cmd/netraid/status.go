@@ -213,7 +213,11 @@ func printFailover(w io.Writer, f *node.FailoverStatus) {
 	}
 	fmt.Fprintf(w, "  failover: automatic through etcd %s; election held by %s; lease %.0fs", strings.Join(f.Endpoints, ","), holder, f.LeaseTTL)
 	if f.Token != 0 {
-		fmt.Fprintf(w, "; this node holds it (token %d, %.0fs of its lease left)", f.Token, f.LeaseLeft)
+		if f.LeaseLeft > 0 {
+			fmt.Fprintf(w, "; this node holds it (token %d, %.0fs of its lease left)", f.Token, f.LeaseLeft)
+		} else {
+			fmt.Fprintf(w, "; this node holds it (token %d)", f.Token)
+		}
 	}
 	fmt.Fprintln(w)
 	for _, r := range f.Outdated {
