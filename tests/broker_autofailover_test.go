@@ -17,7 +17,7 @@ import (
 // start ActiveMQ on whichever node becomes primary, and stop it and
 // unmount before it stops being primary. Producers send persistent
 // messages to the primary's broker; its machine dies (netraid, the
-// broker and nbdfuse killed with kill -9, its link down). The secondary
+// off its link and the witness's network, then netraid, the broker and nbdfuse killed with kill -9). The secondary
 // promotes itself, its promoter mounts the volume and starts ActiveMQ, a
 // producer reconnecting to it gets a message acknowledged, and every
 // message acknowledged before the death is consumed there. A clean stop
@@ -56,8 +56,8 @@ func TestBrokerAutoFailover(t *testing.T) {
 	waitAcked(t, prod, 1000, "before the primary dies")
 
 	at := len(prod.Acked())
-	start := ps.Die()
-	t.Logf("%d acknowledged; machine %s died (netraid, broker and nbdfuse killed, link down)", at, prim.Name)
+	start := ps.Die(w)
+	t.Logf("%d acknowledged; machine %s died (off its link and the witness's network; netraid, broker and nbdfuse killed)", at, prim.Name)
 	rep := prod.Wait()
 	if rep.Err == nil {
 		t.Fatal("the producers saw no error although the broker's machine died")

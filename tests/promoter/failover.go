@@ -7,22 +7,28 @@ import (
 	"time"
 
 	"github.com/netraid/netraid/tests/broker"
+	"github.com/netraid/netraid/tests/harness"
 )
 
 // retryEvery is how often a client that cannot reach the broker tries
 // again.
 const retryEvery = 100 * time.Millisecond
 
-// Die kills the node's machine: its netraid daemon (kill -9), its broker
-// and its nbdfuse, and takes its link down. It returns when it began.
-func (s *Services) Die() time.Time {
+// Die kills the node's machine: it goes off the network first (its link
+// and, given w, the witness's network), so that nothing it had open is
+// closed in good order, as after a power cut; then its netraid daemon
+// (kill -9), its broker and its nbdfuse die. It returns when it began.
+func (s *Services) Die(w *harness.Witness) time.Time {
 	s.t.Helper()
 	start := time.Now()
+	if m := s.Node.Machine; m != nil {
+		m.LinkDown(s.t)
+		if w != nil {
+			w.CutNode(m)
+		}
+	}
 	s.Node.Kill()
 	s.Crash()
-	if s.Node.Machine != nil {
-		s.Node.Machine.LinkDown(s.t)
-	}
 	return start
 }
 

@@ -33,7 +33,8 @@ type Services struct {
 	State  string          // netraid-mount's --state directory
 	Broker broker.Endpoint // the broker, once the node promoted
 	Work   string          // the broker's configuration, log and pid file
-	script string          // the broker's start and stop commands
+	// BrokerScript starts the broker ("start") or stops it ("stop").
+	BrokerScript string
 }
 
 // Setup gives node n (not started yet) the promoter's commands: its
@@ -49,7 +50,7 @@ func Setup(t harness.T, n *harness.Node, dir string) *Services {
 		State: filepath.Join(dir, "mount-state"),
 		Work:  filepath.Join(dir, "activemq"),
 	}
-	s.script = filepath.Join(s.Work, "activemq.sh")
+	s.BrokerScript = filepath.Join(s.Work, "activemq.sh")
 	o := broker.Options{DataDir: filepath.Join(s.Mount, "activemq"), WorkDir: s.Work, Port: BrokerPort}
 	if n.Machine != nil {
 		o.Netns = n.Machine.Name
@@ -59,16 +60,16 @@ func Setup(t harness.T, n *harness.Node, dir string) *Services {
 		t.Fatal(err)
 	}
 	s.Broker = cmd.Endpoint
-	if err := os.WriteFile(s.script, []byte(brokerScript(n.Name, s.Mount, o.DataDir, s.Work, cmd.Argv)), 0o755); err != nil {
+	if err := os.WriteFile(s.BrokerScript, []byte(brokerScript(n.Name, s.Mount, o.DataDir, s.Work, cmd.Argv)), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	mount := MountScript(t)
 	ns := []string{"nsenter", fmt.Sprintf("--mount=/proc/%d/ns/mnt", os.Getpid()), "--"}
-	line := func(args ...string) string { return shellJoin(append(ns, args...)) }
+	line := func(args ...string) string { return ShellJoin(append(ns, args...)) }
 	n.Args = append(n.Args,
 		"--on-promote", line(mount, "attach", "--state", s.State, "--mkfs", Mkfs, "-o", "data=ordered", s.Mount),
-		"--on-promote", line(s.script, "start"),
-		"--on-demote", line(s.script, "stop"),
+		"--on-promote", line(s.BrokerScript, "start"),
+		"--on-demote", line(s.BrokerScript, "stop"),
 		"--on-demote", line(mount, "detach", "--state", s.State, s.Mount))
 	t.Cleanup(s.Crash)
 	return s
@@ -100,7 +101,7 @@ stop)
 	exit 2
 	;;
 esac
-`, node, q(mount), mount, q(data), q(pid), q(log), q(work), q(argv[0]), shellJoin(argv[1:]), q(pid))
+`, node, q(mount), mount, q(data), q(pid), q(log), q(work), q(argv[0]), ShellJoin(argv[1:]), q(pid))
 }
 
 // MountScript is the path of dist/promoter/netraid-mount: $NETRAID_MOUNT,
@@ -204,8 +205,8 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// shellJoin quotes each argument for sh and joins them with spaces.
-func shellJoin(args []string) string {
+// ShellJoin quotes each argument for sh and joins them with spaces.
+func ShellJoin(args []string) string {
 	q := make([]string, len(args))
 	for i, a := range args {
 		q[i] = shellQuote(a)
