@@ -78,8 +78,9 @@ demo: deps build ## the story: a broker on a mirrored volume loses a disk, then 
 trials: deps build ## randomized fault trials (TRIALS=N, default 10)
 	NETRAID_BIN=$(CURDIR)/$(BIN) ./scripts/trials.sh $(TRIALS)
 
-bench: deps build ## fio and two syncing stores (ActiveMQ, Redis) on netraid, nbdkit, qemu-nbd and raw; prints ratios
+bench: deps build ## fio and two syncing stores (ActiveMQ, Redis) on netraid, nbdkit, qemu-nbd and raw; failover time; prints ratios
 	$(GO) build -o bin/storeload ./tests/broker/cmd/storeload
+	$(GO) build -o bin/failovertime ./tests/promoter/cmd/failovertime
 	./scripts/bench.sh
 
 lint: ## gofmt, go vet, staticcheck
