@@ -37,7 +37,7 @@ docs: build ## manual pages (bin/man/man8) and bash completion (bin/netraid.bash
 	$(BIN) _man bin/man/man8
 	$(BIN) completion bash > bin/netraid.bash
 
-install: docs ## install netraid, netraid.service, manual pages, bash completion, an example config (PREFIX, DESTDIR)
+install: docs ## install netraid, netraid.service, manual pages, bash completion, an example config, the promoter's netraid-mount and ActiveMQ unit (PREFIX, DESTDIR)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/netraid
 	install -d $(DESTDIR)$(MANDIR)/man8
 	install -m 0644 bin/man/man8/*.8 $(DESTDIR)$(MANDIR)/man8/
@@ -45,6 +45,8 @@ install: docs ## install netraid, netraid.service, manual pages, bash completion
 	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' dist/netraid.service.in > bin/netraid.service
 	install -D -m 0644 bin/netraid.service $(DESTDIR)$(UNITDIR)/netraid.service
 	install -D -m 0644 dist/netraid.toml $(DESTDIR)$(SYSCONFDIR)/netraid/netraid.toml.example
+	install -D -m 0755 dist/promoter/netraid-mount $(DESTDIR)$(BINDIR)/netraid-mount
+	install -D -m 0644 dist/promoter/netraid-activemq.service $(DESTDIR)$(UNITDIR)/netraid-activemq.service
 	@echo "installed; next: $(SYSCONFDIR)/netraid/netraid.toml (from the .example), then 'systemctl daemon-reload; systemctl enable --now netraid'"
 
 deps: ## install the Debian packages the tests and demo use (when missing)
@@ -78,8 +80,9 @@ demo: deps build ## the story: a broker on a mirrored volume loses a disk, then 
 trials: deps build ## randomized fault trials (TRIALS=N, default 10)
 	NETRAID_BIN=$(CURDIR)/$(BIN) ./scripts/trials.sh $(TRIALS)
 
-bench: deps build ## fio and two syncing stores (ActiveMQ, Redis) on netraid, nbdkit, qemu-nbd and raw; prints ratios
+bench: deps build ## fio and two syncing stores (ActiveMQ, Redis) on netraid, nbdkit, qemu-nbd and raw; failover time; prints ratios
 	$(GO) build -o bin/storeload ./tests/broker/cmd/storeload
+	$(GO) build -o bin/failovertime ./tests/promoter/cmd/failovertime
 	./scripts/bench.sh
 
 lint: ## gofmt, go vet, staticcheck
