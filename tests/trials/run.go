@@ -73,7 +73,7 @@ func (r *runner) run(ctx context.Context) summary {
 		default:
 			sum.Failed++
 		}
-		fmt.Fprintf(cfg.Out, "trial %2d/%d  %-15s %-8s %s\n", i+1, cfg.Trials, f.name, res.Outcome, res.What)
+		fmt.Fprintf(cfg.Out, "trial %2d/%d  %-18s %-8s %s\n", i+1, cfg.Trials, f.name, res.Outcome, res.What)
 	}
 	printTable(cfg.Out, sum)
 	fmt.Fprintf(cfg.Out, "%d trials: %d ok, %d lost writes, %d failed (seed %d)\n",
@@ -134,27 +134,29 @@ func names(fs []fault) []string {
 // were not ok.
 func printTable(w io.Writer, sum summary) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "#\tfault\tat ack\tacked\tin flight\tlost\tlongest stall\trecovery\toutcome\twhat")
+	fmt.Fprintln(tw, "#\tfault\tat ack\tacked\tin flight\tlost\tlongest stall\tfailover\trecovery\toutcome\twhat")
 	for _, r := range sum.Results {
-		stall := "-"
-		if r.Stall > 0 {
-			stall = r.Stall.Round(time.Millisecond).String()
-		}
-		rec := "-"
-		if r.Recovery > 0 {
-			rec = r.Recovery.Round(100 * time.Millisecond).String()
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n",
-			r.N, r.Fault, r.At, r.Acked, r.Unknown, r.Lost, stall, rec, r.Outcome, r.What)
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n",
+			r.N, r.Fault, r.At, r.Acked, r.Unknown, r.Lost, orDash(r.Stall, time.Millisecond),
+			orDash(r.Failover, 100*time.Millisecond), orDash(r.Recovery, 100*time.Millisecond), r.Outcome, r.What)
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "at ack: acknowledged writes when the fault struck; in flight: unacknowledged when the workload stopped (allowed either way);")
-	fmt.Fprintln(w, "lost: blocks missing an acknowledged write; recovery: from the first recovery action to both copies in sync")
+	fmt.Fprintln(w, "lost: blocks missing an acknowledged write; failover: from the fault to the other node promoted by itself (witness);")
+	fmt.Fprintln(w, "recovery: from the first recovery action to both copies in sync")
 	for _, r := range sum.Results {
 		if r.Outcome != "ok" {
 			fmt.Fprintf(w, "trial %d (%s) %s: %s\n", r.N, r.Fault, r.Outcome, firstLines(r.Detail, 12))
 		}
 	}
+}
+
+// orDash rounds d, or says "-" for none.
+func orDash(d, round time.Duration) string {
+	if d <= 0 {
+		return "-"
+	}
+	return d.Round(round).String()
 }
 
 func firstLines(s string, n int) string {
