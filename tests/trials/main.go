@@ -49,7 +49,8 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	n := fs.IntP("trials", "n", 0, "number of trials (0: one of each fault picked)")
 	seed := fs.Uint64("seed", 0, "seed of every random choice (0: a random one, printed)")
-	only := fs.String("faults", strings.Join(faultNames(), ","), "faults to pick from, comma-separated")
+	only := fs.Int("trial", 0, "run only trial N of the seed's schedule (with the same --faults, --witness): a replay")
+	list := fs.String("faults", strings.Join(faultNames(), ","), "faults to pick from, comma-separated")
 	witnessOnly := fs.Bool("witness", false, "only the faults of a pair that fails over by itself through a witness (etcd): "+strings.Join(names(witnessFaults), ", "))
 	size := fs.String("disk-size", "64MiB", "size of each loop-device disk")
 	verbose := fs.BoolP("verbose", "v", false, "print each trial's log as it runs")
@@ -66,13 +67,18 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cfg.Seed = rand.Uint64N(1 << 40)
 	}
 	var err error
-	if cfg.Faults, err = pickFaults(*only, *witnessOnly); err != nil || cfg.Trials < 0 {
+	if cfg.Faults, err = pickFaults(*list, *witnessOnly); err != nil || cfg.Trials < 0 {
 		fmt.Fprintf(stderr, "trials: %v\n", usageErr(err, cfg.Trials))
 		return 2
 	}
 	if cfg.Trials == 0 {
 		cfg.Trials = len(cfg.Faults)
 	}
+	if cfg.Only = *only; cfg.Only < 0 {
+		fmt.Fprintf(stderr, "trials: --trial %d: want a trial's number\n", cfg.Only)
+		return 2
+	}
+	cfg.Trials = max(cfg.Trials, cfg.Only)
 	ds, err := humanize.ParseBytes(*size)
 	if err != nil {
 		fmt.Fprintf(stderr, "trials: --disk-size: %v\n", err)

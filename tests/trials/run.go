@@ -19,6 +19,7 @@ import (
 // config is one run of trials.
 type config struct {
 	Trials   int
+	Only     int // run only this trial of the schedule (0: every one)
 	Seed     uint64
 	Faults   []fault // picked from in a shuffled round-robin: each appears before any repeats
 	DiskSize int64   // each loop device
@@ -54,11 +55,18 @@ func (r *runner) Interrupt() {
 // end. ctx ends the run between trials.
 func (r *runner) run(ctx context.Context) summary {
 	cfg := r.cfg
-	fmt.Fprintf(cfg.Out, "netraid trials: %d trials, faults %s, seed %d, %s disks; logs in %s\n",
-		cfg.Trials, strings.Join(names(cfg.Faults), ","), cfg.Seed, humanize.IBytes(uint64(cfg.DiskSize)), cfg.LogDir)
+	what := fmt.Sprintf("%d trials", cfg.Trials)
+	if cfg.Only > 0 {
+		what = fmt.Sprintf("trial %d of %d", cfg.Only, cfg.Trials)
+	}
+	fmt.Fprintf(cfg.Out, "netraid trials: %s, faults %s, seed %d, %s disks; logs in %s\n",
+		what, strings.Join(names(cfg.Faults), ","), cfg.Seed, humanize.IBytes(uint64(cfg.DiskSize)), cfg.LogDir)
 	sched := schedule(cfg.Seed, cfg.Faults, cfg.Trials)
 	var sum summary
 	for i, f := range sched {
+		if cfg.Only > 0 && i+1 != cfg.Only {
+			continue
+		}
 		if ctx.Err() != nil {
 			fmt.Fprintf(cfg.Out, "stopped before trial %d: %v\n", i+1, context.Cause(ctx))
 			break
@@ -78,6 +86,12 @@ func (r *runner) run(ctx context.Context) summary {
 	printTable(cfg.Out, sum)
 	fmt.Fprintf(cfg.Out, "%d trials: %d ok, %d lost writes, %d failed (seed %d)\n",
 		len(sum.Results), sum.OK, sum.Lost, sum.Failed, cfg.Seed)
+	for _, r := range sum.Results {
+		if r.Outcome != "ok" {
+			fmt.Fprintf(cfg.Out, "replay trial %d: trials --faults %s --seed %d --trial %d\n",
+				r.N, strings.Join(names(cfg.Faults), ","), cfg.Seed, r.N)
+		}
+	}
 	return sum
 }
 

@@ -37,6 +37,9 @@ type result struct {
 	Recovery time.Duration // from the start of recovery until the copies were in sync again
 	Outcome  string        // ok, LOST (an acknowledged write missing), FAIL (a step failed)
 	Detail   string        // why, when not ok
+	// Defect is something wrong that did not stop the trial (a daemon
+	// that crashed and was restarted): the outcome is FAIL unless LOST.
+	Defect string
 }
 
 // trial is the state of one trial while it runs.
@@ -260,9 +263,12 @@ func (tr *trial) check() {
 		tr.prim.CLI("demote")
 	}
 	harness.SameData(s, tr.p.A, tr.p.B)
-	if tr.res.Lost > 0 {
-		tr.res.Outcome, tr.res.Detail = "LOST", strings.Join(lost, "\n")
-		return
+	switch {
+	case tr.res.Lost > 0:
+		tr.res.Outcome, tr.res.Detail = "LOST", strings.Join(append(lost, tr.res.Defect), "\n")
+	case tr.res.Defect != "":
+		tr.res.Outcome, tr.res.Detail = "FAIL", tr.res.Defect
+	default:
+		tr.res.Outcome = "ok"
 	}
-	tr.res.Outcome = "ok"
 }
