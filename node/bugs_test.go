@@ -329,3 +329,30 @@ func TestConcurrentDemotes(t *testing.T) {
 		t.Fatalf("a is %s after two demotes", st.Role)
 	}
 }
+
+// TestCleanShutdownHandsOver: a primary stopped cleanly (SIGTERM, planned
+// maintenance) with its peer in sync drains and flushes through its link
+// before it closes it: it reports no error and starts no generation of
+// its own, so that its peer, promoted, takes it back as a secondary with
+// no operator. The daemon's context was done first and closed the link
+// under the last flush: a new generation, exit 1, and a split brain.
+func TestCleanShutdownHandsOver(t *testing.T) {
+	s := newSynced(t, sim.Options{})
+	for i := range int64(8) {
+		s.write(i, 1, false)
+	}
+	s.flush()
+	s.app.Close()
+	mark := s.log.Mark()
+	if err := s.c.Procs["a"].Stop(sim.Shutdown, wait); err != nil {
+		t.Fatalf("a's clean stop: %v", err)
+	}
+	if line, ok := s.log.Find(mark, "node=a", "peer leg failed"); ok {
+		t.Fatalf("a's clean stop failed its peer leg: %s", line)
+	}
+	s.do("b", node.ActPromote, node.Request{})
+	if err := s.c.Procs["a"].Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("a back as b's in-sync secondary", func() bool { p, ok := s.c.InSync(); return ok && p == "b" })
+}

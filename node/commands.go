@@ -121,7 +121,7 @@ func (n *Node) promoteAndStart(ctx context.Context, force bool) (string, error) 
 	n.roleMu.Lock()
 	defer n.roleMu.Unlock()
 	n.mu.Lock()
-	stopping := n.ctx != nil && n.ctx.Err() != nil
+	stopping := n.stopping != nil && n.stopping.Err() != nil
 	n.mu.Unlock()
 	if stopping {
 		return "", errors.New("the node is shutting down")

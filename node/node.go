@@ -26,7 +26,12 @@ type Node struct {
 	bm      *resync.Bitmap
 	size    int64
 	started time.Time
-	ctx     context.Context // the node's lifetime, set by Run (under mu)
+	// ctx is the node's lifetime, set by Run (under mu): it ends after
+	// the shutdown, not when Run's context does, so that a primary
+	// stopping drains and flushes through its link and witness.
+	// stopping is Run's context: done once the shutdown began.
+	ctx      context.Context
+	stopping context.Context
 
 	// roleMu serializes the role changes: a promotion with its on-promote
 	// commands, a demotion with its on-demote commands, the stop at
@@ -165,9 +170,12 @@ func (n *Node) Run(ctx context.Context) error {
 		n.mu.Unlock()
 		return errors.New("node: Run called twice")
 	}
-	n.ctx = ctx
+	life, end := context.WithCancel(context.WithoutCancel(ctx))
+	defer end()
+	n.ctx, n.stopping = life, ctx
 	n.mu.Unlock()
 	err := n.run(ctx)
+	end()
 	if cerr := n.close(); err == nil {
 		err = cerr
 	}
