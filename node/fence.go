@@ -57,7 +57,7 @@ const (
 // startFence makes the witness client and starts the node's loops.
 func (n *Node) startFence(ctx context.Context) error {
 	w, err := witness.New(witness.Options{
-		Endpoints: n.cfg.Etcd, TLS: n.cfg.EtcdTLS, TTL: n.cfg.LeaseTTL, Volume: n.sb.Name, Node: n.cfg.Name,
+		Endpoints: n.cfg.Etcd, TLS: n.cfg.EtcdTLS, Backend: n.cfg.Witness, TTL: n.cfg.LeaseTTL, Volume: n.sb.Name, Node: n.cfg.Name,
 		Logger: n.log,
 	})
 	if err != nil {

@@ -207,7 +207,7 @@ func (n *Node) run(ctx context.Context) error {
 			return err
 		}
 	}
-	if len(n.cfg.Etcd) > 0 {
+	if n.cfg.fenced() {
 		if err := n.startFence(ctx); err != nil {
 			n.shutdown()
 			return err

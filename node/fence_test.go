@@ -1,0 +1,289 @@
+package node_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/netraid/netraid/internal/sim"
+	"github.com/netraid/netraid/node"
+)
+
+// Fenced failover in process: the pair of newSynced with a witness (an
+// in-memory etcd) that each node's path to can be cut on its own. The
+// app's acknowledged writes are checked by the model: a copy promoted
+// without --force holds every durable write that reached it, and, with
+// fencing, no write is excused.
+
+// newFenced is a synced pair with a witness: a primary holding the
+// election, b its secondary.
+func newFenced(t *testing.T, o sim.Options) *synced {
+	t.Helper()
+	o.Witness = true
+	s := newSynced(t, o)
+	s.app.Attached = s.attached
+	s.waitFor("a to hold the election, as both see it", func() bool {
+		a, b := s.failover("a"), s.failover("b")
+		return a.Token != 0 && a.Holder == "a" && b.Holder == "a"
+	})
+	return s
+}
+
+// failover is a running node's failover status (empty if not running).
+func (s *synced) failover(name string) node.FailoverStatus {
+	st, err := s.c.Status(name)
+	if err != nil || st.Failover == nil {
+		return node.FailoverStatus{}
+	}
+	return *st.Failover
+}
+
+func (s *synced) role(name string) string {
+	st, err := s.c.Status(name)
+	if err != nil {
+		return ""
+	}
+	return st.Role
+}
+
+// attached says which nodes are attached to x's mirror now, for the
+// model's flushes: the peer while its leg takes writes.
+func (s *synced) attached(x string) map[string]bool {
+	out := map[string]bool{}
+	st, err := s.c.Status(x)
+	if err != nil {
+		return out
+	}
+	for _, l := range st.Legs {
+		if l.Name == "peer" && (l.State == "up-to-date" || l.State == "resyncing") {
+			out[s.c.Other(x)] = true
+		}
+	}
+	return out
+}
+
+// outdated says whether name's status shows a record of node's copy.
+func (s *synced) outdated(name, whose string) bool {
+	return slices.ContainsFunc(s.failover(name).Outdated, func(r node.OutdatedRecord) bool { return r.Node == whose })
+}
+
+// checkPromoted checks name's copy as a copy promoted without --force,
+// with nothing excused.
+func (s *synced) checkPromoted(name string) {
+	s.t.Helper()
+	s.c.Model.Promoted(name)
+	vals, err := s.c.Copy(name)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := s.c.Model.CheckPromoted(name, vals); err != nil {
+		s.t.Fatal(err)
+	}
+	if s.c.Model.Excused != 0 {
+		s.t.Fatalf("%d blocks of %s were excused: writes its peer took alone, which fencing must protect", s.c.Model.Excused, name)
+	}
+}
+
+// checkFloor checks that every durable write is on some copy.
+func (s *synced) checkFloor() {
+	s.t.Helper()
+	copies := map[string][]sim.WriteID{}
+	for _, name := range s.c.Names {
+		vals, err := s.c.Copy(name)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		copies[name] = vals
+	}
+	if err := s.c.Model.CheckFloor(copies); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// identical waits for the pair in sync with prim primary, then checks
+// that the copies are the same.
+func (s *synced) identical(prim string) {
+	s.t.Helper()
+	s.waitFor(prim+" primary, in sync with its peer", func() bool { p, ok := s.c.InSync(); return ok && p == prim })
+	// The last writes may still be in the secondary's cache: a flush
+	// through the primary puts them on both disks.
+	s.flush()
+	a, err := s.c.Copy("a")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	b, err := s.c.Copy("b")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if i := slices.Compare(a, b); i != 0 {
+		for blk := range a {
+			if a[blk] != b[blk] {
+				s.t.Fatalf("the copies differ after the rejoin: block %d is %d on a, %d on b", blk, a[blk], b[blk])
+			}
+		}
+	}
+}
+
+// TestFencedLinkCutThenPrimaryDies: the link is cut while both nodes
+// reach the witness. The primary records its peer outdated and goes on
+// answering. Then it dies: the secondary does not promote itself, and
+// says why. The old primary, started again, wins the election and
+// serves every write it acknowledged; healed, the link resyncs the
+// other.
+func TestFencedLinkCutThenPrimaryDies(t *testing.T) {
+	s := newFenced(t, sim.Options{})
+	s.partition()
+	s.write(10, 2, true)
+	s.write(40, 1, false)
+	s.flush()
+	if st := s.status("a"); st.Suspended != "" || st.Role != "primary" {
+		t.Fatalf("a after the link cut: role %s, suspended %q", st.Role, st.Suspended)
+	}
+	s.waitFor("a's status to show b recorded outdated", func() bool { return s.outdated("a", "b") })
+	if r := s.failover("a").Outdated[0]; r.By != "a" || r.Token != s.failover("a").Token {
+		t.Fatalf("b's record %+v, not by a under its token %d", r, s.failover("a").Token)
+	}
+
+	if err := s.c.Procs["a"].Stop(sim.Kill, wait); err != nil {
+		t.Fatal(err)
+	}
+	s.app.Close()
+	s.waitFor("b to say why it does not promote itself", func() bool {
+		return strings.Contains(s.failover("b").Waiting, "records this node's copy outdated")
+	})
+	if st := s.status("b"); st.Role != "secondary" {
+		t.Fatalf("b with its copy recorded outdated: role %s", st.Role)
+	}
+	t.Logf("b waits: %s", s.failover("b").Waiting)
+	s.checkFloor()
+
+	if err := s.c.Procs["a"].Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("a to promote itself again", func() bool { return s.role("a") == "primary" })
+	s.checkPromoted("a")
+	if err := s.app.Use("a"); err != nil {
+		t.Fatal(err)
+	}
+	s.write(41, 1, true)
+	s.net.Heal("a", "b")
+	s.identical("a")
+	s.waitFor("b's record cleared once it holds a's data", func() bool { return !s.outdated("a", "b") && !s.outdated("b", "b") })
+	if st := s.status("b"); st.Role != "secondary" || st.DiskState != "up-to-date" {
+		t.Fatalf("b after the resync: %s, %s", st.Role, st.DiskState)
+	}
+}
+
+// TestFencedPrimaryIsolated: the primary is cut from its peer and from
+// the witness at once. It acknowledges nothing after the cut: a write
+// is held, then failed when its lease ends and it demotes itself. The
+// secondary promotes itself once the lease has expired, holding every
+// durable write. Healed, the old primary rejoins as its secondary,
+// with no operator and no split brain.
+func TestFencedPrimaryIsolated(t *testing.T) {
+	s := newFenced(t, sim.Options{})
+	s.write(20, 3, true)
+	s.write(30, 1, false)
+	s.flush()
+	s.c.Net.Partition("a", "b")
+	s.c.Net.Partition("a", sim.WitnessHost)
+	if w, out, err := s.app.Write(50, 1, true); out == sim.OK {
+		t.Fatalf("the isolated primary acknowledged %s", w)
+	} else {
+		t.Logf("a's write after the cut: %v", err)
+	}
+	if out, _ := s.app.Flush(); out == sim.OK {
+		t.Fatal("the isolated primary answered a flush")
+	}
+	s.app.Close()
+	s.waitFor("b to promote itself", func() bool { return s.role("b") == "primary" })
+	s.checkPromoted("b")
+	fb := s.failover("b")
+	if fb.LastFailover == "" || fb.Token == 0 {
+		t.Fatalf("b's failover status after it promoted itself: %+v", fb)
+	}
+	s.waitFor("a to demote itself, fenced", func() bool {
+		st, err := s.c.Status("a")
+		return err == nil && st.Role == "secondary" && st.Failover.Fenced
+	})
+	if fa := s.status("a"); !slices.ContainsFunc(fa.Problems, func(p string) bool { return strings.Contains(p, "fencing") }) {
+		t.Fatalf("a's status says nothing of its fencing: %q", fa.Problems)
+	}
+	if err := s.app.Use("b"); err != nil {
+		t.Fatal(err)
+	}
+	s.write(50, 1, true)
+	s.write(21, 1, false)
+	s.flush()
+
+	s.c.Net.Heal("a", "b")
+	s.c.Net.Heal("a", sim.WitnessHost)
+	s.identical("b")
+	s.waitFor("a no longer fenced", func() bool { return !s.failover("a").Fenced })
+	s.checkFloor()
+	if s.role("a") != "secondary" {
+		t.Fatalf("a after the rejoin: %s", s.role("a"))
+	}
+}
+
+// TestFencedWitnessDown: with the witness down, the connected pair keeps
+// serving (the primary's lease ends, but its peer is in sync), nobody
+// promotes or demotes, and status says the witness does not answer.
+// When it is back the primary wins the election again.
+func TestFencedWitnessDown(t *testing.T) {
+	s := newFenced(t, sim.Options{})
+	token := s.failover("a").Token
+	s.c.Witness.Stop()
+	s.waitFor("a's lease gone, the witness reported down", func() bool {
+		f := s.failover("a")
+		return f.Token == 0 && f.Error != ""
+	})
+	s.write(60, 2, true)
+	s.write(70, 1, false)
+	s.flush()
+	for _, name := range s.c.Names {
+		st := s.status(name)
+		warned := slices.ContainsFunc(st.Problems, func(p string) bool { return strings.Contains(p, "witness") })
+		if !warned || st.Suspended != "" {
+			t.Fatalf("%s with the witness down: problems %q, suspended %q", name, st.Problems, st.Suspended)
+		}
+	}
+	if ra, rb := s.role("a"), s.role("b"); ra != "primary" || rb != "secondary" {
+		t.Fatalf("with the witness down: a is %s, b is %s", ra, rb)
+	}
+	s.c.Witness.Start()
+	s.waitFor("a to win the election again", func() bool {
+		f := s.failover("a")
+		return f.Token > token && f.Holder == "a" && f.Error == ""
+	})
+	s.write(61, 1, true)
+	s.identical("a")
+}
+
+// TestFencedCleanShutdown: a fenced primary stopped cleanly resigns its
+// election: its peer promotes itself, holding every durable write; the
+// old primary, started again, rejoins as its secondary.
+func TestFencedCleanShutdown(t *testing.T) {
+	s := newFenced(t, sim.Options{})
+	s.write(80, 2, true)
+	s.write(90, 1, false)
+	s.flush()
+	s.app.Close()
+	if err := s.c.Procs["a"].Stop(sim.Shutdown, wait); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("b to promote itself", func() bool { return s.role("b") == "primary" })
+	s.checkPromoted("b")
+	if err := s.app.Use("b"); err != nil {
+		t.Fatal(err)
+	}
+	s.write(81, 1, true)
+	if err := s.c.Procs["a"].Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.identical("b")
+	if f := s.failover("a"); f.Fenced || f.Holder != "b" {
+		t.Fatalf("a after it rejoined: %+v", f)
+	}
+}
