@@ -1,9 +1,11 @@
 package node_test
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/netraid/netraid/internal/sim"
 	"github.com/netraid/netraid/node"
@@ -286,4 +288,140 @@ func TestFencedCleanShutdown(t *testing.T) {
 	if f := s.failover("a"); f.Fenced || f.Holder != "b" {
 		t.Fatalf("a after it rejoined: %+v", f)
 	}
+}
+
+// TestFencedPromoteRefusedWhileHeld: an operator's promote of the
+// secondary while the primary holds the election is refused, naming
+// the holder; the pair goes on.
+func TestFencedPromoteRefusedWhileHeld(t *testing.T) {
+	s := newFenced(t, sim.Options{})
+	_, err := s.c.Do("b", node.ActPromote, node.Request{})
+	if err == nil || !strings.Contains(err.Error(), "a holds the volume's election") {
+		t.Fatalf("promote of b while a holds the election: %v", err)
+	}
+	if ra, rb := s.role("a"), s.role("b"); ra != "primary" || rb != "secondary" {
+		t.Fatalf("after the refused promote: a is %s, b is %s", ra, rb)
+	}
+	s.write(5, 1, true)
+	s.identical("a")
+}
+
+// TestFencedWitnessDownThenLinkCut: with the witness down the primary's
+// lease ends (its peer in sync, it goes on); then the link is cut: it
+// can record nothing, so it answers nothing more and demotes itself,
+// and nobody promotes while the witness is down. When the witness is
+// back one node promotes itself, holding every durable write; healed,
+// the pair comes back in sync.
+func TestFencedWitnessDownThenLinkCut(t *testing.T) {
+	s := newFenced(t, sim.Options{})
+	s.write(100, 2, true)
+	s.write(110, 1, false)
+	s.flush()
+	s.c.Witness.Stop()
+	s.waitFor("a's lease gone", func() bool { return s.failover("a").Token == 0 })
+	s.c.Net.Partition("a", "b")
+	if w, out, _ := s.app.Write(120, 1, true); out == sim.OK {
+		t.Fatalf("a acknowledged %s with its peer and its election gone", w)
+	}
+	s.app.Close()
+	s.waitFor("a to demote itself, fenced", func() bool {
+		st, err := s.c.Status("a")
+		return err == nil && st.Role == "secondary" && st.Failover.Fenced
+	})
+	s.waitFor("b to say the witness does not answer", func() bool {
+		return strings.Contains(s.failover("b").Waiting, "does not answer")
+	})
+	if s.role("b") != "secondary" {
+		t.Fatalf("b promoted with the witness down")
+	}
+	s.c.Witness.Start()
+	var prim string
+	s.waitFor("a node to promote itself", func() bool {
+		for _, name := range s.c.Names {
+			if s.role(name) == "primary" {
+				prim = name
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("%s promoted itself", prim)
+	s.checkPromoted(prim)
+	if err := s.app.Use(prim); err != nil {
+		t.Fatal(err)
+	}
+	s.write(121, 1, true)
+	s.c.Net.Heal("a", "b")
+	s.identical(prim)
+	s.checkFloor()
+}
+
+// TestFencedHeldUntilRecorded: when the witness fails the primary's
+// requests (it lost its quorum) as the link is cut, the writes its peer
+// lacks are held, neither answered nor failed, and status says I/O is
+// suspended; once the witness answers again the peer is recorded
+// outdated and they are answered.
+func TestFencedHeldUntilRecorded(t *testing.T) {
+	// A lease long enough that the primary keeps it while its requests
+	// fail.
+	s := newFenced(t, sim.Options{LeaseTTL: 20 * time.Second})
+	s.write(130, 1, true)
+	s.c.Witness.Fail("a", errors.New("etcdserver: no leader"))
+	s.c.Net.Partition("a", "b")
+	type result struct {
+		w   *sim.Write
+		out sim.Outcome
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		w, out, err := s.app.Write(131, 1, true)
+		done <- result{w, out, err}
+	}()
+	s.waitFor("a to say its I/O is held", func() bool {
+		st, err := s.c.Status("a")
+		return err == nil && strings.Contains(st.Suspended, "held")
+	})
+	select {
+	case r := <-done:
+		t.Fatalf("a answered %s (%v, %v) while it could not record its peer outdated", r.w, r.out, r.err)
+	default:
+	}
+	s.c.Witness.Heal("a")
+	r := <-done
+	if r.out != sim.OK {
+		t.Fatalf("the held write once the witness answered: %v", r.err)
+	}
+	s.waitFor("b recorded outdated, I/O no longer held", func() bool {
+		st, err := s.c.Status("a")
+		return err == nil && st.Suspended == "" && s.outdated("a", "b")
+	})
+	s.c.Net.Heal("a", "b")
+	s.identical("a")
+}
+
+// TestFencedOperatorDemote: an operator's demote of a fenced primary
+// gives its election up; a node promotes itself and the pair comes
+// back in sync, every durable write held.
+func TestFencedOperatorDemote(t *testing.T) {
+	s := newFenced(t, sim.Options{})
+	s.write(140, 2, true)
+	s.write(150, 1, false)
+	s.flush()
+	s.app.Close()
+	s.waitFor("a to see the app gone", func() bool { return s.status("a").Export == nil || s.status("a").Export.Clients == 0 })
+	s.do("a", node.ActDemote, node.Request{})
+	var prim string
+	s.waitFor("the pair in sync again", func() bool {
+		p, ok := s.c.InSync()
+		prim = p
+		return ok
+	})
+	t.Logf("%s promoted itself", prim)
+	s.checkPromoted(prim)
+	if err := s.app.Use(prim); err != nil {
+		t.Fatal(err)
+	}
+	s.write(141, 1, true)
+	s.identical(prim)
 }

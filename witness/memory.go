@@ -26,6 +26,7 @@ type Memory struct {
 	lastID  int64
 	cut     map[string]bool
 	dead    map[string]bool
+	failing map[string]error
 	stopped bool
 	// changed is closed, and replaced, on every change: requests and
 	// campaigns waiting for one look again.
@@ -50,7 +51,7 @@ type memLease struct {
 // NewMemory returns an empty witness that answers every node.
 func NewMemory() *Memory {
 	return &Memory{kv: map[string]*memKV{}, leases: map[int64]*memLease{}, cut: map[string]bool{}, dead: map[string]bool{},
-		changed: make(chan struct{})}
+		failing: map[string]error{}, changed: make(chan struct{})}
 }
 
 func (m *Memory) broadcastLocked() {
@@ -68,11 +69,22 @@ func (m *Memory) Cut(node string) {
 	m.broadcastLocked()
 }
 
-// Heal ends Cut.
+// Fail makes node's requests fail at once with err, as etcd's do when
+// it has lost its quorum ("etcdserver: no leader"): its sessions are
+// not renewed either.
+func (m *Memory) Fail(node string, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.failing[node] = err
+	m.broadcastLocked()
+}
+
+// Heal ends Cut and Fail.
 func (m *Memory) Heal(node string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.cut, node)
+	delete(m.failing, node)
 	m.broadcastLocked()
 }
 
@@ -208,7 +220,7 @@ func (c *memConn) close() error {
 
 // reachableLocked says whether c's requests get through now.
 func (c *memConn) reachableLocked() bool {
-	return !c.closed && !c.m.stopped && !c.m.cut[c.o.Node] && !c.m.dead[c.o.Node]
+	return !c.closed && !c.m.stopped && !c.m.cut[c.o.Node] && !c.m.dead[c.o.Node] && c.m.failing[c.o.Node] == nil
 }
 
 // await runs f under m.mu once c's request gets through: at once if it
@@ -228,6 +240,10 @@ func (c *memConn) await(ctx context.Context, f func() error) error {
 		if m.dead[c.o.Node] {
 			m.mu.Unlock()
 			return fmt.Errorf("memory witness: %s's process is gone: %w", c.o.Node, context.Canceled)
+		}
+		if err := m.failing[c.o.Node]; err != nil {
+			m.mu.Unlock()
+			return err
 		}
 		if c.reachableLocked() {
 			err := f()

@@ -94,6 +94,9 @@ type world interface {
 	// cut cuts one node from the witness, heal ends that; nil if the
 	// world cannot.
 	cutter() (cut, heal func(node string))
+	// failer makes one node's requests fail at once with an error;
+	// nil if the world cannot.
+	failer() func(node string, err error)
 }
 
 // behaviours run against every world: the semantics the node relies on.
@@ -109,6 +112,7 @@ var behaviours = []struct {
 	{"CampaignCancelled", testCampaignCancelled},
 	{"NewSessionAfterExpiry", testNewSessionAfterExpiry},
 	{"Cut", testCut},
+	{"Failing", testFailing},
 }
 
 func runAll(t *testing.T, mk func(t *testing.T) world) {
@@ -161,6 +165,7 @@ func (w *etcdWorld) cont(t *testing.T) { w.e.cmd.Process.Signal(syscall.SIGCONT)
 func (w *etcdWorld) cutter() (func(string), func(string)) {
 	return nil, nil
 }
+func (w *etcdWorld) failer() func(string, error) { return nil }
 
 type memWorld struct{ m *Memory }
 
@@ -182,6 +187,7 @@ func (w *memWorld) expire(t *testing.T, l *Leadership) {
 
 func (w *memWorld) stop(t *testing.T)                    { w.m.Stop() }
 func (w *memWorld) cont(t *testing.T)                    { w.m.Start() }
+func (w *memWorld) failer() func(string, error)          { return w.m.Fail }
 func (w *memWorld) cutter() (func(string), func(string)) { return w.m.Cut, w.m.Heal }
 
 func waitDone(t *testing.T, l *Leadership) {
@@ -466,5 +472,33 @@ func testCut(t *testing.T, w world) {
 	}
 	if h := leader(t, a); h.Node != "b" {
 		t.Fatalf("Leader seen by a after healing = %+v, want b", h)
+	}
+}
+
+// testFailing: a node whose requests fail (the witness lost its quorum)
+// gets the error at once, not ErrUnreachable nor ErrNotLeader, and
+// loses its session a TTL after its last renewal.
+func testFailing(t *testing.T, w world) {
+	fail := w.failer()
+	_, heal := w.cutter()
+	if fail == nil {
+		t.Skip("this witness cannot fail one node's requests")
+	}
+	a := w.client(t, "a")
+	ctx := context.Background()
+	la, err := a.Campaign(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noLeader := errors.New("etcdserver: no leader")
+	fail("a", noLeader)
+	err = la.RecordOutdated(ctx, "b", 1)
+	if !errors.Is(err, noLeader) || errors.Is(err, ErrUnreachable) || errors.Is(err, ErrNotLeader) {
+		t.Fatalf("a record while the witness fails: %v, want its error", err)
+	}
+	waitDone(t, la)
+	heal("a")
+	if _, err := a.Campaign(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
