@@ -425,3 +425,45 @@ func TestFencedOperatorDemote(t *testing.T) {
 	s.write(141, 1, true)
 	s.identical(prim)
 }
+
+// TestFencedPromoteOutdatedRefused: the primary takes writes alone after
+// the link is cut (its peer recorded outdated), then dies. An operator's
+// promote of the secondary without --force, once the dead primary's
+// lease is gone, must be refused as the promoter refuses it: the copy
+// lacks acknowledged writes, and the witness says so. --force promotes
+// it, the operator giving those writes up.
+func TestFencedPromoteOutdatedRefused(t *testing.T) {
+	s := newFenced(t, sim.Options{})
+	s.partition()
+	s.write(160, 2, true)
+	s.waitFor("a's status to show b recorded outdated", func() bool { return s.outdated("a", "b") })
+	if err := s.c.Procs["a"].Stop(sim.Kill, wait); err != nil {
+		t.Fatal(err)
+	}
+	s.app.Close()
+	s.waitFor("b to see its record, and a's lease gone", func() bool {
+		f := s.failover("b")
+		return s.outdated("b", "b") && f.Holder == ""
+	})
+	msg, err := s.c.Do("b", node.ActPromote, node.Request{})
+	if err == nil {
+		vals, _ := s.c.Copy("b")
+		s.c.Model.Promoted("b")
+		perr := s.c.Model.CheckPromoted("b", vals)
+		t.Fatalf("promote of b, recorded outdated in the witness, succeeded (%q): %d blocks of acknowledged writes lost (%v)",
+			msg, s.c.Model.Excused, perr)
+	}
+	if !strings.Contains(err.Error(), "outdated") {
+		t.Fatalf("promote of an outdated b: %v; want the witness's record named", err)
+	}
+	if s.role("b") != "secondary" {
+		t.Fatalf("b after a refused promote: %s", s.role("b"))
+	}
+	s.do("b", node.ActPromote, node.Request{Force: true})
+	vals, err := s.c.Copy("b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.c.Model.Consent(vals)
+	s.c.Model.Promoted("b")
+}
