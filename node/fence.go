@@ -377,6 +377,24 @@ func (n *Node) leadershipFor(ctx context.Context) (*witness.Leadership, error) {
 	return lead, nil
 }
 
+// outdatedRefusal reads this node's record in the witness, once it holds
+// the election (nobody else can write one then): a copy recorded
+// outdated lacks writes its peer acknowledged alone, and is promoted
+// only with --force.
+func (n *Node) outdatedRefusal(ctx context.Context) error {
+	rctx, cancel := context.WithTimeout(ctx, n.fence.w.TTL())
+	defer cancel()
+	r, err := n.fence.w.Outdated(rctx, n.cfg.Name)
+	switch {
+	case err != nil:
+		return fmt.Errorf("reading this node's record in the witness: %w; --force promotes without it", err)
+	case r != nil:
+		return fmt.Errorf("the witness records this node's copy outdated (by %s at %s, generation %016X): the peer acknowledged writes it lacks; "+
+			"start the peer, or --force to promote this copy and lose them", r.By, r.Time.Format(time.RFC3339), r.Generation)
+	}
+	return nil
+}
+
 // promoter is a secondary's side of automatic failover: while it has no
 // primary (no link open for a ping interval and time-out), its copy is
 // up to date and the witness does not record it outdated, it campaigns;

@@ -72,6 +72,17 @@ func (n *Node) promote(ctx context.Context, force bool) (string, error) {
 			n.log.Warn("promoting without the volume's election (forced)", "err", err)
 		}
 		lead = l
+		if lead != nil && !force {
+			if err := n.outdatedRefusal(ctx); err != nil {
+				n.mu.Lock()
+				held := n.fence.lead == lead
+				n.mu.Unlock()
+				if !held {
+					go lead.Resign(context.Background())
+				}
+				return "", err
+			}
+		}
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
