@@ -54,8 +54,9 @@ const (
 	NoQuorumIOError = "io-error"
 )
 
-// startFence makes the witness client and starts the node's loops.
-func (n *Node) startFence(ctx context.Context) error {
+// newFence makes the witness client. It runs before the peer server
+// starts: a hello reads n.fence, and a control message may replace n.sb.
+func (n *Node) newFence() error {
 	w, err := witness.New(witness.Options{
 		Endpoints: n.cfg.Etcd, TLS: n.cfg.EtcdTLS, Backend: n.cfg.Witness, TTL: n.cfg.LeaseTTL, Volume: n.sb.Name, Node: n.cfg.Name,
 		Logger: n.log,
@@ -64,9 +65,13 @@ func (n *Node) startFence(ctx context.Context) error {
 		return err
 	}
 	n.fence = &fence{w: w}
+	return nil
+}
+
+// startFence starts the node's loops of the witness.
+func (n *Node) startFence(ctx context.Context) {
 	n.wg.Go(func() { n.watchWitness(ctx) })
 	n.wg.Go(func() { n.promoter(ctx) })
-	return nil
 }
 
 // stopFence resigns the election (so that the peer need not wait out the
