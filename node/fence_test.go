@@ -467,3 +467,52 @@ func TestFencedPromoteOutdatedRefused(t *testing.T) {
 	s.c.Model.Consent(vals)
 	s.c.Model.Promoted("b")
 }
+
+// TestFencedPromotedAloneRecordsPeer: the primary dies; the secondary
+// promotes itself and takes writes its old primary never gets; then it
+// dies too, and the old primary comes back first. It must not promote
+// itself (its copy lacks acknowledged writes): the new primary had to
+// record it outdated before answering the first of them, as it does
+// when it loses a connected peer.
+func TestFencedPromotedAloneRecordsPeer(t *testing.T) {
+	s := newFenced(t, sim.Options{})
+	s.write(170, 1, true)
+	s.app.Close()
+	if err := s.c.Procs["a"].Stop(sim.Kill, wait); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("b to promote itself", func() bool { return s.role("b") == "primary" })
+	s.checkPromoted("b")
+	if err := s.app.Use("b"); err != nil {
+		t.Fatal(err)
+	}
+	x := s.write(171, 2, true) // a never gets it
+	s.app.Close()
+	if err := s.c.Procs["b"].Stop(sim.Kill, wait); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.c.Procs["a"].Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("a to promote itself, or to say its copy is recorded outdated", func() bool {
+		return s.role("a") == "primary" || strings.Contains(s.failover("a").Waiting, "records this node's copy outdated")
+	})
+	if s.role("a") == "primary" {
+		vals, err := s.c.Copy("a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.c.Model.Promoted("a")
+		s.c.Model.CheckPromoted("a", vals)
+		t.Fatalf("a promoted itself lacking %s, acknowledged by b alone: %d blocks lost", x, s.c.Model.Excused)
+	}
+	if err := s.c.Procs["b"].Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("b to promote itself again", func() bool { return s.role("b") == "primary" })
+	s.checkPromoted("b")
+	if err := s.app.Use("b"); err != nil {
+		t.Fatal(err)
+	}
+	s.identical("b")
+}
