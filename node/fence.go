@@ -238,21 +238,22 @@ func (n *Node) fenceDemote(p *primary, why error) {
 // node's election key. If that cannot be done now, the answers are held
 // (or failed, with --on-no-quorum io-error) while a goroutine retries
 // until it can, or the peer is back in sync, or the node is fenced.
-func (p *primary) fencePeerLost(gen uint64) {
+// It reports whether the record was made now.
+func (p *primary) fencePeerLost(gen uint64) bool {
 	n := p.n
 	f := n.fence
 	if f == nil {
-		return
+		return false
 	}
 	err := p.recordPeerOutdated(gen)
 	if err == nil {
-		return
+		return true
 	}
 	if errors.Is(err, witness.ErrNotLeader) {
 		n.log.Error("the peer is lost and this node no longer holds the election: demoting", "err", err)
 		p.mir.HoldAcks()
 		n.wg.Go(func() { n.fenceDemote(p, fmt.Errorf("peer lost and the election lost: %w", err)) })
-		return
+		return false
 	}
 	if n.cfg.OnNoQuorum == NoQuorumIOError {
 		p.mir.FailAcks(fmt.Errorf("the peer is lost and the witness cannot record it (--on-no-quorum io-error): %w", err))
@@ -260,7 +261,7 @@ func (p *primary) fencePeerLost(gen uint64) {
 		n.suspended = fmt.Sprintf("I/O fails since %s: the peer is lost and the witness (etcd) cannot record it outdated (%v); demote and promote again once it can",
 			time.Now().UTC().Format(time.RFC3339), err)
 		n.mu.Unlock()
-		return
+		return false
 	}
 	p.mir.HoldAcks()
 	n.mu.Lock()
@@ -269,6 +270,17 @@ func (p *primary) fencePeerLost(gen uint64) {
 	n.logOnce("I/O held: the witness cannot record the lost peer outdated", err)
 	n.mu.Unlock()
 	n.wg.Go(func() { p.retryPeerOutdated(gen) })
+	return false
+}
+
+// fencePromoted records the peer outdated for a primary promoted while
+// its peer was away: from its first write on it answers writes the peer
+// lacks. Its answers are held from the promotion (HoldAcks) until the
+// record is made, or as fencePeerLost says.
+func (p *primary) fencePromoted(gen uint64) {
+	if p.fencePeerLost(gen) {
+		p.mir.ReleaseAcks()
+	}
 }
 
 // recordPeerOutdated records the peer outdated as of gen under this
@@ -342,9 +354,9 @@ func (p *primary) clearPeerRecord() {
 		return
 	}
 	n.mu.Lock()
-	lead, view := n.fence.lead, n.fence.view
+	lead := n.fence.lead
 	n.mu.Unlock()
-	if lead == nil || view.peer == nil && view.err == "" {
+	if lead == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(p.ctx, n.fence.w.TTL())

@@ -144,6 +144,12 @@ func (n *Node) promote(ctx context.Context, force bool) (string, error) {
 	}
 	n.prim = p
 	keep = true
+	if lead != nil && plan.Diverge {
+		// The peer is away: nothing is answered before it is recorded
+		// outdated (after this returns: the record takes n.mu).
+		p.mir.HoldAcks()
+		n.wg.Go(func() { p.fencePromoted(g.Current) })
+	}
 	n.setPeer(PeerConnecting, nil)
 	n.log.Info("promoted to primary", "generations", g.String(), "export", p.addr)
 	msg := fmt.Sprintf("primary: exporting %q on %s", p.export, p.addr)
