@@ -222,8 +222,14 @@ func (n *Node) fenceDemote(p *primary, why error) {
 	if !current {
 		return
 	}
-	if _, err := n.demoteLocked(true, p); err != nil {
-		n.log.Error("demoting after losing the election", "err", err)
+	select {
+	case <-p.stopCh:
+		// A shutdown stopped it already (it leaves n.prim set): it
+		// cannot be stopped twice.
+	default:
+		if _, err := n.demoteLocked(true, p); err != nil {
+			n.log.Error("demoting after losing the election", "err", err)
+		}
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -516,3 +516,33 @@ func TestFencedPromotedAloneRecordsPeer(t *testing.T) {
 	}
 	s.identical("b")
 }
+
+// TestFencedShutdownWhileHeld: a primary cut from its peer and the
+// witness holds a write; it is stopped (SIGTERM) meanwhile, its lease
+// ending about when the stop drains the export. It stops, the held write
+// unanswered, and the peer promotes itself holding every durable write.
+// (When the lease ended during the drain, the fencing demotion stopped
+// the primary a second time and the daemon panicked: the explorer hit
+// it; this schedule only sometimes does.)
+func TestFencedShutdownWhileHeld(t *testing.T) {
+	s := newFenced(t, sim.Options{})
+	s.c.Net.Partition("a", "b")
+	s.c.Net.Partition("a", sim.WitnessHost)
+	done := make(chan sim.Outcome, 1)
+	go func() {
+		_, out, _ := s.app.Write(180, 1, true)
+		done <- out
+	}()
+	s.waitFor("a to hold the write", func() bool {
+		st, err := s.c.Status("a")
+		return err == nil && st.Peer != nil && st.Peer.State != "connected" && st.Export != nil && st.Export.Requests > 0
+	})
+	if err := s.c.Procs["a"].Stop(sim.Shutdown, wait); err != nil {
+		t.Logf("a's stop: %v", err)
+	}
+	if out := <-done; out == sim.OK {
+		t.Fatal("the held write was acknowledged")
+	}
+	s.waitFor("b to promote itself", func() bool { return s.role("b") == "primary" })
+	s.checkPromoted("b")
+}
