@@ -19,6 +19,14 @@ var (
 	ErrFrozen = errors.New("mirror: frozen")
 )
 
+// FrozenError is what a frozen mirror fails operations with: it is
+// ErrFrozen, and unwraps to why the mirror was frozen.
+type FrozenError struct{ Cause error }
+
+func (e *FrozenError) Error() string        { return ErrFrozen.Error() + ": " + e.Cause.Error() }
+func (e *FrozenError) Is(target error) bool { return target == ErrFrozen }
+func (e *FrozenError) Unwrap() error        { return e.Cause }
+
 // LegError is the failure of one leg in one operation. The leg is failed
 // when it is returned (or reported through Options.OnLegFailed).
 type LegError struct {

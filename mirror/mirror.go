@@ -308,7 +308,7 @@ func (m *Mirror) ackBarrier() error {
 
 // freeze makes every operation fail from now on with err.
 func (m *Mirror) freeze(err error) {
-	err = fmt.Errorf("%w: %w", ErrFrozen, err)
+	err = &FrozenError{Cause: err}
 	m.frozen.CompareAndSwap(nil, &err)
 	m.log.Error("mirror: frozen: no operation is answered any more", "err", err)
 }

@@ -29,6 +29,7 @@ type fence struct {
 	// and took are when it last promoted itself, and how long after.
 	lostAt       time.Time
 	lastFailover time.Time
+	fencedAt     time.Time // when this node last demoted itself for fencing
 	took         time.Duration
 }
 
@@ -233,6 +234,7 @@ func (n *Node) fenceDemote(p *primary, why error) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.fence.fencedAt = time.Now()
 	if err := n.updateSuper(func(sb *meta.Superblock) { sb.Flags |= meta.FlagFenced }); err != nil {
 		n.log.Error("recording that this node demoted for fencing", "err", err)
 	}

@@ -293,7 +293,7 @@ func (p *primary) stop(force bool) error {
 	}
 	// Drain and flush while the link is still up: after this no write
 	// can come, and the peer holds everything this node holds.
-	err := errors.Join(p.srv.Shutdown(ctx), p.mir.Flush())
+	err := errors.Join(unlessFrozen(p.srv.Shutdown(ctx)), unlessFrozen(p.mir.Flush()))
 	if p.ra != nil {
 		p.ra.Stop() // the export is drained: only reads ahead may be in flight
 	}
@@ -306,6 +306,26 @@ func (p *primary) stop(force bool) error {
 	p.mu.Unlock()
 	p.wg.Wait()
 	return errors.Join(err, p.n.bm.Sync())
+}
+
+// unlessFrozen drops from err the flushes a frozen mirror refused: it
+// was frozen on purpose (its held answers failed, for fencing or for a
+// generation it could not record), and it has nothing answered left to
+// flush. Any other error stays.
+func unlessFrozen(err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var keep []error
+		for _, e := range j.Unwrap() {
+			if e = unlessFrozen(e); e != nil {
+				keep = append(keep, e)
+			}
+		}
+		return errors.Join(keep...)
+	}
+	if errors.Is(err, mirror.ErrFrozen) {
+		return nil
+	}
+	return err
 }
 
 // kickLink wakes the link loop (connect, a poke, resync full).

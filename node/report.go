@@ -208,6 +208,9 @@ func (n *Node) failoverStatus() *FailoverStatus {
 		}
 	}
 	fs.Fenced = n.sb.Flags&meta.FlagFenced != 0
+	if !f.fencedAt.IsZero() {
+		fs.LastFenced = f.fencedAt.UTC().Format(time.RFC3339Nano)
+	}
 	for _, r := range []*witness.Record{v.own, v.peer} {
 		if r != nil {
 			fs.Outdated = append(fs.Outdated, OutdatedRecord{Node: r.Node, Generation: fmt.Sprintf("%016X", r.Generation),

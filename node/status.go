@@ -211,6 +211,9 @@ type FailoverStatus struct {
 	// in-sync peer; what it alone holds was never acknowledged, and it
 	// goes when it meets the new primary.
 	Fenced bool `json:"fenced,omitempty"`
+	// LastFenced is when this daemon last demoted itself for fencing
+	// (RFC 3339), kept after it rejoined.
+	LastFenced string `json:"last_fenced,omitempty"`
 	// Outdated are the witness's records of outdated copies, this node's
 	// and its peer's.
 	Outdated []OutdatedRecord `json:"outdated,omitempty"`

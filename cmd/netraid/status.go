@@ -237,4 +237,7 @@ func printFailover(w io.Writer, f *node.FailoverStatus) {
 	if f.LastFailover != "" {
 		fmt.Fprintf(w, "    last failover: %s, %.1fs after the primary was found gone\n", f.LastFailover, f.FailoverSeconds)
 	}
+	if f.LastFenced != "" {
+		fmt.Fprintf(w, "    last demoted itself for fencing: %s\n", f.LastFenced)
+	}
 }
