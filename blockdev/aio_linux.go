@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netraid/netraid/internal/lat"
-	"github.com/netraid/netraid/internal/rawio"
 )
 
 // Linux native AIO (io_setup, io_submit, io_getevents): see doc.go for why
@@ -313,47 +312,6 @@ func (r *aioRing) complete(data uint64, res int64) {
 	s.res.Store(res)
 	s.reaped.Store(lat.Start())
 	s.done <- struct{}{}
-}
-
-// reap waits on the eventfd and completes every finished event, until the
-// eventfd is closed.
-func (r *aioRing) reap() {
-	defer close(r.reaped)
-	var count [8]byte
-	events := make([]ioEvent, len(r.slots))
-	zero := unix.Timespec{}
-	rc, err := r.efd.SyscallConn()
-	if err != nil {
-		panic(fmt.Sprintf("blockdev: aio: the completion eventfd: %v", err))
-	}
-	// Both calls are made raw (see internal/rawio): the eventfd is
-	// non-blocking and its reads wait in the netpoller; io_getevents with
-	// a zero timeout does not wait.
-	efd := rawio.NewReader(rc)
-	for {
-		if _, err := efd.Read(count[:]); err != nil {
-			if r.state.Load()&ringShut == 0 {
-				panic(fmt.Sprintf("blockdev: aio: reading the completion eventfd: %v", err))
-			}
-			return // destroy closed it
-		}
-		for {
-			n, _, e := syscall.RawSyscall6(unix.SYS_IO_GETEVENTS, r.ctx, 0, uintptr(len(events)),
-				uintptr(unsafe.Pointer(&events[0])), uintptr(unsafe.Pointer(&zero)), 0)
-			if e == unix.EINTR {
-				continue
-			}
-			if e != 0 {
-				panic(fmt.Sprintf("blockdev: aio: io_getevents: %v", e))
-			}
-			for _, ev := range events[:n] {
-				r.complete(ev.data, ev.res)
-			}
-			if int(n) < len(events) {
-				break
-			}
-		}
-	}
 }
 
 // aioEngine is the ioEngine of native AIO.

@@ -30,11 +30,12 @@
 //     Engine). By default it is Linux native AIO: transfers queue iocbs,
 //     and whichever goroutine finds no io_submit under way submits all
 //     that are queued in one call, which the block layer plugs into one
-//     batch for the device; completions signal an eventfd that one
-//     reaper goroutine reads through the netpoller. So no thread sleeps in
-//     the kernel per transfer, where blocking pread/pwrite(v) (EngineSync,
-//     and the fallback when io_setup fails) cost a thread switch and a
-//     P hand-off each. At most aioDepth transfers per File are in the
+//     batch for the device; completions signal an eventfd on which one
+//     reaper goroutine waits in the netpoller, and it takes them from the
+//     ring the kernel maps (no system call per completion). So no thread
+//     sleeps in the kernel per transfer, where blocking pread/pwrite(v)
+//     (EngineSync, and the fallback when io_setup fails) cost a thread
+//     switch and a P hand-off each. At most aioDepth transfers per File are in the
 //     kernel; more wait for a slot. A transfer's buffers stay reachable
 //     until its completion is reaped. Close never waits for the disk: the
 //     last transfer in flight releases the context.
