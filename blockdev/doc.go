@@ -32,11 +32,15 @@
 //     that are queued in one call, which the block layer plugs into one
 //     batch for the device; completions signal an eventfd on which one
 //     reaper goroutine waits in the netpoller, and it takes them from the
-//     ring the kernel maps (no system call per completion). So no thread
-//     sleeps in the kernel per transfer, where blocking pread/pwrite(v)
-//     (EngineSync, and the fallback when io_setup fails) cost a thread
-//     switch and a P hand-off each. At most aioDepth transfers per File are in the
-//     kernel; more wait for a slot. A transfer's buffers stay reachable
+//     ring the kernel maps (no system call per completion). Flushes go
+//     the same way (IOCB_CMD_FDSYNC), and transfers are submitted with
+//     RWF_NOWAIT in a raw system call (one that would wait comes back
+//     EAGAIN and is submitted again the blocking way). So no thread
+//     sleeps in the kernel per transfer or flush, and the runtime's
+//     monitor is not woken per request, where blocking pread/pwrite(v)
+//     and fdatasync (EngineSync, and the fallback when io_setup fails)
+//     cost a thread switch and a P hand-off each. At most aioDepth
+//     transfers per File are in the kernel; more wait for a slot. A transfer's buffers stay reachable
 //     until its completion is reaped. Close never waits for the disk: the
 //     last transfer in flight releases the context.
 //   - Readahead never returns data that a write, trim or write-zeroes

@@ -216,7 +216,7 @@ func (f *File) Flush() error {
 
 func (f *File) fdatasync() error {
 	t := lat.Start()
-	err := f.control(func(fd int) error { return retryEINTR(func() error { return unix.Fdatasync(fd) }) })
+	err := f.control(f.io.fdatasync)
 	lat.Since(lat.FileFlush, t)
 	if err != nil {
 		return f.ioErr(opFlush, 0, 0, err)
