@@ -15,6 +15,11 @@
 //     non-overlapping ranges are allowed. No implementation keeps p.
 //   - A write that returned without error is durable only after a later
 //     Flush returned without error, or if it was written with WriteAtFUA.
+//   - FlushGroup (File's flushes, nbd.Client's FLUSHes) answers each
+//     caller with a flush that started after the caller called, never
+//     with one already running: concurrent callers share the next one.
+//     A File's FUA write that finds other durable writes or flushes in
+//     progress is a plain write followed by such a shared flush.
 //   - Optional abilities (Trim, WriteZeroes, FUA, block size, allocation
 //     map, checksum) are separate one-method interfaces found by type
 //     assertion; the package-level helpers of the same names fall back to
