@@ -19,9 +19,10 @@ MODIFIED ?= $(shell test -z "$$(git status --porcelain --untracked-files=no 2>/d
 VPKG    := github.com/netraid/netraid/internal/version
 LDFLAGS := -X $(VPKG).version=$(VERSION) -X $(VPKG).commit=$(COMMIT) -X $(VPKG).modified=$(MODIFIED)
 FUZZTIME ?= 100000x
-TRIALS  ?= 10
+TRIALS  ?= 0
+EXPLORE ?= 10m
 
-.PHONY: help build docs install test unit e2e fuzz demo bench trials lint deps clean
+.PHONY: help build docs install test unit e2e fuzz demo bench trials explore cover lint deps clean
 
 help: ## list the targets
 	@echo "netraid — targets (make TARGET):"
@@ -36,7 +37,7 @@ docs: build ## manual pages (bin/man/man8) and bash completion (bin/netraid.bash
 	$(BIN) _man bin/man/man8
 	$(BIN) completion bash > bin/netraid.bash
 
-install: docs ## install netraid, netraid.service, manual pages, bash completion, an example config (PREFIX, DESTDIR)
+install: docs ## install netraid, netraid.service, manual pages, bash completion, an example config, the promoter's netraid-mount and ActiveMQ unit (PREFIX, DESTDIR)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/netraid
 	install -d $(DESTDIR)$(MANDIR)/man8
 	install -m 0644 bin/man/man8/*.8 $(DESTDIR)$(MANDIR)/man8/
@@ -44,6 +45,8 @@ install: docs ## install netraid, netraid.service, manual pages, bash completion
 	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' dist/netraid.service.in > bin/netraid.service
 	install -D -m 0644 bin/netraid.service $(DESTDIR)$(UNITDIR)/netraid.service
 	install -D -m 0644 dist/netraid.toml $(DESTDIR)$(SYSCONFDIR)/netraid/netraid.toml.example
+	install -D -m 0755 dist/promoter/netraid-mount $(DESTDIR)$(BINDIR)/netraid-mount
+	install -D -m 0644 dist/promoter/netraid-activemq.service $(DESTDIR)$(UNITDIR)/netraid-activemq.service
 	@echo "installed; next: $(SYSCONFDIR)/netraid/netraid.toml (from the .example), then 'systemctl daemon-reload; systemctl enable --now netraid'"
 
 deps: ## install the Debian packages the tests and demo use (when missing)
@@ -51,12 +54,19 @@ deps: ## install the Debian packages the tests and demo use (when missing)
 
 test: deps build ## everything: unit tests (race), fuzz smoke, end-to-end on loop devices, FUSE, netns
 	$(GO) vet $(PKGS)
-	$(GO) test -race -count=1 $(UNIT)
+	$(GO) test -race -count=1 -timeout 20m $(UNIT)
 	$(MAKE) --no-print-directory fuzz
 	$(MAKE) --no-print-directory e2e
 
-unit: ## unit tests only, with the race detector
-	$(GO) test -race -count=1 $(UNIT)
+unit: ## unit tests only, with the race detector (the node explorer runs for about a minute)
+	$(GO) test -race -count=1 -timeout 20m $(UNIT)
+
+explore: ## a long randomized exploration of the node's failure schedules (EXPLORE=10m)
+	$(GO) test -count=1 -timeout 0 -run 'TestExplore$$' -v ./node -explore $(EXPLORE)
+
+cover: ## statement coverage of node/ and repl/ by their tests and a one-minute exploration
+	$(GO) test -count=1 -coverpkg=./node,./repl -coverprofile=cover.out ./node ./repl >/dev/null
+	./scripts/cover.sh cover.out node repl
 
 e2e: build ## end-to-end tests (root: loop devices, nbdfuse, ext4, network namespaces)
 	NETRAID_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 25m -v ./tests/... 2>&1 | scripts/testsummary.sh
@@ -67,11 +77,12 @@ fuzz: ## a short run of every fuzz target (FUZZTIME each)
 demo: deps build ## the story: a broker on a mirrored volume loses a disk, then a machine; nothing lost
 	NETRAID_BIN=$(CURDIR)/$(BIN) ./scripts/demo.sh
 
-trials: deps build ## randomized fault trials (TRIALS=N, default 10)
+trials: deps build ## randomized fault trials, with and without a witness (TRIALS=N; default 0: one of each fault)
 	NETRAID_BIN=$(CURDIR)/$(BIN) ./scripts/trials.sh $(TRIALS)
 
-bench: deps build ## fio and two syncing stores (ActiveMQ, Redis) on netraid, nbdkit, qemu-nbd and raw; prints ratios
+bench: deps build ## fio and two syncing stores (ActiveMQ, Redis) on netraid, nbdkit, qemu-nbd and raw; failover time; prints ratios
 	$(GO) build -o bin/storeload ./tests/broker/cmd/storeload
+	$(GO) build -o bin/failovertime ./tests/promoter/cmd/failovertime
 	./scripts/bench.sh
 
 lint: ## gofmt, go vet, staticcheck

@@ -67,6 +67,13 @@ const (
 	// compares every region, not only the used ones. Cleared when a full
 	// verify finds the copies the same or repairs them.
 	FlagNeedFullVerify uint32 = 1 << 2
+	// FlagFenced: this node demoted itself because it lost its election
+	// in the witness (etcd) with no in-sync peer, failing the writes it
+	// held unanswered. Whatever it holds beyond the primary that took
+	// over was never acknowledged: when they meet, its changes are
+	// discarded without an operator (a plain split brain is still
+	// refused). Cleared when it is synced, or promoted.
+	FlagFenced uint32 = 1 << 3
 )
 
 // Role is a node's replication role, as the superblock records it.

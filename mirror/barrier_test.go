@@ -101,3 +101,35 @@ func TestFrozenWhenFailureNotRecorded(t *testing.T) {
 		t.Fatalf("a later flush: %v, want ErrFrozen", err)
 	}
 }
+
+// TestHoldAcks: while answers are held, an application write that
+// succeeded on its legs waits; released, it is answered; failed, it and
+// every later one fail.
+func TestHoldAcks(t *testing.T) {
+	r := newRig(t)
+	r.m.HoldAcks()
+	if !r.m.AcksHeld() {
+		t.Fatal("AcksHeld is false after HoldAcks")
+	}
+	done := make(chan error, 1)
+	go func() { _, err := r.m.WriteAt(make([]byte, 4096), 0); done <- err }()
+	select {
+	case err := <-done:
+		t.Fatalf("a write was answered (%v) while answers were held", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	r.m.ReleaseAcks()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	r.m.HoldAcks()
+	go func() { done <- r.m.Flush() }()
+	fenced := errors.New("fenced")
+	r.m.FailAcks(fenced)
+	if err := <-done; !errors.Is(err, fenced) {
+		t.Fatalf("a held flush after FailAcks: %v, want the error", err)
+	}
+	if _, err := r.m.WriteAt(make([]byte, 4096), 0); !errors.Is(err, ErrFrozen) {
+		t.Fatalf("a later write: %v, want ErrFrozen", err)
+	}
+}

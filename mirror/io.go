@@ -68,6 +68,11 @@ func (m *Mirror) fanout(o *op, name string, k kind, off, n int64, do func(*Leg) 
 		if err := m.failBarrier(); err != nil {
 			return false, err
 		}
+		if o.app {
+			if err := m.ackBarrier(); err != nil {
+				return false, err
+			}
+		}
 		return len(failed) == 0, nil
 	case len(failed) == 1:
 		return false, failed[0]

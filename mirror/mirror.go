@@ -54,6 +54,10 @@ type Mirror struct {
 	gen atomic.Uint64
 	// frozen, once set, fails every operation (see Options.OnLegFailed).
 	frozen atomic.Pointer[error]
+	// held, while set, keeps application operations from being answered
+	// (HoldAcks); ackMu serialises its changes.
+	held  atomic.Pointer[ackHold]
+	ackMu sync.Mutex
 	// Application I/O, for adaptive resync.
 	appOps, appInflight, appSeen atomic.Int64
 }
@@ -243,6 +247,62 @@ func (m *Mirror) failBarrier() error {
 	m.failMu.RLock()
 	//lint:ignore SA2001 an empty critical section is the point: a barrier
 	m.failMu.RUnlock()
+	return m.frozenErr()
+}
+
+// ackHold is a hold of the answers to application operations: closed
+// when it ends, with err (nil: answer them).
+type ackHold struct {
+	done chan struct{}
+	err  error
+}
+
+// HoldAcks keeps the application's operations that succeed (writes,
+// flushes, trims) from being answered until ReleaseAcks answers them or
+// FailAcks fails them. Resyncs, rebuilds and verifies go on meanwhile,
+// so that a peer that comes back can be brought in sync under the hold.
+// The node holds the answers while it cannot record what makes them
+// safe (its witness unreachable after losing its peer).
+func (m *Mirror) HoldAcks() {
+	m.ackMu.Lock()
+	defer m.ackMu.Unlock()
+	if m.held.Load() == nil {
+		m.held.Store(&ackHold{done: make(chan struct{})})
+	}
+}
+
+// ReleaseAcks answers the operations held.
+func (m *Mirror) ReleaseAcks() { m.endHold(nil) }
+
+// FailAcks fails the operations held, and freezes the mirror: every
+// later operation fails too.
+func (m *Mirror) FailAcks(err error) {
+	m.freeze(err)
+	m.endHold(m.frozenErr())
+}
+
+// AcksHeld reports whether answers are held.
+func (m *Mirror) AcksHeld() bool { return m.held.Load() != nil }
+
+func (m *Mirror) endHold(err error) {
+	m.ackMu.Lock()
+	defer m.ackMu.Unlock()
+	if h := m.held.Load(); h != nil {
+		h.err = err
+		m.held.Store(nil)
+		close(h.done)
+	}
+}
+
+// ackBarrier waits out a hold of the answers, and returns what to answer
+// instead of success, if anything.
+func (m *Mirror) ackBarrier() error {
+	if h := m.held.Load(); h != nil {
+		<-h.done
+		if h.err != nil {
+			return h.err
+		}
+	}
 	return m.frozenErr()
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -26,6 +27,12 @@ type ClientOptions struct {
 	// Hello, if not nil, is sent in the netraid hello before the export
 	// is opened; the server's answer is HelloReply.
 	Hello []byte
+	// Auth, if set, authenticates this client with the netraid
+	// authentication (OptNetraidAuth) after STARTTLS and before anything
+	// else: called with nil first, it returns the first request; called
+	// with each reply, the next request, or nil once the exchange is
+	// done (having checked the server's proof). A refusal is ErrAuth.
+	Auth func(reply []byte) (next []byte, err error)
 	// TLS, if not nil, upgrades the connection with NBD_OPT_STARTTLS
 	// before any other option; a server that will not, or a certificate
 	// either side refuses, fails the handshake with ErrTLS. Dial sets
@@ -67,6 +74,7 @@ type Client struct {
 	hello      bool
 	helloReply []byte
 	tls        bool
+	peerCert   *x509.Certificate // the server's certificate, under TLS
 
 	wmu      sync.Mutex          // serializes requests on nc
 	requests combiner            // plaintext requests sent together (see send)
@@ -151,6 +159,10 @@ func (c *Client) Flags() TransmissionFlags { return c.flags }
 
 // TLS reports whether the connection is protected by TLS.
 func (c *Client) TLS() bool { return c.tls }
+
+// PeerCertificate is the certificate the server presented, nil without
+// TLS: a caller that must stop trusting it (revocation) closes the client.
+func (c *Client) PeerCertificate() *x509.Certificate { return c.peerCert }
 
 // HelloReply is the server's answer to the netraid hello, nil without one.
 func (c *Client) HelloReply() []byte { return append([]byte(nil), c.helloReply...) }

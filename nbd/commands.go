@@ -79,14 +79,14 @@ func checkRequest(req *Request, s *session) error {
 }
 
 // exec runs a checked request and sends its reply if it succeeds.
-func (c *conn) exec(req *Request, payload []byte) error {
+func (c *conn) exec(req *Request, r *inflight) error {
 	d := c.dev
 	off, n := int64(req.Offset), int64(req.Length)
 	switch req.Type {
 	case CmdRead:
 		return c.doRead(req)
 	case CmdWrite:
-		return c.doWrite(req, payload)
+		return c.doWrite(req, r)
 	case CmdFlush:
 		return c.doFlush(req)
 	case CmdTrim:
@@ -101,7 +101,7 @@ func (c *conn) exec(req *Request, payload []byte) error {
 	case CmdBlockStatus:
 		return c.doBlockStatus(req)
 	case CmdNetraidControl:
-		return c.doControl(req, payload)
+		return c.doControl(req, r)
 	}
 	return fmt.Errorf("%w: command %v", ErrInvalid, req.Type)
 }
@@ -112,13 +112,15 @@ func (c *conn) doRead(req *Request) error {
 		return err
 	}
 	defer blockdev.PutBuffer(buf)
-	c.s.bytesRead.Add(int64(len(buf)))
+	c.s.counts.cmd(CmdRead).bytes.Add(int64(len(buf)))
 	c.replyData(req, buf)
 	return nil
 }
 
-func (c *conn) doWrite(req *Request, p []byte) error {
-	d, off := c.dev, int64(req.Offset)
+// doWrite applies a write; its payload is given back before the reply
+// goes out.
+func (c *conn) doWrite(req *Request, r *inflight) error {
+	d, off, p := c.dev, int64(req.Offset), r.payload
 	if req.Flags&CmdFlagFUA != 0 {
 		if _, err := blockdev.WriteFUA(d, p, off); err != nil {
 			return err
@@ -129,7 +131,8 @@ func (c *conn) doWrite(req *Request, p []byte) error {
 		}
 		c.writes.Add(1)
 	}
-	c.s.bytesWritten.Add(int64(len(p)))
+	c.s.counts.cmd(CmdWrite).bytes.Add(int64(len(p)))
+	r.free()
 	c.replyOK(req)
 	return nil
 }
@@ -166,6 +169,7 @@ func (c *conn) durable(req *Request, err error) error {
 	} else {
 		c.writes.Add(1)
 	}
+	c.s.counts.cmd(req.Type).bytes.Add(int64(req.Length))
 	c.replyOK(req)
 	return nil
 }

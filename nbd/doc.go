@@ -8,8 +8,9 @@
 // handshakes, tls.go STARTTLS on both sides, tlsconn.go the TLS data
 // path (records gathered per message, reads ahead), serve.go the server's
 // transmission loop, commands.go and reply.go what it does per request,
-// lifecycle.go accepting and shutting down, client*.go the client,
-// netraid.go the netraid extension.
+// lifecycle.go accepting and shutting down, admission.go who gets in,
+// budget.go the memory budget, conninfo.go what the owner sees of each
+// connection, client*.go the client, netraid.go the netraid extension.
 //
 // Server invariants:
 //   - A request is checked (command, flags, range, size, export mode)
@@ -22,9 +23,20 @@
 //     so the stream stays in step; the same holds for refused control
 //     requests and for writes to a read-only export.
 //   - One reader per connection; at most MaxInflight requests and
-//     MaxInflightBytes of buffers per connection; when full, the reader
-//     stops reading, so a client cannot make the server allocate without
-//     bound. Replies go out whole, one at a time, in completion order.
+//     MaxInflightBytes of buffers per connection, and MemoryBudget for all
+//     connections together; when full, the reader stops reading (the
+//     request waits, it does not fail), so no client can make the server
+//     allocate without bound. Replies go out whole, one at a time, in
+//     completion order.
+//   - Memory budget (budget.go): each connection in transmission has a
+//     reserve, MemoryBudget/2/MaxConnections, that it fills without
+//     waiting for any other: a client that never reads its replies
+//     cannot stop another's requests that fit in a reserve. Beyond it,
+//     requests borrow from the other half, lent to the connections that
+//     borrow least first; what another connection holds comes back when
+//     its device calls return and its replies are taken, or when
+//     ReplyTimeout or PayloadTimeout cuts it. A write's buffer is given
+//     back before its reply is sent.
 //   - Errors become reply values in exactly one place, errnoOf.
 //   - A reply is sent only after the device call returned: FUA writes after
 //     the data is durable, FLUSH after every write acknowledged before it
@@ -50,15 +62,33 @@
 //     Control and Attach hooks carry it. A connection opened on an export
 //     with Attach is served by the device Attach returned for it alone,
 //     never by another's; the server closes no such device.
-//   - Bounded resources: at most MaxConnections connections (a newcomer
-//     displaces the connection in handshake heard from least recently, or
-//     is closed if all are in transmission); the handshake within
-//     NegotiationTimeout, a request's payload within PayloadTimeout, a
-//     reply taken within ReplyTimeout. Request buffers stay below
-//     MaxConnections × MaxInflightBytes, plus a 64 KiB read buffer (and
-//     TLS's) each; a TLS connection also borrows a 512 KiB buffer from a
-//     pool while it sends a reply of more than a record, and another
-//     while records stream in.
+//   - Admission (admission.go): at most MaxHandshakes connections in
+//     their handshake and MaxConnections in transmission; no connection
+//     is ever refused on arrival, and none has an idle time-out unless
+//     IdleTimeout is set. A new connection, when MaxHandshakes are open,
+//     displaces the handshake the server heard from least recently (the
+//     order of accept, client flags and options). What this promises a
+//     client during a flood of connections: it is displaced only once
+//     MaxHandshakes connections arrived since the server last heard from
+//     it, so a client that sends each message of its handshake before
+//     that many newer connections arrive gets through; one slower than
+//     the flood may be cut and must reconnect; and the flood never
+//     closes a connection in transmission. A client that opens an export
+//     when MaxConnections are in transmission displaces the connection
+//     idle longest (nothing in flight) of the client holding the most
+//     (its certificate, else its address, the newcomer counted), and is
+//     answered once that connection is gone; if every one is busy, the
+//     open is refused with NBD_REP_ERR_POLICY. Under TLS, a certificate
+//     beyond MaxConnectionsPerCert displaces its own idle longest, or is
+//     refused.
+//   - Bounded resources: the handshake within NegotiationTimeout, a
+//     request's payload within PayloadTimeout, a reply taken within
+//     ReplyTimeout. The buffers of request payloads and READ replies stay
+//     within MemoryBudget (as blockdev's pool sizes them; control and
+//     block status replies are small or bounded apart), plus a 64 KiB
+//     read buffer (and TLS's) per connection; a TLS connection also borrows a 512 KiB
+//     buffer from a pool while it sends a reply of more than a record,
+//     and another while records stream in.
 //   - Shutdown and a cancelled Serve context drain: requests received
 //     finish and are answered, later ones get ESHUTDOWN, then exports are
 //     flushed and connections closed. The server never closes a device.

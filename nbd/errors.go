@@ -32,6 +32,9 @@ var (
 	// ErrNoHello: a netraid control request on a connection that did not
 	// do the netraid hello.
 	ErrNoHello = errors.New("nbd: no netraid hello on this connection")
+	// ErrAuth: the netraid authentication (ServerOptions.Auth,
+	// ClientOptions.Auth) failed, or an option came before it.
+	ErrAuth = errors.New("nbd: authentication failed")
 	// ErrTooLarge: a control request or reply larger than the limit.
 	ErrTooLarge = errors.New("nbd: request too large")
 

@@ -116,6 +116,9 @@ func (r *raw) write(b ...[]byte) {
 		if len(p) == 0 {
 			continue
 		}
+		// Each step is bounded on its own: a deadline set once at the
+		// dial bounded the whole test, which a loaded machine overran.
+		r.nc.SetWriteDeadline(time.Now().Add(testWait))
 		if _, err := r.nc.Write(p); err != nil {
 			r.t.Fatalf("raw write: %v", err)
 		}
@@ -125,6 +128,7 @@ func (r *raw) write(b ...[]byte) {
 func (r *raw) read(n int) []byte {
 	r.t.Helper()
 	b := make([]byte, n)
+	r.nc.SetReadDeadline(time.Now().Add(testWait))
 	if _, err := io.ReadFull(r.nc, b); err != nil {
 		r.t.Fatalf("raw read of %d bytes: %v", n, err)
 	}

@@ -56,6 +56,11 @@ func (c *Client) negotiate(o ClientOptions) error {
 			return err
 		}
 	}
+	if o.Auth != nil {
+		if err := c.authenticate(o.Auth); err != nil {
+			return err
+		}
+	}
 	// The hello first: a server with ServerOptions.HelloFirst answers
 	// nothing else before it.
 	if o.Hello != nil {
@@ -202,6 +207,31 @@ func (c *Client) selectAllocation(export string) error {
 	}
 }
 
+// authenticate runs the netraid authentication with auth.
+func (c *Client) authenticate(auth func([]byte) ([]byte, error)) error {
+	const opt = OptNetraidAuth
+	req, err := auth(nil)
+	for err == nil && req != nil {
+		if err := c.sendOption(opt, req); err != nil {
+			return err
+		}
+		typ, data, rerr := c.readReply(opt)
+		switch {
+		case rerr != nil:
+			return rerr
+		case typ == RepErrTLSReqd:
+			return replyError(opt, typ, data)
+		case typ != RepNetraidAuth:
+			return fmt.Errorf("%w: the server answered %v: %s", ErrAuth, typ, data)
+		}
+		req, err = auth(data)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrAuth, err)
+	}
+	return nil
+}
+
 // sayHello does the netraid hello.
 func (c *Client) sayHello(export string, hello []byte) error {
 	const opt = OptNetraidHello
@@ -215,6 +245,10 @@ func (c *Client) sayHello(export string, hello []byte) error {
 	case typ == RepNetraidHello:
 		c.hello, c.helloReply = true, data
 		return nil
+	case typ == RepErrTLSReqd:
+		// Not a refusal of the hello: the server speaks to no one
+		// before TLS.
+		return replyError(opt, typ, data)
 	case typ == RepErrNetraidRefused:
 		msg, attached, err := parseRefusal(data)
 		if err != nil {

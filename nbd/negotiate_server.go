@@ -25,6 +25,8 @@ type negotiation struct {
 	structured bool
 	meta       *export // export base:allocation was selected for, if any
 	hello      *export // export the netraid hello was done for, if any
+	authed     bool    // ServerOptions.Auth said the client is authenticated
+	authState  any     // Auth's state of this connection
 }
 
 // negotiate runs the handshake under the negotiation deadline. It returns
@@ -68,7 +70,7 @@ func (n *negotiation) greet() error {
 	if _, err := io.ReadFull(n.c.rr.r, f[:]); err != nil {
 		return fmt.Errorf("nbd: read client flags: %w", err)
 	}
-	n.c.heard.Store(time.Now().UnixNano())
+	n.c.s.hear(n.c)
 	flags := binary.BigEndian.Uint32(f[:])
 	if flags&^clientKnownFlags != 0 {
 		return fmt.Errorf("%w: unknown client flags %#x", ErrProtocol, flags)
@@ -105,7 +107,7 @@ func (n *negotiation) readOption() (Option, []byte, error) {
 	if _, err := io.ReadFull(n.c.rr.r, data); err != nil {
 		return 0, nil, fmt.Errorf("nbd: read option %v data: %w", opt, err)
 	}
-	n.c.heard.Store(time.Now().UnixNano())
+	n.c.s.hear(n.c)
 	return opt, data, nil
 }
 
@@ -117,7 +119,13 @@ func (n *negotiation) option(opt Option, data []byte) (done bool, err error) {
 	if n.c.s.opts.TLSRequired && !n.tls && opt != OptStartTLS && opt != OptAbort {
 		return n.tlsRequired(opt)
 	}
-	if n.c.s.opts.HelloFirst && n.hello == nil && opt != OptStartTLS && opt != OptAbort && opt != OptNetraidHello {
+	if n.c.s.opts.Auth != nil && !n.authed && opt != OptStartTLS && opt != OptAbort && opt != OptNetraidAuth {
+		if opt == OptExportName {
+			return true, fmt.Errorf("%w: NBD_OPT_EXPORT_NAME before authentication", ErrAuth)
+		}
+		return false, n.replyErr(opt, RepErrPolicy, "authenticate first")
+	}
+	if n.c.s.opts.HelloFirst && n.hello == nil && opt != OptStartTLS && opt != OptAbort && opt != OptNetraidHello && opt != OptNetraidAuth {
 		if opt == OptExportName {
 			return true, fmt.Errorf("%w: NBD_OPT_EXPORT_NAME before the netraid hello", ErrNoHello)
 		}
@@ -143,6 +151,8 @@ func (n *negotiation) option(opt Option, data []byte) (done bool, err error) {
 		return false, n.metaContext(opt, data)
 	case OptNetraidHello:
 		return false, n.netraidHello(data)
+	case OptNetraidAuth:
+		return n.netraidAuth(data)
 	case OptStartTLS:
 		return false, n.startTLS(data)
 	}
@@ -274,8 +284,11 @@ func (n *negotiation) enter(opt Option, e *export, dev blockdev.Device) error {
 	if err := c.s.attach(c, e); err != nil {
 		if opt != OptExportName {
 			typ := RepErrShutdown
-			if errors.Is(err, ErrUnknownExport) {
+			switch {
+			case errors.Is(err, ErrUnknownExport):
 				typ = RepErrUnknown
+			case errors.Is(err, errServerFull), errors.Is(err, errCertFull):
+				typ = RepErrPolicy
 			}
 			c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.ReplyTimeout))
 			n.replyErr(opt, typ, err.Error())
@@ -325,20 +338,19 @@ func transmissionFlags(e *export, structured bool) TransmissionFlags {
 	return f
 }
 
-// blockSizes are e's constraints: the device's logical block size if it
-// states one (else 1: any request is fine), 4 KiB preferred, MaxRequest
-// at most. They are sent when asked for, but a client that does not ask
-// is not refused: a request the device cannot take fails on its own
-// with EINVAL, and many devices (blockdev.Aligned) take anything.
+// blockSizes are e's constraints: a minimum of 1, since the server
+// takes any offset and length (the device reads-modify-writes what is not
+// aligned: blockdev.Aligned does, and every netraid device is one); the
+// device's logical block size, at least 4 KiB, preferred; MaxRequest at
+// most.
 func (s *Server) blockSizes(e *export) blockSizes {
-	minimum := uint32(1)
+	preferred := uint32(4096)
 	if b, ok := e.Dev.(blockdev.BlockSizer); ok {
-		if v := b.BlockSize(); v > 1 && v <= 64<<10 && v&(v-1) == 0 {
-			minimum = uint32(v)
+		if v := b.BlockSize(); v > 4096 && v <= 64<<10 && v&(v-1) == 0 {
+			preferred = uint32(v)
 		}
 	}
-	maximum := uint32(s.opts.MaxRequest) / minimum * minimum
-	return blockSizes{min: minimum, preferred: max(minimum, 4096), max: maximum}
+	return blockSizes{min: 1, preferred: preferred, max: uint32(s.opts.MaxRequest)}
 }
 
 // metaContext answers NBD_OPT_LIST_META_CONTEXT and
@@ -374,6 +386,30 @@ func (n *negotiation) metaContext(opt Option, data []byte) error {
 		}
 	}
 	return n.reply(opt, RepAck, nil)
+}
+
+// netraidAuth answers OptNetraidAuth through ServerOptions.Auth; a
+// failure ends the connection.
+func (n *negotiation) netraidAuth(data []byte) (bool, error) {
+	const opt = OptNetraidAuth
+	hook := n.c.s.opts.Auth
+	switch {
+	case hook == nil:
+		return false, n.replyErr(opt, RepErrUnsup, "this server takes no authentication")
+	case n.authed:
+		return false, n.replyErr(opt, RepErrInvalid, "already authenticated")
+	}
+	resp, done, err := hook(n.ctx, &n.authState, data)
+	if err != nil {
+		n.replyErr(opt, RepErrPolicy, "authentication failed")
+		return true, fmt.Errorf("%w: %w", ErrAuth, err)
+	}
+	if len(resp) > maxOptionLen {
+		n.replyErr(opt, RepErrPolicy, "authentication failed")
+		return true, fmt.Errorf("%w: a reply of %d bytes", ErrAuth, len(resp))
+	}
+	n.authed = done
+	return false, n.reply(opt, RepNetraidAuth, resp)
 }
 
 // netraidHello answers OptNetraidHello through ServerOptions.Hello.

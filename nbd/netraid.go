@@ -56,9 +56,10 @@ type hookError struct{ msg string }
 
 func (e *hookError) Error() string { return e.msg }
 
-// doControl answers a netraid control request. p is a pooled buffer:
-// the Control hook must not keep it after returning.
-func (c *conn) doControl(req *Request, p []byte) error {
+// doControl answers a netraid control request. Its payload is a pooled
+// buffer: the Control hook must not keep it after returning.
+func (c *conn) doControl(req *Request, r *inflight) error {
+	p := r.payload
 	if len(p) > 0 && p[0] == ctlChecksum {
 		off, n, err := parseChecksumRequest(p)
 		if err != nil {

@@ -76,6 +76,7 @@ const (
 	OptListMetaContext Option = 9
 	OptSetMetaContext  Option = 10
 	OptNetraidHello    Option = 0x4e520001
+	OptNetraidAuth     Option = 0x4e520002
 )
 
 // Reply is the type of an option reply.
@@ -88,6 +89,7 @@ const (
 	RepInfo             Reply = 3
 	RepMetaContext      Reply = 4
 	RepNetraidHello     Reply = 0x4e52
+	RepNetraidAuth      Reply = 0x4e53
 	repErr              Reply = 1 << 31
 	RepErrUnsup               = repErr + 1
 	RepErrPolicy              = repErr + 2
@@ -213,7 +215,7 @@ var optionNames = map[Option]string{
 	OptExportName: "export-name", OptAbort: "abort", OptList: "list",
 	OptStartTLS: "starttls", OptInfo: "info", OptGo: "go",
 	OptStructuredReply: "structured-reply", OptListMetaContext: "list-meta-context",
-	OptSetMetaContext: "set-meta-context", OptNetraidHello: "netraid-hello",
+	OptSetMetaContext: "set-meta-context", OptNetraidHello: "netraid-hello", OptNetraidAuth: "netraid-auth",
 }
 
 func (o Option) String() string {
@@ -225,7 +227,7 @@ func (o Option) String() string {
 
 var replyNames = map[Reply]string{
 	RepAck: "ack", RepServer: "server", RepInfo: "info", RepMetaContext: "meta-context",
-	RepNetraidHello: "netraid-hello", RepErrUnsup: "unsupported", RepErrPolicy: "policy",
+	RepNetraidHello: "netraid-hello", RepNetraidAuth: "netraid-auth", RepErrUnsup: "unsupported", RepErrPolicy: "policy",
 	RepErrInvalid: "invalid", RepErrPlatform: "platform", RepErrTLSReqd: "tls required",
 	RepErrUnknown: "unknown export", RepErrShutdown: "shutting down",
 	RepErrBlockSizeReqd: "block size required", RepErrTooBig: "too big",

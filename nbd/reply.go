@@ -67,6 +67,7 @@ func (c *conn) replyControl(req *Request, resp []byte) {
 func (c *conn) replyError(req *Request, err error) {
 	errno := errnoOf(err)
 	c.s.errors.Add(1)
+	c.s.counts.errno(errno).Add(1)
 	if c.log.Enabled(c.ctx, slog.LevelDebug) {
 		c.log.Debug("error reply", "op", req.Type, "off", req.Offset, "len", req.Length, "errno", errno, "err", err)
 	}

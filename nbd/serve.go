@@ -66,8 +66,16 @@ type conn struct {
 	writes   atomic.Uint64  // writes completed (the connection's dirty count)
 	flushed  atomic.Uint64  // writes known durable
 
-	heard     atomic.Int64 // when the handshake last heard from the client (UnixNano); accept time at first
-	displaced bool         // closed by the connection cap; guarded by Server.mu
+	// heard orders when the server last heard from the client (accept,
+	// handshake messages, requests, the end of its last request in
+	// flight) by Server.clock.
+	heard atomic.Uint64
+	mem   memAccount // its buffers in the server's budget
+
+	// Guarded by Server.mu (admission.go).
+	displaced bool   // closed by a connection limit
+	group     string // the client it belongs to: certificate or address
+	certified bool   // group is a client certificate
 }
 
 // Reasons a connection's reader stops without a fault.
@@ -89,7 +97,7 @@ func newConn(ctx context.Context, s *Server, nc net.Conn, l net.Listener) *conn 
 		done: make(chan struct{}),
 		pool: workers.New(0),
 	}
-	c.heard.Store(time.Now().UnixNano())
+	s.hear(c)
 	c.ctx, c.cancel = context.WithCancel(context.WithValue(context.WithoutCancel(ctx), connKey{}, c))
 	c.br = bufio.NewReaderSize(nc, 64<<10)
 	c.rr.r = c.br
@@ -109,6 +117,8 @@ func (c *conn) serve() {
 			c.log.Debug("client aborted the handshake")
 		case c.ctx.Err() != nil:
 			c.log.Debug("handshake cut: displaced or aborted", "err", err)
+		case errors.Is(err, errServerFull), errors.Is(err, errCertFull):
+			c.log.Info("client refused: no room", "err", err)
 		case errors.Is(err, ErrTLS), errors.Is(err, ErrTLSRequired):
 			c.s.tlsRefused.Add(1)
 			c.log.Warn("client refused", "err", err)
@@ -145,6 +155,20 @@ func (c *conn) startTransmission(e *export) error {
 	c.exp = e
 	c.transmitting = true
 	return nil
+}
+
+func (c *conn) isDraining() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.draining
+}
+
+// idle reports whether c is in transmission with nothing in flight: no
+// request held by its reader or its handlers.
+func (c *conn) idle() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.transmitting && !c.draining && !c.busy && c.inflight == 0
 }
 
 // setHandshakeDeadline arms the handshake's deadline unless the
@@ -222,7 +246,8 @@ func (c *conn) transmit() error {
 		if req.Type == CmdDisc {
 			return errDisconnect
 		}
-		c.s.requests.Add(1)
+		c.s.hear(c)
+		c.s.counts.cmd(req.Type).requests.Add(1)
 		if err := c.accept(req); err != nil {
 			return c.readFailure(err)
 		}
@@ -249,7 +274,7 @@ func (c *conn) drained() bool {
 // accept takes one request off the wire: it refuses it, or reads its
 // payload within the connection's budget and hands it to a handler.
 func (c *conn) accept(req Request) error {
-	t0 := lat.Start()
+	t0 := lat.StartRequest()
 	if !c.hold() {
 		return c.refuse(&req, ErrShutdown)
 	}
@@ -261,21 +286,46 @@ func (c *conn) accept(req Request) error {
 	if req.Type == CmdRead || req.hasPayload() {
 		need = int(req.Length)
 	}
-	c.acquire(need)
+	if err := c.acquire(need); err != nil {
+		return err
+	}
 	var payload []byte
 	if req.hasPayload() {
 		c.armRead(c.s.opts.PayloadTimeout)
 		payload = blockdev.GetBuffer(int(req.Length), c.align)
 		if err := c.rr.payload(payload); err != nil {
 			blockdev.PutBuffer(payload)
-			c.release(need)
+			c.releaseBytes(need)
+			c.finish()
 			return fmt.Errorf("nbd: %v off %d len %d: payload truncated: %w", req.Type, req.Offset, req.Length, err)
 		}
 	}
 	c.handlers.Add(1)
 	t1 := lat.Since(lat.NBDRecv, t0)
-	c.pool.Go(func() { c.handle(req, payload, need, t0, t1) })
+	c.pool.Go(func() { c.handle(req, inflight{c: c, need: need, payload: payload}, t0, t1) })
 	return nil
+}
+
+// inflight is a request handed to a handler: its payload and the
+// buffer bytes it holds.
+type inflight struct {
+	c       *conn
+	need    int // bytes held against MaxInflightBytes and the budget; 0 once freed
+	payload []byte
+}
+
+// free gives back the request's payload and buffer bytes; a request
+// frees them once it no longer needs them (a write, after the device
+// call), so that a reply waiting for its client holds no buffer.
+func (r *inflight) free() {
+	if r.payload != nil {
+		blockdev.PutBuffer(r.payload)
+		r.payload = nil
+	}
+	if r.need > 0 {
+		r.c.releaseBytes(r.need)
+		r.need = 0
+	}
 }
 
 // hold marks the reader as holding a request, unless the connection is
@@ -294,23 +344,45 @@ func (c *conn) unhold() {
 	c.wakeIfDrained()
 }
 
-// acquire waits for room for one more request holding need bytes.
-func (c *conn) acquire(need int) {
+// acquire waits for room for one more request holding need bytes: within
+// the connection's limits, then within the server's budget. It fails
+// only if the connection is aborted while it waits for the budget.
+func (c *conn) acquire(need int) error {
 	o := &c.s.opts
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	for c.inflight >= o.MaxInflight || c.inflightBytes+need > o.MaxInflightBytes {
 		c.budget.Wait()
 	}
 	c.inflight++
 	c.inflightBytes += need
+	c.mu.Unlock()
+	if err := c.s.mem.acquire(c.ctx, &c.mem, bufferCost(need)); err != nil {
+		c.mu.Lock()
+		c.inflightBytes -= need
+		c.mu.Unlock()
+		c.finish()
+		return errAborted
+	}
+	return nil
 }
 
-func (c *conn) release(need int) {
+// releaseBytes gives back a request's buffer bytes.
+func (c *conn) releaseBytes(need int) {
+	c.s.mem.release(&c.mem, bufferCost(need))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.inflightBytes -= need
+	c.budget.Broadcast()
+}
+
+// finish ends a request in flight, once answered.
+func (c *conn) finish() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.inflight--
-	c.inflightBytes -= need
+	if c.inflight == 0 {
+		c.s.hear(c)
+	}
 	c.budget.Broadcast()
 	c.wakeIfDrained()
 }
@@ -327,16 +399,16 @@ func (c *conn) refuse(req *Request, err error) error {
 	return nil
 }
 
-// handle runs one request and answers it. t0 is when its header was
-// read, t1 when it was handed off (lat.Start times; 0 when not measured).
-func (c *conn) handle(req Request, payload []byte, need int, t0, t1 int64) {
+// handle runs one request and answers it. r comes by value, so that the
+// closure that carries the request to its handler stays its only
+// allocation. t0 is when its header was read, t1 when it was handed off
+// (lat.Start times; 0 when not measured).
+func (c *conn) handle(req Request, r inflight, t0, t1 int64) {
 	defer c.handlers.Done()
-	defer c.release(need)
-	if payload != nil {
-		defer blockdev.PutBuffer(payload)
-	}
+	defer c.finish()
+	defer r.free()
 	t2 := lat.Since(lat.NBDDispatch, t1)
-	if err := c.exec(&req, payload); err != nil {
+	if err := c.exec(&req, &r); err != nil {
 		c.replyError(&req, err)
 	}
 	measureRequest(&req, t0, t2)

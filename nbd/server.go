@@ -35,16 +35,38 @@ type ServerOptions struct {
 	// MaxInflightBytes bounds the payload and read buffers one connection
 	// holds (default 4*MaxRequest, at least MaxRequest).
 	MaxInflightBytes int
+	// MemoryBudget bounds the request and reply buffers of all
+	// connections together, in bytes (default 512 MiB; raised to at least
+	// 64 KiB per MaxConnections plus twice MaxRequest). Half of it is
+	// split among MaxConnections as a reserve each connection fills
+	// without waiting for any other, the other half is lent beyond
+	// reserves, to the connections that borrow least first. A request the
+	// budget cannot hold waits, and its connection's reader stops
+	// reading: beyond the budget, requests slow down; they do not fail.
+	MemoryBudget int64
 	// PayloadTimeout bounds the reading of a request's payload once its
 	// header has arrived: a client that stalls in the middle of a
 	// request is disconnected (default 30s).
 	PayloadTimeout time.Duration
-	// MaxConnections bounds the connections open at once, in handshake
-	// or in transmission (default 256). When all are taken, a new
-	// connection displaces the one in its handshake that the server heard
-	// from least recently (accept, client flags, options); if every one
-	// is in transmission, the newcomer is closed.
+	// MaxConnections bounds the connections in transmission (default
+	// 256). A client that opens an export when all are taken displaces
+	// the connection idle longest (no request in flight), from the
+	// client that holds the most connections (its certificate, else its
+	// address), the newcomer counted; if every one is busy, the open is
+	// refused with NBD_REP_ERR_POLICY.
 	MaxConnections int
+	// MaxHandshakes bounds the connections in their handshake (default
+	// MaxConnections). A new connection when all are taken displaces the
+	// handshake the server heard from least recently (accept, client
+	// flags, options): connections in transmission are never displaced
+	// by connections that have not negotiated.
+	MaxHandshakes int
+	// MaxConnectionsPerCert bounds, under TLS, the connections in
+	// transmission that present one client certificate (default
+	// MaxConnections/4, at least 1). A connection beyond it displaces the
+	// idle longest of that certificate's own, or is refused if all are
+	// busy.
+	MaxConnectionsPerCert int
 	// TLS, if not nil, lets a client upgrade with NBD_OPT_STARTTLS; the
 	// negotiation starts again under TLS. It must hold a certificate; it
 	// decides whether client certificates are required.
@@ -69,6 +91,14 @@ type ServerOptions struct {
 	// caller that has not said who it is. NBD_OPT_EXPORT_NAME ends the
 	// connection.
 	HelloFirst bool
+	// Auth, if set, must authenticate the client before anything but
+	// STARTTLS and ABORT is answered (HelloFirst's hello included): each
+	// OptNetraidAuth's data goes to it, with a slot of state of the
+	// connection's own; resp is answered with RepNetraidAuth, done says
+	// the client is authenticated. An error answers NBD_REP_ERR_POLICY
+	// with a text that says nothing but that, and ends the connection.
+	// Every other option before it is refused the same way.
+	Auth func(ctx context.Context, state *any, req []byte) (resp []byte, done bool, err error)
 }
 
 const (
@@ -79,6 +109,7 @@ const (
 	defaultServerInflight     = 64
 	defaultPayloadTimeout     = 30 * time.Second
 	defaultMaxConnections     = 256
+	defaultMemoryBudget       = 512 << 20
 )
 
 func (o ServerOptions) withDefaults() ServerOptions {
@@ -108,10 +139,22 @@ func (o ServerOptions) withDefaults() ServerOptions {
 	if o.MaxConnections <= 0 {
 		o.MaxConnections = defaultMaxConnections
 	}
+	if o.MaxHandshakes <= 0 {
+		o.MaxHandshakes = o.MaxConnections
+	}
+	if o.MaxConnectionsPerCert <= 0 {
+		o.MaxConnectionsPerCert = max(o.MaxConnections/4, 1)
+	}
+	if o.MemoryBudget <= 0 {
+		o.MemoryBudget = defaultMemoryBudget
+	}
+	o.MemoryBudget = max(o.MemoryBudget, minMemoryBudget(o.MaxConnections, o.MaxRequest))
 	return o
 }
 
-// Export is a device served under a name.
+// Export is a device served under a name. The device must take any
+// offset and length, as blockdev.Aligned makes any device do: the server
+// advertises a minimum block size of 1.
 type Export struct {
 	Name        string
 	Description string
@@ -147,8 +190,19 @@ type Stats struct {
 	BytesRead        int64 // bytes read from exports for clients
 	BytesWritten     int64 // bytes written to exports by clients
 	Errors           int64 // error replies sent
-	// Refused counts connections MaxConnections closed: refused on
-	// arrival, or displaced during their handshake.
+	// Commands counts the requests and their bytes by command
+	// (Command.String, "other" for an unknown command); Errnos the error
+	// replies by error value (Errno.String, "other"). Every key is there,
+	// zero or not.
+	Commands map[string]CommandStats
+	Errnos   map[string]int64
+	// InFlight is how many requests the server holds now, read or
+	// running, not yet answered; InFlightBytes the payload and read
+	// bytes they hold.
+	InFlight, InFlightBytes int64
+	// Refused counts connections the connection limits closed: displaced
+	// in their handshake or idle in transmission, or refused an export
+	// because every connection was busy.
 	Refused int64
 	// TLSRefused counts connections closed in the handshake over TLS: a
 	// failed TLS handshake (no certificate, another CA, …), or a client
@@ -157,6 +211,11 @@ type Stats struct {
 	// FailedHandshakes counts the other handshakes that ended without an
 	// export: protocol errors, unknown exports, time-outs.
 	FailedHandshakes int64
+	// BufferBytes is what request and reply buffers hold now, by
+	// MemoryBudget's count; PeakBufferBytes the most they held.
+	BufferBytes, PeakBufferBytes int64
+	// BufferWaits counts requests that waited for MemoryBudget.
+	BufferWaits int64
 }
 
 // Server serves exports over NBD. Its methods are safe for concurrent use.
@@ -170,25 +229,46 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	shutdown  bool
 	idle      chan struct{} // closed when shut down and no connection is left
-	displaced int           // connections in conns closed by the cap, not yet gone
-	capLogged time.Time     // when the cap was last logged
+	// Connections in conns that are not displaced, in handshake and in
+	// transmission (admission.go).
+	handshakes, attached int
+	capLogged            time.Time // when the limits were last logged
+
+	mem       *memBudget
+	memLogged atomic.Int64  // when the budget was last logged full (UnixNano)
+	clock     atomic.Uint64 // orders what the server hears (conn.heard)
 
 	lastID atomic.Uint64 // the ID of the last connection accepted
 
-	nconns, total, requests, bytesRead, bytesWritten, errors, refused atomic.Int64
-	tlsRefused, failedHandshakes                                      atomic.Int64
+	counts                         counters // by command and by error value
+	nconns, total, errors, refused atomic.Int64
+	tlsRefused, failedHandshakes   atomic.Int64
 }
 
 // NewServer returns a server with no exports.
 func NewServer(o ServerOptions) *Server {
 	o = o.withDefaults()
-	return &Server{
+	s := &Server{
 		opts:      o,
 		log:       o.Logger,
 		conns:     map[*conn]struct{}{},
 		listeners: map[net.Listener]struct{}{},
 		idle:      make(chan struct{}),
+		mem:       newMemBudget(o.MemoryBudget, o.MaxConnections),
 	}
+	s.mem.onWait = s.logBudget
+	return s
+}
+
+// logBudget logs, at most once a second, that requests wait for the
+// memory budget.
+func (s *Server) logBudget() {
+	now, last := time.Now(), s.memLogged.Load()
+	if now.UnixNano()-last < int64(time.Second) || !s.memLogged.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	m := s.mem.stats()
+	s.log.Warn("memory budget reached: requests wait", "budget", s.opts.MemoryBudget, "held", m.held, "waits", m.waits)
 }
 
 // AddExport registers e. The server never closes e.Dev.
@@ -318,15 +398,41 @@ func (s *Server) connsWhere(match func(*conn) bool) []*conn {
 
 // Stats returns a snapshot of the server's counters.
 func (s *Server) Stats() Stats {
+	m := s.mem.stats()
+	cmds, errnos := s.counts.snapshot()
+	var requests int64
+	for _, c := range cmds {
+		requests += c.Requests
+	}
+	n, bytes := s.inFlight()
 	return Stats{
+		Commands:         cmds,
+		Errnos:           errnos,
+		InFlight:         n,
+		InFlightBytes:    bytes,
+		BufferBytes:      m.held,
+		PeakBufferBytes:  m.peak,
+		BufferWaits:      m.waits,
 		Connections:      s.nconns.Load(),
 		TotalConnections: s.total.Load(),
-		Requests:         s.requests.Load(),
-		BytesRead:        s.bytesRead.Load(),
-		BytesWritten:     s.bytesWritten.Load(),
+		Requests:         requests,
+		BytesRead:        cmds[CmdRead.String()].Bytes,
+		BytesWritten:     cmds[CmdWrite.String()].Bytes,
 		Errors:           s.errors.Load(),
 		Refused:          s.refused.Load(),
 		TLSRefused:       s.tlsRefused.Load(),
 		FailedHandshakes: s.failedHandshakes.Load(),
 	}
+}
+
+// inFlight sums the requests the connections hold now and their bytes.
+// It costs the data path nothing: it reads each connection's own counts.
+func (s *Server) inFlight() (n, bytes int64) {
+	for _, c := range s.connsWhere(func(*conn) bool { return true }) {
+		c.mu.Lock()
+		n += int64(c.inflight)
+		bytes += int64(c.inflightBytes)
+		c.mu.Unlock()
+	}
+	return n, bytes
 }

@@ -69,6 +69,7 @@ func (n *negotiation) startTLS(data []byte) error {
 	// The protocol: no negotiation state survives STARTTLS.
 	n.tls = true
 	n.structured, n.meta, n.hello = false, nil, nil
+	n.authed, n.authState = false, nil
 	return nil
 }
 
@@ -110,6 +111,9 @@ func (c *Client) startTLS(cfg *tls.Config) error {
 	c.nc = tc
 	c.br.Reset(tc)
 	c.tls = true
+	if pc := tc.ConnectionState().PeerCertificates; len(pc) > 0 {
+		c.peerCert = pc[0]
+	}
 	return nil
 }
 

@@ -18,7 +18,7 @@ import (
 	"github.com/netraid/netraid/pki"
 )
 
-// testPKI is a volume's CA with nodes a and b and client alice, and
+// testPKI is a volume's CA with nodes a and b and clients alice and bob, and
 // certificates that must be refused: eve's (another CA) and mallory's
 // (another volume, same CA).
 type testPKI struct{ dir string }
@@ -36,8 +36,10 @@ func newTestPKI(t testing.TB) *testPKI {
 		_, err = pki.IssueNode(ca, p.path(n), n, pki.IssueOptions{})
 		steps = append(steps, err)
 	}
-	_, err = pki.IssueClient(ca, p.path("alice"), "alice", pki.IssueOptions{})
-	steps = append(steps, err)
+	for _, n := range []string{"alice", "bob"} {
+		_, err = pki.IssueClient(ca, p.path(n), n, pki.IssueOptions{})
+		steps = append(steps, err)
+	}
 	_, err = pki.IssueClient(otherCA, p.path("eve"), "eve", pki.IssueOptions{})
 	steps = append(steps, err)
 	_, err = pki.IssueClient(ca, p.path("mallory"), "mallory", pki.IssueOptions{Volume: "other"})
@@ -52,7 +54,7 @@ func (p *testPKI) path(name string) string { return filepath.Join(p.dir, name) }
 
 func (p *testPKI) server(t testing.TB, node string) *tls.Config {
 	t.Helper()
-	cfg, err := pki.ServerTLS(p.path(node))
+	cfg, err := pki.ServerTLS(p.path(node), pki.ServerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,10 +337,17 @@ func TestTLSHello(t *testing.T) {
 	if resp, err := c.Control([]byte("ping")); err != nil || string(resp) != "gnip" {
 		t.Fatalf("control over TLS: %q, %v", resp, err)
 	}
+	// A node without TLS learns that TLS is required, not that its hello
+	// was refused.
+	_, err := Dial(context.Background(), ts.network, ts.addr, ClientOptions{Export: "replication", Hello: []byte("a")})
+	var he *HelloError
+	if !errors.Is(err, ErrTLSRequired) || errors.As(err, &he) {
+		t.Fatalf("a hello without TLS: %v, want ErrTLSRequired and no HelloError", err)
+	}
 	// A client certificate is no node's: refused before the hello.
 	alice := p.client(t, "alice")
 	alice.InsecureSkipVerify, alice.VerifyConnection = true, nil
-	_, err := Dial(context.Background(), ts.network, ts.addr, ClientOptions{Export: "replication", Hello: []byte("alice"), TLS: alice})
+	_, err = Dial(context.Background(), ts.network, ts.addr, ClientOptions{Export: "replication", Hello: []byte("alice"), TLS: alice})
 	if !errors.Is(err, ErrTLS) {
 		t.Fatalf("a client certificate on the replication link: %v, want ErrTLS", err)
 	}

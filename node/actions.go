@@ -19,7 +19,7 @@ func (n *Node) Do(ctx context.Context, action string, r Request) (string, error)
 	}
 	switch action {
 	case ActPromote:
-		return n.promote(r.Force)
+		return n.promoteAndStart(ctx, r.Force)
 	case ActDemote:
 		return n.demote(r.Force)
 	case ActConnect:
@@ -36,6 +36,8 @@ func (n *Node) Do(ctx context.Context, action string, r Request) (string, error)
 		return n.diskReplace(r.Disk, r.NewDisk)
 	case ActDiskInject, ActDiskHeal:
 		return n.diskInject(r.Disk, action == ActDiskHeal)
+	case ActForgetPeer:
+		return n.forgetPeer()
 	}
 	return "", fmt.Errorf("unknown action %q", action)
 }
@@ -245,4 +247,24 @@ func (p *primary) currentEngine() *resync.Engine {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.engine
+}
+
+// forgetPeer forgets the peer's volume identity (its set UUID), so that
+// the next peer to meet this node is pinned anew: after the peer's
+// machine or disks were replaced, as drbdsetup forget-peer.
+func (n *Node) forgetPeer() (string, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cfg.standalone() {
+		return "", errors.New("this node has no peer")
+	}
+	if n.prim != nil && n.peer.state == PeerConnected {
+		return "", errors.New("the peer is connected to this primary: disconnect it first ('netraid disconnect')")
+	}
+	old := n.sb.PeerSetUUID
+	if err := n.updateSuper(func(sb *meta.Superblock) { sb.PeerSetUUID = meta.UUID{} }); err != nil {
+		return "", err
+	}
+	n.log.Warn("forgot the peer's volume: the next peer that authenticates is taken", "old_set", old)
+	return fmt.Sprintf("forgot the peer's volume (set %s): the next peer %q that authenticates is taken and pinned", old, n.cfg.PeerName), nil
 }

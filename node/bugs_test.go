@@ -191,15 +191,22 @@ func TestResyncTargetInconsistentBeforeWrites(t *testing.T) {
 		}
 		return false
 	})
-	w, out, _ := s.app.Write(900, 1, false) // mirrored while the resync starts
+	w, out, _ := s.app.Write(400, 1, false) // mirrored while the resync starts
 	t.Logf("X = %s, W = %s (%v)", x, w, out)
 	if err := s.c.Procs["a"].Stop(sim.Crash, wait); err != nil {
+		t.Fatal(err)
+	}
+	// b's disks work again after b's own restart (its members failed in
+	// memory when they could record nothing).
+	if err := s.c.Procs["b"].Stop(sim.Crash, wait); err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range s.c.Procs["b"].Disks {
 		d.Heal()
 	}
-	s.waitFor("b to notice a is gone", func() bool { st := s.status("b"); return st.Peer.LastHeard == 0 })
+	if err := s.c.Procs["b"].Start(); err != nil {
+		t.Fatal(err)
+	}
 	s.do("b", node.ActPromote, node.Request{})
 	vals, err := s.c.Copy("b")
 	if err != nil {
@@ -261,16 +268,27 @@ func TestNewGenerationNotSavedNotAcknowledged(t *testing.T) {
 	for _, d := range s.c.Procs["a"].Disks {
 		d.Heal()
 	}
+	// a's operator demotes it (what it held fails); its disks work again
+	// after a restart (its members failed in memory when they could
+	// record nothing).
+	if _, err := s.c.Do("a", node.ActDemote, node.Request{Force: true}); err != nil {
+		t.Logf("demote a: %v", err)
+	}
 	if held {
-		x = <-xc
+		select {
+		case x = <-xc:
+		case <-time.After(wait):
+			t.Fatal("X still neither answered nor failed")
+		}
 	}
 	t.Logf("X = %s: %v %v", x.w, x.out, x.err)
-	if x.out == sim.OK {
-		s.flush()
+	if err := s.c.Procs["a"].Stop(sim.Shutdown, wait); err != nil {
+		t.Logf("shutdown a: %v", err)
 	}
-	s.do("a", node.ActDemote, node.Request{Force: true})
 	s.net.Heal("a", "b")
-	s.do("a", node.ActConnect, node.Request{})
+	if err := s.c.Procs["a"].Start(); err != nil {
+		t.Fatal(err)
+	}
 	s.waitFor("a and b to meet", func() bool {
 		st := s.status("a")
 		return st.Peer != nil && st.Peer.Verdict != ""
@@ -287,4 +305,54 @@ func TestNewGenerationNotSavedNotAcknowledged(t *testing.T) {
 	if err := s.c.Model.CheckFloor(copies); err != nil {
 		t.Fatalf("%v (a's verdict: %s)", err, s.status("a").Peer.Verdict)
 	}
+}
+
+// TestConcurrentDemotes: two demotions at once (an operator's and the
+// fencing's, or two operators') demote once; the second says the node is
+// already secondary. Both stopped the same primary before: a panic
+// (close of a closed channel) that killed the daemon.
+func TestConcurrentDemotes(t *testing.T) {
+	s := newSynced(t, sim.Options{})
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := s.c.Do("a", node.ActDemote, node.Request{Force: true})
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("a demote: %v", err)
+		}
+	}
+	if st := s.c.Procs["a"].Node().Status(); st.Role != "secondary" {
+		t.Fatalf("a is %s after two demotes", st.Role)
+	}
+}
+
+// TestCleanShutdownHandsOver: a primary stopped cleanly (SIGTERM, planned
+// maintenance) with its peer in sync drains and flushes through its link
+// before it closes it: it reports no error and starts no generation of
+// its own, so that its peer, promoted, takes it back as a secondary with
+// no operator. The daemon's context was done first and closed the link
+// under the last flush: a new generation, exit 1, and a split brain.
+func TestCleanShutdownHandsOver(t *testing.T) {
+	s := newSynced(t, sim.Options{})
+	for i := range int64(8) {
+		s.write(i, 1, false)
+	}
+	s.flush()
+	s.app.Close()
+	mark := s.log.Mark()
+	if err := s.c.Procs["a"].Stop(sim.Shutdown, wait); err != nil {
+		t.Fatalf("a's clean stop: %v", err)
+	}
+	if line, ok := s.log.Find(mark, "node=a", "peer leg failed"); ok {
+		t.Fatalf("a's clean stop failed its peer leg: %s", line)
+	}
+	s.do("b", node.ActPromote, node.Request{})
+	if err := s.c.Procs["a"].Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("a back as b's in-sync secondary", func() bool { p, ok := s.c.InSync(); return ok && p == "b" })
 }

@@ -2,12 +2,16 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/netraid/netraid/blockdev"
+	"github.com/netraid/netraid/pki"
 )
 
 // Config is how `netraid serve` runs a node.
@@ -51,11 +55,16 @@ type Config struct {
 	// written; the resync package's default if zero.
 	BitmapFlush time.Duration
 	// TLSDir is a node directory of certificates ('netraid certs issue'):
-	// with it the export offers TLS and the replication link requires
-	// it, both ways, with certificates of this volume's CA.
+	// with it the export and the replication link require TLS, both
+	// ways, with certificates of this volume's CA not revoked by the
+	// directory's ca-crl.pem.
 	TLSDir string
-	// TLSRequired refuses NBD clients that do not start TLS.
-	TLSRequired bool
+	// TLSOptional lets NBD clients that do not start TLS use the export
+	// too (with TLSDir).
+	TLSOptional bool
+	// TLSNodeClients lets a node certificate open the export as a
+	// client's would.
+	TLSNodeClients bool
 	// Readahead is how far ahead of a sequential reader of the export the
 	// primary reads (blockdev.Readahead); 0 reads nothing ahead.
 	// 'netraid serve' reads 16 MiB ahead unless told otherwise.
@@ -63,7 +72,44 @@ type Config struct {
 	// MaxConnections bounds the export's connections; the nbd package's
 	// default if zero.
 	MaxConnections int
-	Logger         *slog.Logger
+	// MemoryBudget bounds the export's request and reply buffers, all
+	// connections together, in bytes; the nbd package's default if zero.
+	MemoryBudget int64
+	Logger       *slog.Logger
+	// PeerSecret is a file holding the secret both nodes share: the
+	// link authenticates each end with it (repl.Secret) when there is no
+	// TLSDir. InsecureLink lets the link run with neither: anyone who
+	// reaches --listen-peer could then replace the primary.
+	PeerSecret   string
+	InsecureLink bool
+	// PeerSecretKey is the secret itself, in place of PeerSecret's file
+	// (the in-process harness).
+	PeerSecretKey []byte
+
+	// Name names this node (its certificate's node name with TLS; the
+	// host name if empty), and PeerName the other node: in the witness's
+	// records and in the replication hello.
+	Name, PeerName string
+
+	// Etcd, if set, are the endpoints of the volume's witness: failover
+	// is then automatic and fenced (see the package documentation);
+	// without it failover is manual. EtcdTLS is its client TLS, LeaseTTL
+	// the lease of this node's session (witness.DefaultTTL if zero), and
+	// OnNoQuorum what a primary does with the writes its lost peer did
+	// not get while it cannot record the peer outdated: NoQuorumSuspend
+	// (the default: hold them) or NoQuorumIOError (fail them).
+	Etcd       []string
+	EtcdTLS    *tls.Config
+	LeaseTTL   time.Duration
+	OnNoQuorum string
+	// OnPromote are shell commands run in order after this node is
+	// promoted (attach the export, mount, start the service); OnDemote,
+	// in order before it is demoted (stop, unmount, detach). Each may take
+	// CommandTimeout (2 minutes if zero). A failing on-promote command
+	// demotes the node.
+	OnPromote, OnDemote []string
+	CommandTimeout      time.Duration
+
 	// Version is the binary's version, shown in status, logged at start
 	// and said in the replication hello.
 	Version string
@@ -78,7 +124,8 @@ type Config struct {
 	// DialFunc connects to the peer (net.Dialer's DialContext).
 	DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 	// ListenFunc makes the export's and the peer link's listeners (TCP,
-	// or a unix socket for an address holding a '/').
+	// or a unix socket for an address holding a '/'); nil: net.Listen,
+	// and a unix socket only its owner may use.
 	ListenFunc func(network, addr string) (net.Listener, error)
 	// OpenDisk opens a member disk (O_DIRECT and exclusive by default).
 	OpenDisk func(path string, readOnly bool) (blockdev.Device, error)
@@ -109,14 +156,46 @@ func (c *Config) setDefaults() error {
 	if (c.Peer == "") != (c.ListenPeer == "") {
 		return fmt.Errorf("node: --peer and --listen-peer go together")
 	}
-	if c.TLSRequired && c.TLSDir == "" {
-		return fmt.Errorf("node: TLS required but no TLS directory given")
+	if (c.TLSOptional || c.TLSNodeClients) && c.TLSDir == "" {
+		return fmt.Errorf("node: TLS options but no TLS directory given")
 	}
 	if c.PeerTimeout <= 0 {
 		c.PeerTimeout = 5 * time.Second
 	}
 	if c.ReconnectInterval <= 0 {
 		c.ReconnectInterval = time.Second
+	}
+	if c.Name == "" && c.TLSDir != "" {
+		if id, err := pki.ReadIdentity(filepath.Join(c.TLSDir, pki.ServerCert)); err == nil {
+			c.Name = id.Name
+		}
+	}
+	if c.Name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("node: no --name given and no host name: %w", err)
+		}
+		c.Name = h
+	}
+	if !c.standalone() && c.TLSDir == "" && c.PeerSecret == "" && c.PeerSecretKey == nil && !c.InsecureLink {
+		return fmt.Errorf("node: the replication link needs an authentication: --tls-dir (mutual TLS) or --peer-secret FILE " +
+			"('netraid secret new FILE', copied to both nodes); --insecure-link runs it with neither, letting anyone who reaches --listen-peer in")
+	}
+	if !c.standalone() && (c.PeerSecret != "" || c.PeerSecretKey != nil) && c.TLSDir == "" && c.PeerName == "" {
+		return fmt.Errorf("node: --peer-secret needs --peer-name: the secret proves a name, and the node takes only its peer's")
+	}
+	if len(c.Etcd) > 0 && c.PeerName == "" && !c.standalone() {
+		return fmt.Errorf("node: with a witness (--etcd) the peer needs a name: give --peer-name")
+	}
+	switch c.OnNoQuorum {
+	case "":
+		c.OnNoQuorum = NoQuorumSuspend
+	case NoQuorumSuspend, NoQuorumIOError:
+	default:
+		return fmt.Errorf("node: --on-no-quorum %q: %s or %s", c.OnNoQuorum, NoQuorumSuspend, NoQuorumIOError)
+	}
+	if c.CommandTimeout <= 0 {
+		c.CommandTimeout = 2 * time.Minute
 	}
 	if c.PingInterval <= 0 {
 		c.PingInterval = DefaultPingInterval
@@ -130,9 +209,6 @@ func (c *Config) setDefaults() error {
 	if c.DialFunc == nil {
 		var d net.Dialer
 		c.DialFunc = d.DialContext
-	}
-	if c.ListenFunc == nil {
-		c.ListenFunc = net.Listen
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -14,9 +15,18 @@ import (
 	"time"
 )
 
-// The control API is JSON over HTTP on a unix socket of mode 0600: only
-// the socket's owner (root) may administer the node. GET /v1/status; every
-// action is POST /v1/ACTION with a JSON Request.
+// The control API is JSON over HTTP on a unix socket that only root and
+// the daemon's own user may use. GET /v1/status; every action is POST
+// /v1/ACTION with a JSON Request.
+//
+// No other user reaches the socket at any moment: it is bound in a fresh
+// directory of mode 0700 beside its path, made 0600 there and renamed
+// into place, so that it appears with its final mode whatever the umask
+// or the directory's mode. A process-wide umask around the bind would
+// race with other goroutines creating files. Every accepted connection
+// is checked besides (SO_PEERCRED: uid 0 or the daemon's), so that a mode
+// loosened later, or a default ACL on the directory, lets no one in
+// either.
 
 // Request carries the arguments of a control action.
 type Request struct {
@@ -52,6 +62,7 @@ const (
 	ActDiskReplace  = "disk-replace"
 	ActDiskInject   = "disk-inject-error"
 	ActDiskHeal     = "disk-heal"
+	ActForgetPeer   = "forget-peer"
 )
 
 // handler is what serves the control API: the Node.
@@ -60,9 +71,28 @@ type handler interface {
 	Do(ctx context.Context, action string, r Request) (string, error)
 }
 
+// Control server time-outs. No write time-out: 'verify --wait' is
+// answered when the verify ends, however long it runs.
+var (
+	controlHeaderTimeout = 10 * time.Second // to send a request's header
+	controlBodyTimeout   = 10 * time.Second // to send its body
+	controlIdleTimeout   = 30 * time.Second // between requests on a kept-alive connection
+)
+
+// controlServer is the HTTP server of the control API.
+func controlServer(h handler) *http.Server {
+	return &http.Server{
+		Handler:           controlMux(h),
+		ReadHeaderTimeout: controlHeaderTimeout,
+		IdleTimeout:       controlIdleTimeout,
+		MaxHeaderBytes:    1 << 16,
+	}
+}
+
 // listenControl makes the control socket, replacing a stale one left by a
-// dead process but refusing to steal a live one.
-func listenControl(path string) (net.Listener, error) {
+// dead process but refusing to steal a live one. The socket is never
+// open to another user (see the top of this file).
+func listenControl(path string, log *slog.Logger) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("node: control socket directory: %w", err)
 	}
@@ -70,16 +100,79 @@ func listenControl(path string) (net.Listener, error) {
 		c.Close()
 		return nil, fmt.Errorf("node: control socket %s is in use by a running netraid; stop it or choose --control", path)
 	}
-	os.Remove(path)
-	l, err := net.Listen("unix", path)
+	l, err := listenUnixMode(path, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("node: control socket: %w", err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("node: control socket: %w", err)
+	euid := os.Geteuid()
+	return &controlListener{Listener: l, log: log, allow: func(uid int) bool { return uid == 0 || uid == euid }}, nil
+}
+
+// listenUnixMode listens on a unix socket at path that has mode from the
+// moment it appears there, whatever the umask and the directory's mode:
+// it is bound in a fresh 0700 directory beside path, given mode there,
+// and renamed over path (replacing any socket or file there). The
+// listener's Addr is path. The socket is not removed when the listener
+// closes: the caller removes path.
+func listenUnixMode(path string, mode os.FileMode) (net.Listener, error) {
+	// MkdirTemp makes the directory 0700 (less under a umask), with a
+	// name no one can take first; it is short, for the socket's path.
+	priv, err := os.MkdirTemp(filepath.Dir(path), ".ctl")
+	if err != nil {
+		return nil, err
 	}
-	return l, nil
+	defer os.RemoveAll(priv)
+	bound := filepath.Join(priv, "s")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: bound, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("bound first as %s: %w", bound, err)
+	}
+	// After the rename the bound path is gone.
+	l.SetUnlinkOnClose(false)
+	if err := os.Chmod(bound, mode); err != nil {
+		l.Close()
+		return nil, err
+	}
+	if err := os.Rename(bound, path); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return renamedListener{l, &net.UnixAddr{Name: path, Net: "unix"}}, nil
+}
+
+// renamedListener is a unix socket listener whose socket was moved to
+// addr after it was bound.
+type renamedListener struct {
+	*net.UnixListener
+	addr net.Addr
+}
+
+func (l renamedListener) Addr() net.Addr { return l.addr }
+
+// controlListener accepts only the connections of users it allows: root
+// and the daemon's own.
+type controlListener struct {
+	net.Listener
+	log   *slog.Logger
+	allow func(uid int) bool
+}
+
+func (l *controlListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		uid, err := peerUID(c)
+		if err == nil && l.allow(uid) {
+			return c, nil
+		}
+		if err == nil {
+			err = fmt.Errorf("the caller runs as uid %d: only root and the daemon's user (uid %d) may use the control socket", uid, os.Geteuid())
+		}
+		l.log.Warn("control connection refused", "err", err)
+		c.Close()
+	}
 }
 
 func controlMux(h handler) *http.ServeMux {
@@ -90,7 +183,13 @@ func controlMux(h handler) *http.ServeMux {
 	})
 	mux.HandleFunc("POST /v1/{action}", func(w http.ResponseWriter, r *http.Request) {
 		var req Request
-		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+		// The body has its time-out, then none: a read deadline still
+		// set while the action runs would cancel its context.
+		rc := http.NewResponseController(w)
+		rc.SetReadDeadline(time.Now().Add(controlBodyTimeout))
+		err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req)
+		rc.SetReadDeadline(time.Time{})
+		if err != nil && !errors.Is(err, io.EOF) {
 			writeReply(w, http.StatusBadRequest, Reply{Error: "bad request: " + err.Error()})
 			return
 		}

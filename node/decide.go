@@ -59,12 +59,6 @@ type promotePlan struct {
 // decidePromote says whether and how a node becomes primary.
 func decidePromote(in promoteIn) promotePlan {
 	p := promotePlan{Disk: meta.UpToDate}
-	if in.Link.Live {
-		p.Refuse = fmt.Errorf("the peer is primary and connected to this node (last heard from %s ago): demote it there first ('netraid demote'); "+
-			"if its machine or link is gone, this node notices within %s of silence and then accepts promote",
-			in.Link.Heard.Round(time.Millisecond), in.Detect)
-		return p
-	}
 	rebuild := in.Rebuild
 	if in.Force || in.Standalone {
 		rebuild = nil
@@ -86,6 +80,12 @@ func decidePromote(in promoteIn) promotePlan {
 		}
 		p.Warn = fmt.Sprintf("WARNING: promoted a copy that is %s; whatever only the peer holds will be overwritten when they resync", in.Disk)
 		p.ClearRebuild = true
+	}
+	if in.Link.Live {
+		p.Refuse = fmt.Errorf("the peer is primary and connected to this node (last heard from %s ago): demote it there first ('netraid demote'); "+
+			"if its machine or link is gone, this node notices within %s of silence and then accepts promote",
+			in.Link.Heard.Round(time.Millisecond), in.Detect)
+		return p
 	}
 	if in.Failed != 0 {
 		p.Refuse = fmt.Errorf("member disk(s) %#x of this node failed: replace them ('netraid disk replace') or promote the peer", in.Failed)
@@ -125,8 +125,10 @@ type helloIn struct {
 	Name         string
 	Size         int64
 	Gens         Gens
-	Discard      bool // connect --discard-local
+	Discard      bool // connect --discard-local, or demoted for fencing
 	Peer         repl.Hello
+	// Seen is the newest fencing token this node has seen (0: none).
+	Seen int64
 }
 
 // helloOut is the secondary's answer: a verdict (repl.NoVerdict when the
@@ -152,6 +154,9 @@ func decideHello(in helloIn) helloOut {
 		return refuse(repl.Unrelated, "another volume: the primary serves volume %q and this node volume %q", h.Name, in.Name)
 	case h.Size > in.Size:
 		return refuse(repl.NoVerdict, "this node's volume (%d bytes) is smaller than the primary's (%d bytes): give it disks at least as large, and create it again", in.Size, h.Size)
+	case in.Seen > h.Token:
+		return refuse(repl.NoVerdict, "the primary's election (fencing token %d) is older than one this node has seen (%d): another node took over; "+
+			"the primary must win the volume's election again before it writes here", h.Token, in.Seen)
 	case in.Primary:
 		return refuse(repl.SplitBrain, "%s: both nodes are primary (generations: %s on the node that refused, %s on the node that dialed): "+
 			"demote the node whose changes are to be discarded and run 'netraid connect --discard-local' there", repl.SplitBrain, in.Gens, h.Gens)
@@ -178,8 +183,9 @@ const (
 	// peerLostNothing: the node is stopping; its last flush reached the
 	// peer, and the link going now loses nothing.
 	peerLostNothing peerLost = iota
-	// peerLostHold: this copy is being rebuilt from the peer, so without
-	// it no I/O succeeds: nothing to record, the generation stays.
+	// peerLostHold: this copy is being rebuilt from the peer, or its
+	// disks failed, so without the peer no I/O succeeds: nothing to
+	// record, the generation stays.
 	peerLostHold
 	// peerLostDiverge: a new data generation, durable before any write
 	// the peer lacks is answered; if it cannot be recorded, I/O is held
@@ -187,12 +193,14 @@ const (
 	peerLostDiverge
 )
 
-// decidePeerLost says what a primary does when its peer leg fails.
-func decidePeerLost(stopping, localRebuilding bool) peerLost {
+// decidePeerLost says what a primary does when its peer leg fails, from
+// whether it is stopping and whether its local copy can take writes (not
+// rebuilding, not failed).
+func decidePeerLost(stopping, localUsable bool) peerLost {
 	switch {
 	case stopping:
 		return peerLostNothing
-	case localRebuilding:
+	case !localUsable:
 		return peerLostHold
 	}
 	return peerLostDiverge

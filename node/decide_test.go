@@ -123,16 +123,16 @@ func TestDecideHello(t *testing.T) {
 
 func TestDecidePeerLost(t *testing.T) {
 	for _, tt := range []struct {
-		stopping, rebuilding bool
-		want                 peerLost
+		stopping, localUsable bool
+		want                  peerLost
 	}{
-		{false, false, peerLostDiverge},
-		{false, true, peerLostHold},
-		{true, false, peerLostNothing},
+		{false, true, peerLostDiverge},
+		{false, false, peerLostHold},
 		{true, true, peerLostNothing},
+		{true, false, peerLostNothing},
 	} {
-		if got := decidePeerLost(tt.stopping, tt.rebuilding); got != tt.want {
-			t.Errorf("decidePeerLost(stopping %v, rebuilding %v) = %v, want %v", tt.stopping, tt.rebuilding, got, tt.want)
+		if got := decidePeerLost(tt.stopping, tt.localUsable); got != tt.want {
+			t.Errorf("decidePeerLost(stopping %v, local usable %v) = %v, want %v", tt.stopping, tt.localUsable, got, tt.want)
 		}
 	}
 }

@@ -219,7 +219,7 @@ func (w watchedData) check(err error) error {
 	if err == nil {
 		return nil
 	}
-	if mask := failedMembers(err); mask != 0 {
+	if mask := w.n.failedOf(err); mask != 0 {
 		w.n.wg.Go(func() { w.n.membersFailed(mask, err) })
 	}
 	return err
@@ -262,15 +262,46 @@ func (w watchedData) Checksum(off, n int64) (blockdev.Sum, error) {
 func (n *Node) membersFailed(mask uint64, cause error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.prim != nil || n.sb.FailedMembers&mask == mask {
+	if n.prim != nil || n.sb.FailedMembers&mask == mask && n.sb.DiskState == meta.Failed {
 		return
 	}
 	n.log.Error("member disk(s) failed: taking no more writes from the primary", "members", fmt.Sprintf("%#x", mask), "err", cause)
-	if err := n.updateSuper(func(sb *meta.Superblock) {
-		sb.FailedMembers |= mask
-		sb.DiskState = meta.Failed
-	}); err != nil {
-		n.log.Error("could not record the failed disks", "err", err)
-	}
+	n.recordFailed(mask, cause)
 	n.endLink()
+}
+
+// recordFailed records members failed (FailedMembers, by the volume,
+// which fails them at once in memory) and the copy failed with them. It
+// returns the error of the record, if it could not be made. Callers hold
+// n.mu.
+func (n *Node) recordFailed(mask uint64, cause error) error {
+	if mask != 0 {
+		if err := n.vol.FailMembers(mask, cause); err != nil {
+			n.log.Error("could not record the failed disks", "members", fmt.Sprintf("%#x", mask), "err", err)
+		}
+	}
+	err := n.updateSuper(func(sb *meta.Superblock) { sb.DiskState = meta.Failed })
+	if err != nil {
+		n.log.Error("could not record that this node's copy failed", "err", err)
+	}
+	return err
+}
+
+// memberFailed is told by the volume of a member it failed on its own (a
+// metadata write that failed or timed out). It runs on that write's
+// goroutine, maybe under n.mu: the node acts on it from a goroutine of
+// its own. The member is recorded failed already.
+func (n *Node) memberFailed(member int, cause error) {
+	n.wg.Go(func() {
+		n.mu.Lock()
+		p := n.prim
+		n.mu.Unlock()
+		if p == nil {
+			n.membersFailed(1<<uint(member), cause)
+			return
+		}
+		// The local copy lacks a member from now on: the leg fails, and
+		// the volume is served through the peer (legFailed records it).
+		p.mir.FailLeg(p.local, "member disk metadata", fmt.Errorf("member %d failed: %w", member, cause))
+	})
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/netraid/netraid/blockdev"
 	"github.com/netraid/netraid/meta"
 	"github.com/netraid/netraid/mirror"
+	"github.com/netraid/netraid/nbd"
+	"github.com/netraid/netraid/pki"
 	"github.com/netraid/netraid/repl"
 	"github.com/netraid/netraid/resync"
 )
@@ -95,6 +97,9 @@ func (p *primary) connectOnce(ctx context.Context) error {
 			n.setPeer(PeerStandalone, errors.New(r.Msg))
 			n.refusedBy(r.Peer)
 			n.logOnce("peer refused the connection", errors.New(r.Msg))
+		case errors.Is(err, nbd.ErrAuth):
+			n.logOnce("replication link refused: the authentication failed", err, "peer", n.cfg.Peer)
+			n.setPeer(PeerStandalone, fmt.Errorf("the authentication failed (a different secret or peer name on the two nodes?): %w", err))
 		case tlsRefused(err):
 			// A certificate either side will not take: no data moved.
 			n.logOnce("replication link refused by TLS", err, "peer", n.cfg.Peer)
@@ -107,6 +112,16 @@ func (p *primary) connectOnce(ctx context.Context) error {
 	}
 	defer l.Close()
 	peer := l.Peer
+	n.mu.Lock()
+	known := n.sb.PeerSetUUID
+	n.mu.Unlock()
+	if !known.IsZero() && peer.SetUUID != known.String() {
+		return p.refuse(fmt.Errorf("the peer's volume (set %s) is not the one this node met (set %s): if the peer's machine or disks were replaced, run 'netraid forget-peer' on this node",
+			peer.SetUUID, known))
+	}
+	if n.cfg.PeerName != "" && peer.Node != n.cfg.PeerName {
+		return p.refuse(fmt.Errorf("the peer answered as %q, not %q (--peer-name)", peer.Node, n.cfg.PeerName))
+	}
 	if l.Size() < n.size {
 		// The secondary checks this too; never mirror to a smaller copy.
 		return p.refuse(fmt.Errorf("the peer's volume is %d bytes, smaller than this node's %d", l.Size(), n.size))
@@ -114,6 +129,7 @@ func (p *primary) connectOnce(ctx context.Context) error {
 	n.mu.Lock()
 	v := repl.Decide(n.gens(), peer.Gens, peer.Discard)
 	own := p.ownRebuild()
+	localFailed := p.local.State() == mirror.Failed
 	var theirs *RebuildPoint
 	if peer.NeedFull && !v.Refused() && own == nil {
 		if theirs = n.peerRebuild(v, peer); theirs == nil {
@@ -121,12 +137,20 @@ func (p *primary) connectOnce(ctx context.Context) error {
 		}
 	}
 	n.peer.verdict, n.peer.hello, n.peer.met = v, &peer, true
+	n.warnVersion(peer.Software)
 	n.mu.Unlock()
 	if v.Refused() {
 		return p.refuse(fmt.Errorf("%v: local %s, peer %s", v, hello.Gens, peer.Gens))
 	}
 	if own != nil {
 		if err := checkRebuildSource(own, v, peer); err != nil {
+			return p.refuse(err)
+		}
+	}
+	if localFailed && own == nil {
+		// Nothing here can be copied: the peer serves in this node's
+		// place if it holds everything, else it is the copy to keep.
+		if err := checkDisklessSource(v, peer); err != nil {
 			return p.refuse(err)
 		}
 	}
@@ -138,7 +162,7 @@ func (p *primary) connectOnce(ctx context.Context) error {
 		}
 		dev = s
 	}
-	return p.runLink(ctx, l, dev, peer, v, own, theirs)
+	return p.runLink(ctx, l, dev, peer, v, own, theirs, localFailed)
 }
 
 // dialLink connects to the peer's replication port and runs the
@@ -148,7 +172,7 @@ func (n *Node) dialLink(ctx context.Context, hello repl.Hello, tc *tls.Config) (
 	if err != nil {
 		return nil, fmt.Errorf("node: dial peer %s: %w", n.cfg.Peer, err)
 	}
-	return repl.Connect(ctx, conn, repl.DialOptions{Hello: hello, Timeout: n.cfg.PeerTimeout, TLS: tc})
+	return repl.Connect(ctx, conn, repl.DialOptions{Hello: hello, Timeout: n.cfg.PeerTimeout, TLS: tc, Secret: n.secret})
 }
 
 // refuse records a meeting this node will not go through with.
@@ -163,15 +187,16 @@ func (p *primary) refuse(err error) error {
 // runLink attaches the peer as a leg and copies what it lacks, marks it
 // in sync, and waits for the link to end. With own, this node's copy is
 // the one being rebuilt: the peer joins in sync and is the source. With
-// theirs, the peer's is: the resync is a rebuild of its member from the
-// cursor on.
+// localFailed, this node's disks failed: the peer joins in sync and
+// serves. With theirs, the peer's copy is rebuilt: the resync is a
+// rebuild of its member from the cursor on.
 //
 // The peer joins under a hold of the mirror: no write runs while the
 // peer is told what it will be sent (repl.MsgSyncStart, which it records
 // durably, as inconsistent unless it lacks nothing) and the leg joins,
 // so that the bitmap's dirty regions at that moment are exactly what it
 // lacks, and it takes no write before it knows.
-func (p *primary) runLink(ctx context.Context, l *repl.Link, dev blockdev.Device, peer repl.Hello, v Verdict, own, theirs *RebuildPoint) error {
+func (p *primary) runLink(ctx context.Context, l *repl.Link, dev blockdev.Device, peer repl.Hello, v Verdict, own, theirs *RebuildPoint, localFailed bool) error {
 	n := p.n
 	if len(peer.Dirty) > 0 {
 		if err := n.bm.Merge(peer.Dirty); err != nil {
@@ -202,6 +227,9 @@ func (p *primary) runLink(ctx context.Context, l *repl.Link, dev blockdev.Device
 		}
 		state = mirror.InSync
 	}
+	if localFailed && own == nil {
+		state = mirror.InSync
+	}
 	var plan *mirror.RebuildOptions
 	if theirs != nil {
 		n.mu.Lock()
@@ -219,7 +247,7 @@ func (p *primary) runLink(ctx context.Context, l *repl.Link, dev blockdev.Device
 	if err != nil {
 		return fmt.Errorf("holding I/O to attach the peer: %w", err)
 	}
-	leg, total, err := p.attachPeer(l, dev, state, v, own != nil, plan)
+	leg, total, err := p.attachPeer(l, dev, state, v, state == mirror.InSync, plan)
 	release()
 	if err != nil {
 		return err
@@ -249,6 +277,8 @@ func (p *primary) runLink(ctx context.Context, l *repl.Link, dev blockdev.Device
 		if err := p.rebuildLocal(ctx, *own, p.beginRebuild()); err != nil {
 			return err
 		}
+	} else if localFailed {
+		n.log.Warn("this node's disks failed: the volume is served through the peer", "peer_generations", peer.Gens.String())
 	} else if err := p.resyncPeer(ctx, l, full, theirs, plan, total); err != nil {
 		p.mir.FailLeg(leg, "resync", err)
 		return err
@@ -310,6 +340,7 @@ func (p *primary) keepalive(ctx context.Context, l *repl.Link, leg *mirror.Leg) 
 		p.mir.FailLeg(leg, op, err)
 		l.Close()
 	}
+	var rev *pki.Revocations
 	for {
 		select {
 		case <-ctx.Done():
@@ -318,6 +349,11 @@ func (p *primary) keepalive(ctx context.Context, l *repl.Link, leg *mirror.Leg) 
 			fail("replication link", l.Err())
 			return
 		case <-t.C:
+			if err := n.peerRevoked(&rev, l.PeerCertificate()); err != nil {
+				n.log.Warn("closed the replication link: its peer's certificate was revoked", "err", err)
+				fail("replication link", err)
+				return
+			}
 			answer := make(chan error, 1)
 			go func() {
 				_, err := l.Send(repl.Message{Kind: repl.MsgPing})
@@ -397,6 +433,7 @@ func (p *primary) resyncPeer(ctx context.Context, l *repl.Link, full bool, rb *R
 	if err != nil {
 		return fmt.Errorf("peer: %w", err)
 	}
+	p.clearPeerRecord()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	// The secondary answers with its state now: up to date.

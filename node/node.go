@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -27,7 +26,17 @@ type Node struct {
 	bm      *resync.Bitmap
 	size    int64
 	started time.Time
-	ctx     context.Context // the node's lifetime, set by Run (under mu)
+	// ctx is the node's lifetime, set by Run (under mu): it ends after
+	// the shutdown, not when Run's context does, so that a primary
+	// stopping drains and flushes through its link and witness.
+	// stopping is Run's context: done once the shutdown began.
+	ctx      context.Context
+	stopping context.Context
+
+	// roleMu serializes the role changes: a promotion with its on-promote
+	// commands, a demotion with its on-demote commands, the stop at
+	// shutdown. It is taken before mu, never while holding it.
+	roleMu sync.Mutex
 
 	// mu guards everything below and orders superblock updates with the
 	// role changes they record.
@@ -47,6 +56,14 @@ type Node struct {
 	rebuild      *ResyncStatus
 	// suspended, when not empty, says why I/O is held (status).
 	suspended string
+	// secret authenticates the link with a shared secret, if configured.
+	secret *repl.Secret
+	// fence is the witness's side of the node; nil without --etcd. Its
+	// fields are guarded by mu (the client is not).
+	fence *fence
+	// memGens, when set, are this node's generations, which none of its
+	// disks could record (they all failed): its peer recorded them.
+	memGens *Gens
 	// lastLogged is the error each repeated condition was last logged
 	// with, so that a condition is logged once, not at every retry.
 	lastLogged map[string]string
@@ -100,7 +117,13 @@ func Open(cfg Config) (*Node, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	oo := volume.OpenOptions{Logger: cfg.Logger, OpenDisk: cfg.OpenDisk, IOTimeout: cfg.DiskTimeout}
+	var n *Node
+	oo := volume.OpenOptions{Logger: cfg.Logger, OpenDisk: cfg.OpenDisk, IOTimeout: cfg.DiskTimeout,
+		OnMemberFailed: func(member int, err error) {
+			if n != nil {
+				n.memberFailed(member, err)
+			}
+		}}
 	if cfg.Faults != nil {
 		oo.WrapData = cfg.Faults.WrapData
 	}
@@ -114,8 +137,21 @@ func Open(cfg Config) (*Node, error) {
 		vol.Close()
 		return nil, fmt.Errorf("node: write-intent bitmap: %w", err)
 	}
-	n := &Node{
-		cfg: cfg, log: cfg.Logger.With("volume", sb.Name), vol: vol, bm: bm,
+	var secret *repl.Secret
+	if cfg.PeerSecretKey != nil && cfg.TLSDir == "" {
+		secret = &repl.Secret{Key: cfg.PeerSecretKey, Self: cfg.Name, Peer: cfg.PeerName}
+	} else if cfg.PeerSecret != "" && cfg.TLSDir == "" {
+		s, err := repl.ReadSecret(cfg.PeerSecret, cfg.Name, cfg.PeerName)
+		if err != nil {
+			bm.Close()
+			vol.Close()
+			return nil, err
+		}
+		secret = &s
+	}
+	n = &Node{
+		secret: secret,
+		cfg:    cfg, log: cfg.Logger.With("volume", sb.Name), vol: vol, bm: bm,
 		size: int64(sb.VolumeSize), sb: sb, started: time.Now(), ready: make(chan struct{}),
 		lastLogged: map[string]string{},
 	}
@@ -134,9 +170,12 @@ func (n *Node) Run(ctx context.Context) error {
 		n.mu.Unlock()
 		return errors.New("node: Run called twice")
 	}
-	n.ctx = ctx
+	life, end := context.WithCancel(context.WithoutCancel(ctx))
+	defer end()
+	n.ctx, n.stopping = life, ctx
 	n.mu.Unlock()
 	err := n.run(ctx)
+	end()
 	if cerr := n.close(); err == nil {
 		err = cerr
 	}
@@ -145,11 +184,11 @@ func (n *Node) Run(ctx context.Context) error {
 
 func (n *Node) run(ctx context.Context) error {
 	if n.cfg.Control != "" {
-		ctl, err := listenControl(n.cfg.Control)
+		ctl, err := listenControl(n.cfg.Control, n.log)
 		if err != nil {
 			return err
 		}
-		hs := &http.Server{Handler: controlMux(n), ReadHeaderTimeout: 10 * time.Second}
+		hs := controlServer(n)
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
@@ -168,6 +207,12 @@ func (n *Node) run(ctx context.Context) error {
 			return err
 		}
 	}
+	if len(n.cfg.Etcd) > 0 {
+		if err := n.startFence(ctx); err != nil {
+			n.shutdown()
+			return err
+		}
+	}
 	if !n.cfg.standalone() && !n.cfg.Primary {
 		n.wg.Add(1)
 		go func() {
@@ -175,11 +220,14 @@ func (n *Node) run(ctx context.Context) error {
 			n.pokePeer(ctx)
 		}()
 	}
+	if !n.cfg.standalone() {
+		n.warnLink()
+	}
 	if n.sb.Role == meta.Primary && !n.cfg.standalone() && !n.cfg.Primary {
 		n.log.Warn("this node was primary when it stopped; it starts as secondary: promote it when it should serve")
 	}
 	if n.cfg.standalone() || n.cfg.Primary {
-		if _, err := n.promote(false); err != nil {
+		if _, err := n.promoteAndStart(ctx, false); err != nil {
 			n.shutdown()
 			return err
 		}
@@ -196,14 +244,21 @@ func (n *Node) run(ctx context.Context) error {
 
 // shutdown stops the primary's export and link, and the peer server.
 func (n *Node) shutdown() error {
+	n.roleMu.Lock()
+	defer n.roleMu.Unlock()
 	n.mu.Lock()
 	p := n.prim
 	n.mu.Unlock()
 	var errs []error
 	if p != nil {
+		if len(n.cfg.OnDemote) > 0 {
+			// The service on the volume stops before the export does.
+			errs = append(errs, n.runCommands(context.Background(), "on-demote", n.cfg.OnDemote))
+		}
 		errs = append(errs, p.stop(true))
 	}
 	n.stopPeerServer()
+	n.stopFence()
 	return errors.Join(errs...)
 }
 
@@ -226,7 +281,18 @@ func (n *Node) role() string {
 func (n *Node) updateSuper(f func(*meta.Superblock)) error {
 	n.busy.Store(&busyNote{what: "writing superblocks", since: time.Now()})
 	defer n.busy.Store(nil)
-	err := n.vol.UpdateSuper(f)
+	mem := n.memGens
+	err := n.vol.UpdateSuper(func(sb *meta.Superblock) {
+		if mem != nil {
+			// The generations only the peer could record: recorded here
+			// too from now on.
+			sb.Generations = mem.Meta()
+		}
+		f(sb)
+	})
+	if err == nil {
+		n.memGens = nil
+	}
 	// Whatever the outcome, the superblock is what the volume says: the
 	// update is in effect exactly when it is durable somewhere.
 	n.sb = n.vol.Super()
@@ -243,9 +309,15 @@ type busyNote struct {
 	since time.Time
 }
 
-// gens returns the generations as the superblock holds them. Callers hold
-// n.mu.
-func (n *Node) gens() Gens { return repl.GensOf(n.sb.Generations) }
+// gens returns the generations as the superblock holds them, or as the
+// peer recorded them for this node when no disk of it was left to
+// (memGens). Callers hold n.mu.
+func (n *Node) gens() Gens {
+	if n.memGens != nil {
+		return *n.memGens
+	}
+	return repl.GensOf(n.sb.Generations)
+}
 
 // isUnixAddr reports whether a listen address is a unix socket path.
 func isUnixAddr(a string) bool { return strings.Contains(a, "/") }
@@ -253,21 +325,37 @@ func isUnixAddr(a string) bool { return strings.Contains(a, "/") }
 // listen listens on a TCP address or a unix socket path, replacing a
 // stale socket file.
 func (n *Node) listen(addr string) (net.Listener, error) {
-	if isUnixAddr(addr) {
-		if c, err := net.DialTimeout("unix", addr, time.Second); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("node: %s is in use by another server", addr)
-		}
-		os.Remove(addr)
+	if !isUnixAddr(addr) {
+		return n.listenTCP(addr)
+	}
+	if n.cfg.ListenFunc != nil {
 		return n.cfg.ListenFunc("unix", addr)
 	}
-	return n.cfg.ListenFunc("tcp", addr)
+	if c, err := net.DialTimeout("unix", addr, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("node: %s is in use by another server", addr)
+	}
+	// Only this user may reach the export through its socket: it hands
+	// out the whole volume.
+	return listenUnixMode(addr, 0o600)
+}
+
+// listenTCP listens on a TCP address.
+func (n *Node) listenTCP(addr string) (net.Listener, error) {
+	if n.cfg.ListenFunc != nil {
+		return n.cfg.ListenFunc("tcp", addr)
+	}
+	return net.Listen("tcp", addr)
 }
 
 // helloFor is this node's hello. Callers hold n.mu.
 func (n *Node) helloFor() repl.Hello {
+	var token int64
+	if n.fence != nil && n.fence.lead != nil {
+		token = n.fence.lead.Token
+	}
 	return repl.Hello{
-		Proto: repl.Proto, Software: n.cfg.Version,
+		Proto: repl.Proto, Software: n.cfg.Version, Node: n.cfg.Name, Peer: n.cfg.PeerName, Token: token,
 		Name: n.sb.Name, SetUUID: n.sb.SetUUID.String(), Size: n.size, Region: int64(n.sb.RegionSize),
 		Role: role(n.prim != nil), DiskState: n.sb.DiskState, Gens: n.gens(), OutOfSync: n.bm.DirtyBytes(),
 	}

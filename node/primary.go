@@ -15,6 +15,8 @@ import (
 	"github.com/netraid/netraid/nbd"
 	"github.com/netraid/netraid/repl"
 	"github.com/netraid/netraid/resync"
+	"github.com/netraid/netraid/volume"
+	"github.com/netraid/netraid/witness"
 )
 
 // primary is what runs while this node is primary: the mirror over the
@@ -51,11 +53,41 @@ type primary struct {
 
 // promote makes this node primary: the checks (decidePromote), a new
 // data generation, the mirror, the export and the link loop.
-func (n *Node) promote(force bool) (string, error) {
+func (n *Node) promote(ctx context.Context, force bool) (string, error) {
+	// With a witness, only the holder of the volume's election is
+	// primary: its key guards the records that let it write alone.
+	var lead *witness.Leadership
+	if n.fence != nil {
+		n.mu.Lock()
+		already := n.prim != nil
+		n.mu.Unlock()
+		if already {
+			return "already primary", nil
+		}
+		l, err := n.leadershipFor(ctx)
+		switch {
+		case err != nil && !force:
+			return "", fmt.Errorf("%v; --force promotes without it (writes the peer misses are then held until this node wins it)", err)
+		case err != nil:
+			n.log.Warn("promoting without the volume's election (forced)", "err", err)
+		}
+		lead = l
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.prim != nil {
 		return "already primary", nil
+	}
+	keep := false
+	if lead != nil {
+		defer func() {
+			if keep {
+				n.fence.lead = lead
+				n.fence.seen = max(n.fence.seen, lead.Token)
+			} else if n.fence.lead != lead {
+				go lead.Resign(context.Background())
+			}
+		}()
 	}
 	plan := decidePromote(promoteIn{
 		Force: force, Standalone: n.cfg.standalone(), Disk: n.sb.DiskState, Flags: n.sb.Flags,
@@ -83,7 +115,7 @@ func (n *Node) promote(force bool) (string, error) {
 	err := n.updateSuper(func(sb *meta.Superblock) {
 		sb.Generations = g.Meta()
 		sb.Role = meta.Primary
-		sb.Flags &^= meta.FlagUsedIncomplete
+		sb.Flags &^= meta.FlagUsedIncomplete | meta.FlagFenced
 		// The first verify on a new primary compares every region.
 		sb.Flags |= meta.FlagNeedFullVerify
 		sb.DiskState = plan.Disk
@@ -100,6 +132,7 @@ func (n *Node) promote(force bool) (string, error) {
 		return "", err
 	}
 	n.prim = p
+	keep = true
 	n.setPeer(PeerConnecting, nil)
 	n.log.Info("promoted to primary", "generations", g.String(), "export", p.addr)
 	msg := fmt.Sprintf("primary: exporting %q on %s", p.export, p.addr)
@@ -149,7 +182,8 @@ func (n *Node) startPrimary(rebuilding bool) (*primary, error) {
 			return nil, err
 		}
 	}
-	p.srv = nbd.NewServer(nbd.ServerOptions{Logger: n.log, TLS: exportTLS, TLSRequired: n.cfg.TLSRequired, MaxConnections: n.cfg.MaxConnections})
+	p.srv = nbd.NewServer(nbd.ServerOptions{Logger: n.log, TLS: exportTLS, TLSRequired: n.exportTLSRequired(),
+		MaxConnections: n.cfg.MaxConnections, MemoryBudget: n.cfg.MemoryBudget})
 	var dev blockdev.Device = p.mir
 	if n.cfg.Readahead > 0 {
 		p.ra = blockdev.NewReadahead(p.mir, blockdev.ReadaheadOptions{Window: n.cfg.Readahead})
@@ -169,6 +203,7 @@ func (n *Node) startPrimary(rebuilding bool) (*primary, error) {
 			n.log.Error("NBD export stopped", "err", err)
 		}
 	}()
+	n.closeRevoked(ctx, &p.wg, p.srv)
 	if !n.cfg.standalone() {
 		p.wg.Add(1)
 		go func() {
@@ -181,11 +216,28 @@ func (n *Node) startPrimary(rebuilding bool) (*primary, error) {
 
 // demote stops exporting and makes this node secondary.
 func (n *Node) demote(force bool) (string, error) {
+	n.roleMu.Lock()
+	defer n.roleMu.Unlock()
+	return n.demoteLocked(force, nil)
+}
+
+// demoteLocked demotes this node, if it is primary (and, with only, if
+// only is its primary still). Callers hold roleMu.
+func (n *Node) demoteLocked(force bool, only *primary) (string, error) {
 	n.mu.Lock()
 	p := n.prim
 	n.mu.Unlock()
-	if p == nil {
+	if p == nil || (only != nil && p != only) {
 		return "already secondary", nil
+	}
+	if len(n.cfg.OnDemote) > 0 {
+		// They stop the service and unmount while the export is up.
+		if err := n.runCommands(n.ctx, "on-demote", n.cfg.OnDemote); err != nil {
+			if !force {
+				return "", fmt.Errorf("%w: the node is still primary; fix it, or 'netraid demote --force'", err)
+			}
+			n.log.Warn("an on-demote command failed; demoting anyway (forced)", "err", err)
+		}
 	}
 	if c := p.srv.Clients(p.export); c > 0 && !force {
 		return "", fmt.Errorf("%d NBD client(s) are connected to the export: unmount and disconnect them first, or --force to cut them off", c)
@@ -195,6 +247,8 @@ func (n *Node) demote(force bool) (string, error) {
 	defer n.mu.Unlock()
 	n.prim = nil
 	n.suspended = ""
+	// The peer may be promoted in this node's place: the election goes.
+	n.resignLocked()
 	if err := n.updateSuper(func(sb *meta.Superblock) { sb.Role = meta.Secondary }); err != nil {
 		return "", errors.Join(serr, err)
 	}
@@ -254,8 +308,7 @@ func (p *primary) kickLink() {
 func (p *primary) legFailed(leg *mirror.Leg, err error) error {
 	n := p.n
 	if leg == p.local {
-		n.localFailed(err)
-		return nil
+		return p.localFailed(err)
 	}
 	n.mu.Lock()
 	n.setPeer(PeerConnecting, err)
@@ -264,11 +317,11 @@ func (p *primary) legFailed(leg *mirror.Leg, err error) error {
 	case p.linkDown <- struct{}{}:
 	default:
 	}
-	switch decidePeerLost(p.stopping.Load(), p.local.State() == mirror.Resyncing) {
+	switch decidePeerLost(p.stopping.Load(), p.local.State() == mirror.InSync) {
 	case peerLostNothing:
 		return nil
 	case peerLostHold:
-		n.log.Warn("peer leg failed while the local copy is rebuilt from it: no I/O until it is back", "err", err)
+		n.log.Warn("peer leg failed while the local copy is rebuilt from it, or failed: no I/O until it is back", "err", err)
 		return nil
 	}
 	for attempt := 0; ; attempt++ {
@@ -283,6 +336,7 @@ func (p *primary) legFailed(leg *mirror.Leg, err error) error {
 			n.suspended = ""
 			n.mu.Unlock()
 			n.log.Warn("peer leg failed: serving from the local disks, tracking changes", "err", err, "generations", g.String())
+			p.fencePeerLost(g.Current)
 			return nil
 		}
 		n.suspended = fmt.Sprintf("I/O held since %s: the peer is lost and the new data generation cannot be recorded (%v); "+
@@ -308,18 +362,37 @@ func retryDelay(attempt int) time.Duration {
 }
 
 // localFailed records that the local disks failed under the primary:
-// the volume is served through the peer.
-func (n *Node) localFailed(err error) {
+// the volume is served through the peer. When no disk is left to record
+// it on, the peer records a new generation instead (repl.MsgDiskless)
+// before any write only it holds is answered: the old disks, should they
+// come back as they were, then meet it as an older copy. If the peer
+// cannot record it either, nothing is answered (the mirror freezes).
+func (p *primary) localFailed(err error) error {
+	n := p.n
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	n.log.Error("local disks failed: serving through the peer", "err", err)
-	failed := failedMembers(err)
-	if uerr := n.updateSuper(func(sb *meta.Superblock) {
-		sb.DiskState = meta.Failed
-		sb.FailedMembers |= failed
-	}); uerr != nil {
-		n.log.Error("could not record the failed disks", "err", uerr)
+	rerr := n.recordFailed(n.failedOf(err), err)
+	g := n.gens()
+	n.mu.Unlock()
+	if !errors.Is(rerr, volume.ErrNoMemberLeft) {
+		return nil
 	}
+	p.mu.Lock()
+	l, remote := p.client, p.remote
+	p.mu.Unlock()
+	if l == nil || remote == nil || remote.State() != mirror.InSync {
+		// No copy is left: nothing is answered but errors.
+		return nil
+	}
+	g.NewCurrent()
+	if _, serr := l.Send(repl.Message{Kind: repl.MsgDiskless, Gens: g}); serr != nil {
+		return fmt.Errorf("this node's disks failed and the peer could not record that it holds the only copy: %w", serr)
+	}
+	n.mu.Lock()
+	n.memGens = &g
+	n.mu.Unlock()
+	n.log.Warn("no disk of this node is left to record its failure: the peer recorded a new generation", "generations", g.String())
+	return nil
 }
 
 // disconnected is the peer leg while there is no link: it fails all I/O.
@@ -335,7 +408,26 @@ func (d disconnected) Close() error                       { return nil }
 
 var _ blockdev.Device = disconnected{}
 
-// localDev is the local leg's device: the volume's stripe, whose
-// members' I/O that takes longer than the disk time-out fails (volume's
-// IOTimeout), and so the leg with it.
-func (n *Node) localDev() blockdev.Device { return n.vol.Data() }
+// localDev is the volume's data as this node uses it, the local leg's
+// device while primary: the stripe, with I/O that takes longer than the
+// disk time-out failed (and so the leg with it). One time-out around the
+// stripe, rather than one per member, costs one hand-off per request and
+// keeps each member's share of a request one vectored call; the volume
+// says which member hangs (failedOf).
+func (n *Node) localDev() blockdev.Device {
+	if n.cfg.DiskTimeout <= 0 {
+		return n.vol.Data()
+	}
+	return blockdev.WithTimeout(n.vol.Data(), n.cfg.DiskTimeout)
+}
+
+// failedOf returns the mask of the members an I/O error of the local data
+// puts the blame on: those it names (a stripe.DiskError), and, for a
+// time-out, those the volume finds stalled.
+func (n *Node) failedOf(err error) uint64 {
+	mask := failedMembers(err)
+	if errors.Is(err, blockdev.ErrTimeout) && n.cfg.DiskTimeout > 0 {
+		mask |= n.vol.Stalled(n.cfg.DiskTimeout / 2)
+	}
+	return mask
+}

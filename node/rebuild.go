@@ -231,6 +231,19 @@ func checkRebuildSource(rp *RebuildPoint, v Verdict, peer repl.Hello) error {
 		rp.Member, humanize.IBytes(uint64(rp.Cursor)), v, peer.DiskState, map[bool]string{true: ", itself waiting for a full sync"}[peer.NeedFull])
 }
 
+// checkDisklessSource says why a primary whose local disks failed cannot
+// take the peer back, or nil if it can: the peer holds everything (the
+// same generation, up to date, nothing owed to it), and serves in the
+// primary's place.
+func checkDisklessSource(v Verdict, peer repl.Hello) error {
+	if v == repl.NoSync && peer.DiskState == meta.UpToDate && !peer.NeedFull && !peer.Discard {
+		return nil
+	}
+	return fmt.Errorf("this node's disks failed and the peer does not hold all of its data (verdict %s, peer %s): "+
+		"nothing here can be copied to it; demote this node and promote the peer (what only this node held is lost with its disks), "+
+		"then replace the disks here ('netraid disk replace')", v, peer.DiskState)
+}
+
 // peerRebuild decides whether a secondary that asks for a full sync
 // because of a replaced member may get a rebuild of that member instead:
 // it says from where, the verdict is a plain resync in that direction,

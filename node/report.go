@@ -6,7 +6,10 @@ import (
 
 	"github.com/dustin/go-humanize"
 
+	"github.com/netraid/netraid/meta"
 	"github.com/netraid/netraid/mirror"
+	"github.com/netraid/netraid/resync"
+	"github.com/netraid/netraid/witness"
 )
 
 // statusWait is how long Status waits for the node's lock before it
@@ -56,8 +59,8 @@ func (n *Node) status() Status {
 		Volume: sb.Name, Version: n.cfg.Version, SetUUID: sb.SetUUID.String(), Size: n.size,
 		Chunk: int64(sb.Chunk), Region: int64(sb.RegionSize),
 		Role: "secondary", DiskState: sb.DiskState.String(), Gens: n.gens(),
-		OutOfSync: n.bm.DirtyBytes(),
-		Uptime:    time.Since(n.started).Seconds(), Time: time.Now().UTC(),
+		OutOfSync: n.bm.DirtyBytes(), Bitmap: bitmapStatus(n.bm.Stats()),
+		Uptime: time.Since(n.started).Seconds(), Time: time.Now().UTC(),
 	}
 	for _, m := range n.vol.Members() {
 		state := "active"
@@ -67,7 +70,11 @@ func (n *Node) status() Status {
 		st.Members = append(st.Members, MemberStatus{Index: m.Index, Path: m.Path, Size: m.Size, State: state})
 	}
 	if !n.cfg.standalone() {
-		ps := &PeerStatus{Address: n.cfg.Peer, Listen: n.cfg.ListenPeer, TLS: n.cfg.TLSDir != "", State: n.peer.state.String(), LastError: n.peer.lastErr}
+		ps := &PeerStatus{Address: n.cfg.Peer, Listen: n.cfg.ListenPeer, TLS: n.cfg.TLSDir != "", Auth: n.cfg.linkAuth(),
+			Name: n.cfg.PeerName, State: n.peer.state.String(), LastError: n.peer.lastErr}
+		if p := n.linkProblem(); p != "" {
+			st.Problems = append(st.Problems, p)
+		}
 		if lv := n.linkView(); n.prim == nil && lv.Live {
 			ps.LastHeard = max(lv.Heard.Seconds(), 1e-3)
 		}
@@ -79,6 +86,9 @@ func (n *Node) status() Status {
 		}
 		if h := n.peer.hello; h != nil {
 			ps.Role, ps.DiskState, ps.Version = h.Role.String(), h.DiskState.String(), h.Software
+			if skew := n.versionSkew(h.Software); skew != "" {
+				st.Problems = append(st.Problems, skew)
+			}
 			g := h.Gens
 			ps.Gens = &g
 		}
@@ -96,6 +106,8 @@ func (n *Node) status() Status {
 		st.Export = &ExportStatus{
 			Address: p.addr, Name: p.export, ReadOnly: n.cfg.ReadOnly, Clients: p.srv.Clients(p.export),
 			Requests: ss.Requests, BytesRead: ss.BytesRead, BytesWritten: ss.BytesWritten, Errors: ss.Errors,
+			Commands: ss.Commands, ErrorReplies: ss.Errnos, InFlight: ss.InFlight, InFlightBytes: ss.InFlightBytes,
+			Connections: ss.Connections, TotalConnections: ss.TotalConnections, BufferBytes: ss.BufferBytes, BufferWaits: ss.BufferWaits,
 			TLS: n.exportTLSMode(), RefusedByCap: ss.Refused, TLSRefused: ss.TLSRefused, FailedHandshakes: ss.FailedHandshakes,
 		}
 		if p.ra != nil {
@@ -104,7 +116,9 @@ func (n *Node) status() Status {
 		}
 		for _, l := range p.mir.Legs() {
 			ls := l.Stats()
-			st.Legs = append(st.Legs, LegStatus{Name: l.Name(), State: legState(l.State()), Error: errText(l.Err()), Reads: ls.Reads, Writes: ls.Writes, Resynced: ls.SyncBytes})
+			st.Legs = append(st.Legs, LegStatus{Name: l.Name(), State: legState(l.State()), Error: errText(l.Err()),
+				Reads: ls.Reads, Writes: ls.Writes, ReadBytes: ls.ReadBytes, WriteBytes: ls.WriteBytes, Flushes: ls.Flushes, Errors: ls.Errors,
+				Resynced: ls.SyncBytes})
 		}
 		p.mu.Lock()
 		if p.sync != nil {
@@ -116,6 +130,15 @@ func (n *Node) status() Status {
 		}
 	} else if n.sec.syncTotal > 0 {
 		st.Resync = &ResyncStatus{Kind: "incoming", Total: n.sec.syncTotal}
+	}
+	st.Failover = n.failoverStatus()
+	if f := st.Failover; f.Mode != "manual" && f.Error != "" {
+		st.Problems = append(st.Problems, "the witness (etcd) does not answer: "+f.Error+
+			" (a primary with its peer in sync goes on; nobody is promoted automatically until it answers)")
+	}
+	if st.Failover.Fenced {
+		st.Problems = append(st.Problems, "this node demoted itself for fencing (its lease in the witness ended with no peer in sync): "+
+			"what it alone holds was never acknowledged; it is discarded when the node meets the new primary, which resyncs it")
 	}
 	if n.suspended != "" {
 		st.Suspended = n.suspended
@@ -159,4 +182,43 @@ func errText(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// failoverStatus says how this node fails over. Callers hold n.mu.
+func (n *Node) failoverStatus() *FailoverStatus {
+	f := n.fence
+	if f == nil {
+		return &FailoverStatus{Mode: "manual"}
+	}
+	v := f.view
+	fs := &FailoverStatus{
+		Mode: "etcd", Endpoints: n.cfg.Etcd, Node: n.cfg.Name, PeerName: n.cfg.PeerName,
+		Holder: v.holder.Node, HolderToken: v.holder.Token, LeaseTTL: f.w.TTL().Seconds(),
+		Waiting: f.why, Error: v.err,
+	}
+	if !v.at.IsZero() {
+		fs.Checked = v.at.UTC().Format(time.RFC3339)
+	}
+	if f.lead != nil {
+		fs.Token = f.lead.Token
+		if v.lease == f.lead { // not a look from before it was won
+			fs.LeaseLeft = v.leaseLeft.Seconds()
+		}
+	}
+	fs.Fenced = n.sb.Flags&meta.FlagFenced != 0
+	for _, r := range []*witness.Record{v.own, v.peer} {
+		if r != nil {
+			fs.Outdated = append(fs.Outdated, OutdatedRecord{Node: r.Node, Generation: fmt.Sprintf("%016X", r.Generation),
+				By: r.By, Token: r.Token, Time: r.Time.Format(time.RFC3339)})
+		}
+	}
+	if !f.lastFailover.IsZero() {
+		fs.LastFailover = f.lastFailover.UTC().Format(time.RFC3339)
+		fs.FailoverSeconds = f.took.Seconds()
+	}
+	return fs
+}
+
+func bitmapStatus(bs resync.BitmapStats) BitmapStatus {
+	return BitmapStatus{Writes: bs.Commits, WriteErrors: bs.Errors, Marks: bs.Marks, FastMarks: bs.FastMarks}
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -21,6 +22,8 @@ type secondaryState struct {
 	// link is the primary's link: from its accepted hello until it ends,
 	// is superseded or this node is promoted.
 	link *inbound
+	// data is this node's data as the link writes it.
+	data watchedData
 }
 
 // detect is how long a silent link takes to be declared dead: the
@@ -38,14 +41,16 @@ func (n *Node) startPeerServer(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ln, err := n.cfg.ListenFunc("tcp", n.cfg.ListenPeer)
+	ln, err := n.listenTCP(n.cfg.ListenPeer)
 	if err != nil {
 		return fmt.Errorf("node: peer address %s: %w", n.cfg.ListenPeer, err)
 	}
+	n.sec.data = watchedData{Device: n.localDev(), n: n}
 	srv, err := repl.NewServer(secHandler{n}, repl.ServerOptions{
 		Logger: n.log.With("side", "secondary"),
-		Dev:    watchedData{Device: n.vol.Data(), n: n},
+		Dev:    n.sec.data,
 		TLS:    peerTLS,
+		Secret: n.secret,
 		// The primary pings every PingInterval: a link silent for longer
 		// than an interval and a time-out is dead, even if no FIN came.
 		IdleTimeout: n.cfg.detect(),
@@ -55,6 +60,8 @@ func (n *Node) startPeerServer(ctx context.Context) error {
 		return err
 	}
 	n.sec.srv, n.sec.ln, n.sec.done = srv, ln, make(chan struct{})
+	// A primary whose certificate is revoked loses its open link too.
+	n.closeRevoked(ctx, &n.wg, srv)
 	go func() {
 		defer close(n.sec.done)
 		if err := srv.Serve(ctx, ln); err != nil && ctx.Err() == nil {
@@ -84,12 +91,26 @@ func (h secHandler) Hello(_ context.Context, c nbd.ConnInfo, peer repl.Hello) (r
 	n := h.n
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if err := n.checkCaller(c, peer); err != nil {
+		// Said to a caller that is not this node's peer: nothing of this
+		// node, and nothing changes here.
+		n.logOnce("refused a caller that is not the configured peer", err, "remote", c.Remote)
+		return repl.Hello{}, errors.New("refused")
+	}
 	if peer.Role == meta.Secondary {
 		return repl.Hello{}, n.onPoke(peer)
 	}
+	// A node that demoted itself for fencing acknowledged nothing beyond
+	// what its peer, promoted up to date, holds: its changes go.
+	fenced := n.sb.Flags&meta.FlagFenced != 0
+	var seen int64
+	if n.fence != nil {
+		seen = n.fence.seen
+	}
 	out := decideHello(helloIn{
 		Primary: n.prim != nil, Disconnected: n.disconnected, Failed: n.sb.FailedMembers,
-		Name: n.sb.Name, Size: n.size, Gens: n.gens(), Discard: n.discardLocal, Peer: peer,
+		Name: n.sb.Name, Size: n.size, Gens: n.gens(), Discard: n.discardLocal || fenced, Peer: peer,
+		Seen: seen,
 	})
 	if out.Refuse == nil && n.sb.Flags&meta.FlagUsedIncomplete == 0 {
 		// From here on this node takes the primary's writes, which its
@@ -103,6 +124,10 @@ func (h secHandler) Hello(_ context.Context, c nbd.ConnInfo, peer repl.Hello) (r
 		return repl.Hello{}, n.refuseHello(peer, out)
 	}
 	n.peer.verdict, n.peer.hello, n.peer.met = out.Verdict, &peer, true
+	n.warnVersion(peer.Software)
+	if n.fence != nil {
+		n.fence.seen = max(n.fence.seen, peer.Token)
+	}
 	// A primary that dials again found its old link dead; this side may
 	// not have noticed yet. The new link wins.
 	n.endLink()
@@ -111,7 +136,7 @@ func (h secHandler) Hello(_ context.Context, c nbd.ConnInfo, peer repl.Hello) (r
 	n.peer.lastErr = ""
 	reply := n.helloFor()
 	reply.Verdict = out.Verdict
-	reply.Discard = n.discardLocal
+	reply.Discard = n.discardLocal || fenced
 	reply.NeedFull = n.sb.Flags&meta.FlagNeedFullSync != 0
 	reply.Rebuild = n.rebuildPoint()
 	reply.Dirty = n.bm.Snapshot()
@@ -119,13 +144,36 @@ func (h secHandler) Hello(_ context.Context, c nbd.ConnInfo, peer repl.Hello) (r
 	return reply, nil
 }
 
+// checkCaller says why a caller is not this node's configured peer, or
+// nil if it is: its address is --peer's host, its name --peer-name, and,
+// once the nodes have met, its copy the volume they met with (the set
+// UUID). The name is proven by the link's authentication (the secret, or
+// the certificate pinned to --peer-name); with --insecure-link only
+// claimed. Callers hold n.mu.
+func (n *Node) checkCaller(c nbd.ConnInfo, peer repl.Hello) error {
+	host, _, err := net.SplitHostPort(n.cfg.Peer)
+	if err != nil {
+		host = n.cfg.Peer
+	}
+	switch {
+	case !sameHost(c.Remote, host):
+		return fmt.Errorf("a caller from %v, not the peer's address %s", c.Remote, host)
+	case n.cfg.PeerName != "" && peer.Node != n.cfg.PeerName:
+		return fmt.Errorf("a caller named %q, not the peer %q", peer.Node, n.cfg.PeerName)
+	case !n.sb.PeerSetUUID.IsZero() && peer.SetUUID != n.sb.PeerSetUUID.String():
+		return fmt.Errorf("a peer whose volume (set %s) is not the one this node met (set %s): if the peer's machine or disks were replaced, run 'netraid forget-peer' on this node",
+			peer.SetUUID, n.sb.PeerSetUUID)
+	}
+	return nil
+}
+
 // refuseHello refuses a hello and records why. A refusal while a link is
-// established changes nothing of what the node knows of that link: the
-// caller is not its primary. Callers hold n.mu.
+// established, or on a primary, changes nothing of what the node knows of
+// its link: the caller is not its primary. Callers hold n.mu.
 func (n *Node) refuseHello(peer repl.Hello, out helloOut) error {
 	reply := n.helloFor()
 	reply.Verdict = out.Verdict
-	if l := n.sec.link; l == nil || !l.attached {
+	if l := n.sec.link; n.prim == nil && (l == nil || !l.attached) {
 		n.setPeer(PeerStandalone, out.Refuse)
 		if out.Verdict != repl.NoVerdict {
 			n.peer.verdict, n.peer.met = out.Verdict, true
@@ -154,7 +202,7 @@ func (h secHandler) Attach(ctx context.Context, c nbd.ConnInfo) (blockdev.Device
 		<-ctx.Done()
 		n.linkEnded(s)
 	})
-	return linkDev{s: s, dev: watchedData{Device: n.vol.Data(), n: n}}, nil
+	return linkDev{s: s, dev: n.sec.data}, nil
 }
 
 // linkEnded forgets a link whose connection ended.
@@ -233,7 +281,7 @@ func (n *Node) pokePeer(ctx context.Context) {
 	conn, err := n.cfg.DialFunc(dctx, "tcp", n.cfg.Peer)
 	if err == nil {
 		var l *repl.Link
-		if l, err = repl.Connect(dctx, conn, repl.DialOptions{Hello: hello, Timeout: n.cfg.PeerTimeout, TLS: peerTLS}); err == nil {
+		if l, err = repl.Connect(dctx, conn, repl.DialOptions{Hello: hello, Timeout: n.cfg.PeerTimeout, TLS: peerTLS, Secret: n.secret}); err == nil {
 			l.Close()
 		}
 	}
@@ -291,7 +339,10 @@ func (h secHandler) Control(_ context.Context, c nbd.ConnInfo, m repl.Message) (
 		err := n.updateSuper(func(sb *meta.Superblock) {
 			sb.Generations = out.Gens.Meta()
 			sb.DiskState = meta.UpToDate
-			sb.Flags &^= meta.FlagNeedFullSync
+			if id, err := meta.ParseUUID(s.peer.SetUUID); err == nil {
+				sb.PeerSetUUID = id
+			}
+			sb.Flags &^= meta.FlagNeedFullSync | meta.FlagFenced
 			sb.ClearRebuild()
 			sb.ResyncCursor, sb.ResyncTotal = 0, 0
 		})
@@ -313,6 +364,17 @@ func (h secHandler) Control(_ context.Context, c nbd.ConnInfo, m repl.Message) (
 		case !established:
 			return repl.Hello{}, errNotLink
 		}
+	case repl.MsgDiskless:
+		switch {
+		case n.prim != nil:
+			return repl.Hello{}, errNotSecondary
+		case !established:
+			return repl.Hello{}, errNotLink
+		}
+		if err := n.updateSuper(func(sb *meta.Superblock) { sb.Generations = m.Gens.Meta() }); err != nil {
+			return repl.Hello{}, err
+		}
+		n.log.Warn("the primary's disks failed: this node holds the only copy of what it writes", "generations", m.Gens.String())
 	default:
 		return repl.Hello{}, fmt.Errorf("%w: unknown control message %q", repl.ErrProtocol, m.Kind)
 	}
@@ -343,4 +405,25 @@ func (n *Node) logOnce(msg string, err error, args ...any) {
 	}
 	n.lastLogged[msg] = err.Error()
 	n.log.Error(msg, append(args, "err", err)...)
+}
+
+// versionSkew says how this node's version and its peer's differ, or ""
+// when they do not (or one is unknown).
+func (n *Node) versionSkew(peer string) string {
+	if peer == "" || n.cfg.Version == "" || peer == n.cfg.Version {
+		return ""
+	}
+	return fmt.Sprintf("the peer runs netraid %s and this node %s: finish the upgrade of both (the secondary first, then swap the roles and upgrade the other)",
+		peer, n.cfg.Version)
+}
+
+// warnVersion logs, once per version met, that the peer runs another
+// version. Callers hold n.mu.
+func (n *Node) warnVersion(peer string) {
+	skew := n.versionSkew(peer)
+	if skew == "" || n.lastLogged["version"] == skew {
+		return
+	}
+	n.lastLogged["version"] = skew
+	n.log.Warn("the peer runs another version of netraid", "version", n.cfg.Version, "peer_version", peer)
 }

@@ -49,11 +49,8 @@ func writeFiles(dir string, force bool, files ...file) error {
 	}
 	if !force {
 		for _, f := range files {
-			p := filepath.Join(dir, f.name)
-			if _, err := os.Lstat(p); err == nil {
-				return fmt.Errorf("%w: %s (--force replaces it)", ErrExists, p)
-			} else if !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("pki: %w", err)
+			if err := refuseExisting(filepath.Join(dir, f.name)); err != nil {
+				return err
 			}
 		}
 	}
@@ -61,6 +58,16 @@ func writeFiles(dir string, force bool, files ...file) error {
 		if err := writeAtomic(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// refuseExisting fails with ErrExists if path exists.
+func refuseExisting(path string) error {
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("%w: %s (--force replaces it)", ErrExists, path)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("pki: %w", err)
 	}
 	return nil
 }

@@ -26,6 +26,9 @@ var (
 	ErrNoIdentity = errors.New("pki: certificate has no netraid identity")
 	// ErrWrongVolume: the certificate is for another volume.
 	ErrWrongVolume = errors.New("pki: certificate is for another volume")
+	// ErrWrongPeer: a node's certificate of the volume, but not of the
+	// node configured as the peer.
+	ErrWrongPeer = errors.New("pki: certificate is another node's")
 	// ErrWrongRole: a client certificate where a node's is needed.
 	ErrWrongRole = errors.New("pki: certificate has the wrong role")
 	// ErrExists: a file would be overwritten.

@@ -127,7 +127,8 @@ func issue(caDir, outDir string, role Role, name string, o IssueOptions) (*x509.
 	if err != nil {
 		return nil, err
 	}
-	tmpl, err := template(Identity{Volume: o.Volume, Role: role, Name: name}, o.Validity)
+	id := Identity{Volume: o.Volume, Role: role, Name: name}
+	tmpl, err := template(id, o.Validity)
 	if err != nil {
 		return nil, err
 	}
@@ -147,6 +148,18 @@ func issue(caDir, outDir string, role Role, name string, o IssueOptions) (*x509.
 	}
 	kf, err := keyFile(keyName, key)
 	if err != nil {
+		return nil, err
+	}
+	if !o.Force {
+		for _, f := range []string{CACert, certName, keyName} {
+			if err := refuseExisting(filepath.Join(outDir, f)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	// The CA keeps a copy first, so that no certificate it signed is
+	// beyond 'certs revoke'.
+	if err := recordIssued(caDir, cert, id); err != nil {
 		return nil, err
 	}
 	err = writeFiles(outDir, o.Force, certFile(CACert, caCert.Raw), certFile(certName, der), kf)

@@ -34,7 +34,7 @@ func TestIssueLayout(t *testing.T) {
 	dir := t.TempDir()
 	setup(t, dir, "vol")
 	for sub, files := range map[string][]string{
-		"ca":    {CACert, CAKey},
+		"ca":    {CACert, CAKey, issuedDir},
 		"a":     {CACert, ServerCert, ServerKey},
 		"alice": {CACert, ClientCert, ClientKey},
 	} {
@@ -48,7 +48,10 @@ func TestIssueLayout(t *testing.T) {
 			names = append(names, e.Name())
 			fi, _ := e.Info()
 			want := os.FileMode(0o644)
-			if filepath.Ext(e.Name()) == ".pem" && (e.Name() == CAKey || e.Name() == ServerKey || e.Name() == ClientKey) {
+			switch {
+			case e.IsDir():
+				want = 0o700
+			case e.Name() == CAKey || e.Name() == ServerKey || e.Name() == ClientKey:
 				want = 0o600
 			}
 			if fi.Mode().Perm() != want {

@@ -135,7 +135,7 @@ func TestPeerTLSLoadChecks(t *testing.T) {
 	if _, err := PeerTLS(filepath.Join(dir, "alice"), "vol"); err == nil {
 		t.Error("PeerTLS took a client directory")
 	}
-	if _, err := ServerTLS(filepath.Join(dir, "ca")); err == nil {
+	if _, err := ServerTLS(filepath.Join(dir, "ca"), ServerOptions{}); err == nil {
 		t.Error("ServerTLS took a CA directory")
 	}
 	// A node certificate that does not chain to the directory's CA.
@@ -162,7 +162,7 @@ func TestExportTLS(t *testing.T) {
 	if _, err := IssueClient(filepath.Join(dir, "ca"), filepath.Join(dir, "mallory"), "mallory", IssueOptions{Volume: "other"}); err != nil {
 		t.Fatal(err)
 	}
-	server := must(t)(ServerTLS(filepath.Join(dir, "a")))
+	server := must(t)(ServerTLS(filepath.Join(dir, "a"), ServerOptions{}))
 	client := func(d string) *tls.Config {
 		cfg := must(t)(ClientTLS(d))
 		cfg.ServerName = "localhost"
@@ -171,10 +171,19 @@ func TestExportTLS(t *testing.T) {
 	if serr, cerr := handshake(t, server, client(filepath.Join(dir, "alice"))); serr != nil || cerr != nil {
 		t.Fatalf("alice: server %v, client %v", serr, cerr)
 	}
-	// A node may be a client of the export too.
+	// A node is a client of the export only where the server allows it.
 	nodeAsClient := must(t)(PeerTLS(filepath.Join(dir, "b"), "vol"))
-	if serr, cerr := handshake(t, server, nodeAsClient); serr != nil || cerr != nil {
-		t.Fatalf("node b as a client: server %v, client %v", serr, cerr)
+	nodeAsClient.ServerName = "localhost"
+	serr, cerr := handshake(t, server, nodeAsClient)
+	if !errors.Is(serr, ErrWrongRole) || !strings.Contains(serr.Error(), "--tls-allow-node-clients") || cerr == nil {
+		t.Fatalf("node b as a client of a server that does not allow it: server %v, client %v", serr, cerr)
+	}
+	lenient := must(t)(ServerTLS(filepath.Join(dir, "a"), ServerOptions{AllowNodeClients: true}))
+	if serr, cerr := handshake(t, lenient, nodeAsClient); serr != nil || cerr != nil {
+		t.Fatalf("node b as a client of a server that allows it: server %v, client %v", serr, cerr)
+	}
+	if serr, cerr := handshake(t, lenient, client(filepath.Join(dir, "alice"))); serr != nil || cerr != nil {
+		t.Fatalf("alice, node clients allowed: server %v, client %v", serr, cerr)
 	}
 	alice := client(filepath.Join(dir, "alice"))
 	wrongHost := client(filepath.Join(dir, "alice"))
@@ -209,7 +218,7 @@ func TestExportTLS(t *testing.T) {
 	if _, err := IssueNode(filepath.Join(dir, "ca"), filepath.Join(dir, "x"), "x", IssueOptions{Volume: "other"}); err != nil {
 		t.Fatal(err)
 	}
-	serr, cerr := handshake(t, must(t)(ServerTLS(filepath.Join(dir, "x"))), client(filepath.Join(dir, "alice")))
+	serr, cerr = handshake(t, must(t)(ServerTLS(filepath.Join(dir, "x"), ServerOptions{})), client(filepath.Join(dir, "alice")))
 	if cerr == nil || !errors.Is(cerr, ErrWrongVolume) && !strings.Contains(cerr.Error(), `for volume "other"`) {
 		t.Fatalf("alice to a server of volume other: server %v, client %v", serr, cerr)
 	}

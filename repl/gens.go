@@ -58,6 +58,16 @@ func (g *Gens) Diverge() {
 	g.Current = newGen()
 }
 
+// NewCurrent starts a new current generation with the old one in
+// history and no bitmap generation: a copy whose old data lives on where
+// nothing tracks what changed since (the disks of a primary that failed
+// without a record), so that a later meeting with that old data is a full
+// sync, never a no-sync.
+func (g *Gens) NewCurrent() {
+	g.push(g.Current)
+	g.Current = newGen()
+}
+
 // SyncedAsSource records that the peer now holds everything this node
 // holds: the bitmap generation passes into history.
 func (g *Gens) SyncedAsSource() {

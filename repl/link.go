@@ -41,15 +41,25 @@ type DialOptions struct {
 	Timeout time.Duration
 	// TLS, if set, makes the link mutual TLS.
 	TLS *tls.Config
+	// Secret, if set, authenticates both ends with a shared secret
+	// before anything else is said.
+	Secret *Secret
 }
 
 // Connect runs the handshake of a link on conn, which it owns from then
 // on: the hello, then the export's open. A secondary that refuses the
 // meeting gives a *Refusal.
 func Connect(ctx context.Context, conn net.Conn, o DialOptions) (*Link, error) {
-	c, err := nbd.NewClient(ctx, conn, nbd.ClientOptions{Export: Export, Timeout: o.Timeout, Hello: MarshalHello(o.Hello), TLS: o.TLS})
+	co := nbd.ClientOptions{Export: Export, Timeout: o.Timeout, Hello: MarshalHello(o.Hello), TLS: o.TLS}
+	if o.Secret != nil {
+		co.Auth = o.Secret.ClientAuth()
+	}
+	c, err := nbd.NewClient(ctx, conn, co)
 	if err != nil {
 		var he *nbd.HelloError
+		if errors.As(err, &he) && he.Reply == nbd.RepErrTLSReqd {
+			return nil, fmt.Errorf("%w: the peer requires TLS on the link: give this node --tls-dir", nbd.ErrTLSRequired)
+		}
 		if errors.As(err, &he) {
 			r := &Refusal{Msg: he.Msg}
 			if len(he.Data) > 0 {

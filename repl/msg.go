@@ -36,11 +36,18 @@ const (
 	// MsgRebuildCursor: the rebuild of the secondary's member has been
 	// copied and flushed up to Rebuild.Cursor.
 	MsgRebuildCursor MsgKind = "rebuild-cursor"
+	// MsgDiskless: the primary's disks failed and it could record that
+	// on none of them; from now on the secondary holds the only copy of
+	// what the primary writes. The secondary records Gens (a new current
+	// generation, the old one in history) before it answers, so that the
+	// primary's old disks, should they come back, meet it as an older
+	// copy rather than as its equal.
+	MsgDiskless MsgKind = "diskless"
 )
 
 func (k MsgKind) valid() bool {
 	switch k {
-	case MsgSyncStart, MsgSyncDone, MsgPing, MsgRebuildCursor:
+	case MsgSyncStart, MsgSyncDone, MsgPing, MsgRebuildCursor, MsgDiskless:
 		return true
 	}
 	return false

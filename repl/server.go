@@ -36,14 +36,22 @@ type ServerOptions struct {
 	TLS *tls.Config
 	// IdleTimeout: a link silent for longer is dead (the primary pings).
 	IdleTimeout time.Duration
+	// Secret, if set, authenticates the caller before anything else is
+	// answered (see Secret).
+	Secret *Secret
 }
 
 // NewServer returns the NBD server of a secondary's replication port:
 // one export, opened only after a hello the handler accepted, nothing
 // listed or described before it, and control messages handed to h.
 func NewServer(h Handler, o ServerOptions) (*nbd.Server, error) {
+	var auth func(context.Context, *any, []byte) ([]byte, bool, error)
+	if o.Secret != nil {
+		auth = o.Secret.ServerAuth()
+	}
 	srv := nbd.NewServer(nbd.ServerOptions{
 		Logger: o.Logger,
+		Auth:   auth,
 		Hello: func(ctx context.Context, _ string, req []byte) ([]byte, error) {
 			ci, _ := nbd.ConnFromContext(ctx)
 			hello, err := UnmarshalHello(req)

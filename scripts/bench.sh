@@ -15,10 +15,14 @@
 #   broker   ActiveMQ and Redis (every write synced) on ext4 on a loop
 #            device, nbdkit, qemu-nbd, netraid (one file, a stripe, a
 #            mirrored pair): messages per second and receipt latency
+#   failover automatic failover through etcd: the primary's death to the
+#            first message ActiveMQ acknowledges on the survivor; a
+#            journal's writes with --etcd against without
 # The mirror suite measures TLS beside plaintext (mirror_tls).
 #
 # Environment:
-#   BENCH_SUITES     suites to run (default: single mirror resync broker)
+#   BENCH_SUITES     suites to run (default: single mirror resync broker
+#                    failover)
 #   BENCH_SIZE       backing file size (default 1G; IEC suffixes)
 #   BENCH_RUNTIME    seconds measured per run (default 10)
 #   BENCH_RAMP       seconds of warm-up per run, not measured (default 2)
@@ -40,6 +44,9 @@
 #   BENCH_BROKER_MSG   its message size in bytes (default 1024)
 #   STORELOAD_BIN    the broker suite's load generator (default
 #                    bin/storeload; make bench builds it)
+#   BENCH_FAILOVER_ROUNDS  the failover suite's rounds (default 3, at most 10)
+#   FAILOVER_BIN     its failover timer (default bin/failovertime; make
+#                    bench builds it)
 # Exits 0 when every run completed, whether or not the targets were met; 3
 # when a run failed (the table and the JSON are still written); 1 when the
 # benchmark could not be set up.
@@ -48,7 +55,7 @@ set -Eeuo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 here="$root/scripts/bench"
 
-SUITES=${BENCH_SUITES:-single mirror resync broker}
+SUITES=${BENCH_SUITES:-single mirror resync broker failover}
 SIZE=$(numfmt --from=iec "${BENCH_SIZE:-1G}")
 RUNTIME=${BENCH_RUNTIME:-10}
 RAMP=${BENCH_RAMP:-2}

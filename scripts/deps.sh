@@ -23,6 +23,10 @@ want ip iproute2
 want python3 python3
 want systemd-analyze systemd
 want groff groff-base
+want etcd etcd-server
+want etcdctl etcd-client
+want prometheus prometheus
+want promtool prometheus
 want man man-db
 python3 -c 'import nbd' 2>/dev/null || need+=(python3-libnbd)
 if [ "${1:-}" = "--broker" ]; then

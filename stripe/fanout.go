@@ -40,7 +40,7 @@ func fanOut(n, stride int, do func(k int) bool) {
 // piece runs f on one extent and turns a failure or a short count into a
 // *DiskError.
 func (s *Set) piece(op string, e Extent, f pieceFunc) (int64, error) {
-	done, err := f(s.disks[e.Disk], e)
+	done, err := f(s.disk(e.Disk), e)
 	return pieceResult(op, e, done, err)
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 
 	"github.com/netraid/netraid/blockdev"
 )
@@ -13,17 +14,26 @@ import (
 // len(members) times the members' size. It is safe for concurrent use
 // under the Device contract.
 type Set struct {
-	disks      []blockdev.Device
+	// disks are the members, each swapped whole by Replace: a call
+	// takes a member's device once per extent.
+	disks      []atomic.Pointer[slot]
 	chunk      int64
 	memberSize int64
 	size       int64
 	blockSize  int
 
 	// mu is held shared by every call and exclusively by Close, so that
-	// Close waits for the calls in flight.
-	mu     sync.RWMutex
-	closed bool
+	// Close waits for the calls in flight. replaceMu orders Replaces.
+	mu        sync.RWMutex
+	closed    bool
+	replaceMu sync.Mutex
 }
+
+// slot holds one member's device.
+type slot struct{ d blockdev.Device }
+
+// disk is member i's device now.
+func (s *Set) disk(i int) blockdev.Device { return s.disks[i].Load().d }
 
 var (
 	_ blockdev.Device     = (*Set)(nil)
@@ -45,7 +55,10 @@ func New(disks []blockdev.Device, chunk int64) (*Set, error) {
 	if chunk <= 0 {
 		return nil, fmt.Errorf("%w: chunk size %d", ErrGeometry, chunk)
 	}
-	s := &Set{disks: append([]blockdev.Device(nil), disks...), chunk: chunk, memberSize: disks[0].Size()}
+	s := &Set{disks: make([]atomic.Pointer[slot], len(disks)), chunk: chunk, memberSize: disks[0].Size()}
+	for i, d := range disks {
+		s.disks[i].Store(&slot{d})
+	}
 	for i, d := range disks {
 		if d.Size() != s.memberSize {
 			return nil, fmt.Errorf("%w: member %d is %d bytes, member 0 is %d", ErrGeometry, i, d.Size(), s.memberSize)
@@ -178,20 +191,27 @@ func (s *Set) Close() error {
 	}
 	s.closed = true
 	var errs []error
-	for i, d := range s.disks {
-		if err := d.Close(); err != nil {
+	for i := range s.disks {
+		if err := s.disk(i).Close(); err != nil {
 			errs = append(errs, &DiskError{Disk: i, Op: opClose, Err: err})
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// Replace puts d in member i's place, after the calls in flight finish,
-// and returns the device it replaced (not closed). d must be the size of
-// the other members.
+// Replace puts d in member i's place and returns the device it replaced
+// (not closed). d must be the size of the other members. It does not
+// wait for the calls in flight: a member replaced because it hangs would
+// hold it for as long as the disk does. Those calls may still use the
+// old device after Replace returns; the caller closes it once they are
+// done.
 func (s *Set) Replace(i int, d blockdev.Device) (blockdev.Device, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	if err := s.enter(); err != nil {
+		return nil, fmt.Errorf("stripe: replace: %w", blockdev.ErrClosed)
+	}
+	defer s.mu.RUnlock()
+	s.replaceMu.Lock()
+	defer s.replaceMu.Unlock()
 	if s.closed {
 		return nil, fmt.Errorf("stripe: replace: %w", blockdev.ErrClosed)
 	}
@@ -201,8 +221,8 @@ func (s *Set) Replace(i int, d blockdev.Device) (blockdev.Device, error) {
 	if d.Size() != s.memberSize {
 		return nil, fmt.Errorf("%w: replacement for member %d has %d bytes, the members %d", ErrGeometry, i, d.Size(), s.memberSize)
 	}
-	old := s.disks[i]
-	s.disks[i] = d
-	s.blockSize = max(s.blockSize, blockdev.BlockSize(d))
-	return old, nil
+	if bs := blockdev.BlockSize(d); bs > s.blockSize {
+		return nil, fmt.Errorf("%w: replacement for member %d has blocks of %d bytes, the set %d", ErrGeometry, i, bs, s.blockSize)
+	}
+	return s.disks[i].Swap(&slot{d}).d, nil
 }

@@ -71,7 +71,7 @@ func (s *Set) transferRuns(x xfer, p []byte, ext []Extent) (int64, error) {
 		return 0, nil
 	case 1:
 		e := ext[0]
-		n, err := x.one(s.disks[e.Disk], p[e.BufOff:e.BufOff+e.Len], e.DiskOff)
+		n, err := x.one(s.disk(e.Disk), p[e.BufOff:e.BufOff+e.Len], e.DiskOff)
 		return pieceResult(x.op, e, int64(n), err)
 	}
 	b := &batch{s: s, x: x, p: p, ext: ext, stride: len(s.disks),
@@ -92,7 +92,7 @@ func (s *Set) transferRuns(x xfer, p []byte, ext []Extent) (int64, error) {
 // was done without error.
 func (b *batch) do(r run) bool {
 	first := b.ext[r.first]
-	d := b.s.disks[first.Disk]
+	d := b.s.disk(first.Disk)
 	if r.count == 1 {
 		n, err := b.x.one(d, b.buf(first), first.DiskOff)
 		return b.record(r, int64(n), err)

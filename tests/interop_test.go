@@ -248,3 +248,34 @@ func jsonPart(s string) string {
 	}
 	return s
 }
+
+// TestInteropNbdcopyUnaligned: a file whose size is not a multiple of 512
+// copies into the export and back: the server takes any request size
+// (minimum block size 1) and read-modify-writes the partial sector.
+func TestInteropNbdcopyUnaligned(t *testing.T) {
+	requireTools(t, "nbdcopy", "nbdinfo")
+	_, uri := serveFiles(t, "odd", 16<<20)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in")
+	data := make([]byte, 5<<20+1234)
+	rand.Read(data)
+	if err := os.WriteFile(in, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	harness.Run(t, "nbdcopy", "--flush", in, uri)
+	if out := harness.Run(t, "nbdinfo", "--json", uri); !strings.Contains(out, `"block_size_minimum": 1,`) {
+		t.Fatalf("the export does not advertise a minimum block size of 1:\n%s", out)
+	}
+	out := filepath.Join(dir, "out")
+	harness.Run(t, "nbdcopy", uri, out)
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) < len(data) || sha256.Sum256(got[:len(data)]) != sha256.Sum256(data) {
+		t.Fatalf("copied back %d bytes whose first %d differ from the %d copied in", len(got), len(data), len(data))
+	}
+	if !bytes.Equal(got[len(data):], make([]byte, len(got)-len(data))) {
+		t.Fatal("the export past the copied file is not zero")
+	}
+}

@@ -220,7 +220,13 @@ func tlsPair(t *testing.T, nameB string, argsA, argsB []string) *harness.Pair {
 			"--listen-peer", fmt.Sprintf("%s:%d", m.Addr, harness.PeerPort),
 			"--peer", fmt.Sprintf("%s:%d", other.Addr, harness.PeerPort),
 			"--peer-timeout", "2s",
+			"--name", name,
 		}, extra...)
+		if len(extra) == 0 {
+			// A node without TLS authenticates with the pair's secret.
+			other := map[string]string{"a": "b", "b": "a"}[name]
+			args = append(args, harness.LinkArgs(t, dir, name, other)...)
+		}
 		n := harness.NewNode(t, name, dir, m, disks, args...)
 		n.CLI(append([]string{"create", "--name", volume}, disks...)...)
 		return n
@@ -234,11 +240,12 @@ func tlsPair(t *testing.T, nameB string, argsA, argsB []string) *harness.Pair {
 
 // TestTLSMirror: with node certificates of the volume's CA the mirror
 // runs over TLS: it syncs, mirrors a verifying workload, survives a link
-// cut and resyncs, and both copies end identical.
+// cut and resyncs, and both copies end identical. The export lets fio in
+// without TLS (--tls-optional): its unix socket is the machine's own.
 func TestTLSMirror(t *testing.T) {
 	requirePair(t)
 	d := makePKI(t, t.TempDir(), "vol")
-	p := tlsPair(t, "vol", []string{"--tls-dir", d.a}, []string{"--tls-dir", d.b})
+	p := tlsPair(t, "vol", []string{"--tls-dir", d.a, "--tls-optional"}, []string{"--tls-dir", d.b, "--tls-optional"})
 	promoteA(t, p)
 	load := harness.StartFio(t, p.A.URI("vol"), "--rw=randwrite", "--bs=4k", "--iodepth=8",
 		"--size=32M", "--number_ios=12000", "--verify=crc32c", "--do_verify=1", "--rate_iops=2000")

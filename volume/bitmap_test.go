@@ -91,7 +91,9 @@ func TestBitmapFanOut(t *testing.T) {
 	}
 }
 
-// TestBitmapAllFailed checks the error when no member may hold a bitmap.
+// TestBitmapAllFailed: with every member failed, no superblock can be
+// written (ErrNoMemberLeft, and Super is unchanged), and the bitmap takes
+// writes and flushes without persisting them, keeping them in memory.
 func TestBitmapAllFailed(t *testing.T) {
 	paths := sparseDisks(t, 2, 8*mib)
 	mustCreate(t, paths, CreateOptions{})
@@ -100,10 +102,30 @@ func TestBitmapAllFailed(t *testing.T) {
 	if err := v.UpdateSuper(func(sb *meta.Superblock) { sb.FailedMembers = 1 }); err != nil {
 		t.Fatal(err)
 	}
-	if err := v.UpdateSuper(func(sb *meta.Superblock) { sb.FailedMembers = 3 }); err == nil {
-		t.Fatal("UpdateSuper marking every member failed succeeded with nowhere to write")
+	before := hashes(t, paths)
+	err := v.UpdateSuper(func(sb *meta.Superblock) { sb.FailedMembers = 3 })
+	if !errors.Is(err, ErrNoMemberLeft) {
+		t.Fatalf("UpdateSuper marking every member failed = %v, want ErrNoMemberLeft", err)
 	}
-	if v.Super().FailedMembers != 1 {
-		t.Fatalf("refused update changed the state: %+v", v.Super())
+	if sb := v.Super(); sb.FailedMembers != 1 || sb.Seq != 2 {
+		t.Fatalf("a failed update changed Super: seq %d, failed %#x", sb.Seq, sb.FailedMembers)
 	}
+	if m := v.Members(); !m[0].Failed || !m[1].Failed {
+		t.Fatalf("Members = %+v, want both failed", m)
+	}
+	bits := bytes.Repeat([]byte{0x3C}, 4096)
+	if _, err := v.Bitmap().WriteAt(bits, 4096); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Bitmap().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(bits))
+	if _, err := v.Bitmap().ReadAt(got, 4096); err != nil || !bytes.Equal(got, bits) {
+		t.Fatalf("bitmap read with no member left: %v, equal %v", err, bytes.Equal(got, bits))
+	}
+	if err := v.UpdateSuper(func(sb *meta.Superblock) { sb.Role = meta.Primary }); !errors.Is(err, ErrNoMemberLeft) {
+		t.Fatalf("UpdateSuper with no member left = %v, want ErrNoMemberLeft", err)
+	}
+	checkUnchanged(t, paths, before)
 }

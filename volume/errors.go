@@ -26,6 +26,9 @@ var (
 	// ErrIdentity: UpdateSuper tried to change the volume's identity or
 	// geometry.
 	ErrIdentity = errors.New("volume: superblock update changes identity or geometry")
+	// ErrNoMemberLeft: every member has failed, so no superblock can be
+	// written: UpdateSuper, FailMembers and Replace's update return it.
+	ErrNoMemberLeft = errors.New("volume: every member disk has failed; no superblock can be written")
 )
 
 // AssembleError reports a disk that Create or Open refused: which disk

@@ -27,14 +27,22 @@ type memDisks struct {
 	atOpen func(name string, f *fault.Device)
 }
 
-// newMemDisks makes n disks of size bytes, named m0, m1...
+// newMemDisks makes n disks of size bytes, named m0, m1..., whose
+// handles are cut off at the end of the test.
 func newMemDisks(t *testing.T, n int, size int64) (*memDisks, []string) {
 	t.Helper()
+	ds, names := makeMemDisks(n, size)
+	t.Cleanup(func() { ds.cut() })
+	return ds, names
+}
+
+// makeMemDisks is newMemDisks for a caller that cuts the handles off
+// itself.
+func makeMemDisks(n int, size int64) (*memDisks, []string) {
 	ds := &memDisks{size: size, mems: map[string]*blockdev.Mem{}, open: map[string]*fault.Device{}}
 	for range n {
 		ds.add()
 	}
-	t.Cleanup(func() { ds.cut() })
 	return ds, ds.all()
 }
 
@@ -46,6 +54,18 @@ func (ds *memDisks) add() string {
 	ds.names = append(ds.names, name)
 	ds.mems[name] = blockdev.NewMem(ds.size)
 	return name
+}
+
+// put adds a disk of size bytes that starts with head, flushed, and
+// holds zeroes after it.
+func (ds *memDisks) put(name string, size int64, head []byte) {
+	m := blockdev.NewMem(size)
+	m.WriteAt(head, 0)
+	m.Flush()
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	ds.names = append(ds.names, name)
+	ds.mems[name] = m
 }
 
 // all returns the names of the disks, in the order they were made.

@@ -22,13 +22,25 @@ type OpenOptions struct {
 	// WrapData, if set, wraps each member's data area before it joins the
 	// stripe (and a replacement's): fault injection for tests.
 	WrapData func(member int, d blockdev.Device) blockdev.Device
-	// IOTimeout, if positive, bounds every I/O on each member: on its
-	// data area (a call that overruns fails with a *stripe.DiskError
-	// naming the member and wrapping blockdev.ErrTimeout) and on its
-	// metadata area, superblock slots and bitmaps (a *MemberError that
-	// wraps blockdev.ErrTimeout). The stuck call goes on in the
-	// background; see blockdev.Timeout.
+	// IOTimeout, if positive, bounds every I/O on each member's metadata
+	// area, superblock slots and bitmaps (a call that overruns fails with
+	// a *MemberError that wraps blockdev.ErrTimeout, and the member is
+	// failed). The stuck call goes on in the background; see
+	// blockdev.Timeout. The data path is the owner's to bound, with one
+	// time-out around Data (no goroutine or copy per member): Stalled
+	// then says which member hangs, and a failed member's data I/O is
+	// refused at once (ErrMemberFailed).
 	IOTimeout time.Duration
+	// OnMemberFailed, if set, is told of each member the volume fails on
+	// its own: one whose metadata write or flush (bitmap write, bitmap
+	// flush, superblock write) failed or timed out; err is that failure,
+	// a *MemberError. It is called once per member, on the goroutine of
+	// the call that found the failure, after the failure is recorded in
+	// the superblock (or found impossible to record: ErrNoMemberLeft) and
+	// before that call returns, with no lock of the Volume held. It must
+	// not block: that call waits for it. Members given to FailMembers
+	// or marked failed through UpdateSuper are not reported.
+	OnMemberFailed func(member int, err error)
 	// OpenDisk, if set, opens the disks (of Open and of Replace) in place
 	// of blockdev.OpenFile (O_DIRECT, exclusive): the paths are then names
 	// it understands, and two disks are the same if their names are
@@ -49,7 +61,9 @@ type found struct {
 // *AssembleError if a disk is not a member, is damaged, belongs to another
 // volume, is given twice or claims a member index another disk holds, is
 // too small, is in use, or has a superblock of a newer format, or if a
-// member is missing. It writes nothing.
+// member is missing. It writes nothing. It reads the bitmaps from the
+// first member not recorded failed that answers, and fails, with the
+// *MemberError of each, if none does.
 func Open(paths []string, o OpenOptions) (*Volume, error) {
 	log := o.Logger
 	if log == nil {
@@ -90,12 +104,12 @@ func Open(paths []string, o OpenOptions) (*Volume, error) {
 		if f.other != nil {
 			log.Warn("superblock slot damaged, using the other", "dev", f.path, "slot", 1-f.slot, "err", f.other)
 		}
-		if f.sb.Seq < newest.Seq {
+		if f.sb.Seq < newest.Seq && !newest.MemberFailed(int(f.sb.Member)) {
 			log.Warn("member superblock is behind the others; the next update rewrites it",
 				"dev", f.path, "seq", f.sb.Seq, "newest", newest.Seq)
 		}
 	}
-	v, err := newVolume(members, newest, o.ReadOnly, log, o.WrapData, op)
+	v, err := newVolume(members, newest, o, log, op)
 	if err != nil {
 		return nil, err
 	}

@@ -44,6 +44,15 @@ Take the replication link down and keep it down until 'netraid connect'.
 A primary goes on serving from its own disks and records what changed.`)
 		return controlAction(ctx, e, fs, args, node.ActDisconnect, func() node.Request { return node.Request{} })
 	}})
+	register(command{name: "forget-peer", summary: "forget the peer's volume, to pin a replaced peer", run: func(ctx context.Context, e *env, args []string) error {
+		fs := newFlags(e, "forget-peer", "", `
+After the nodes first meet, each takes only that peer's volume (its set
+UUID) from then on. When the peer's machine or disks were replaced and
+its volume created anew, forget the old one here: the next peer that
+authenticates (the same --peer-name, secret or certificate) is taken and
+pinned. A primary must be disconnected from its peer first.`)
+		return controlAction(ctx, e, fs, args, node.ActForgetPeer, func() node.Request { return node.Request{} })
+	}})
 }
 
 // controlAction parses the flags, refuses extra arguments, and runs one

@@ -34,16 +34,18 @@ nbdinfo/nbdcopy/nbdfuse (nbds://HOST/VOL?tls-certificates=DIR) and qemu
   init --volume VOL     make the CA: ca-cert.pem, ca-key.pem
   issue NODE            a node certificate: server-cert.pem, server-key.pem
   client NAME           a client certificate: client-cert.pem, client-key.pem
+  revoke NAME           put NAME's certificates on the CA's revocation list,
+                        ca-crl.pem, to copy into every node's --tls-dir
 
 Keys are ECDSA P-256, written 0600; nothing is overwritten without --force.`
 
 func runCerts(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fs := newFlags(e, "certs", "init|issue NODE|client NAME [FLAGS]", certsHelp)
+		fs := newFlags(e, "certs", "init|issue NODE|client NAME|revoke NAME [FLAGS]", certsHelp)
 		if err := parse(fs, args); err != nil {
 			return err
 		}
-		return usagef("certs needs init, issue NODE or client NAME")
+		return usagef("certs needs init, issue NODE, client NAME or revoke NAME")
 	}
 	switch args[0] {
 	case "init":
@@ -52,6 +54,8 @@ func runCerts(ctx context.Context, e *env, args []string) error {
 		return runCertsIssue(e, pki.RoleNode, args[1:])
 	case "client":
 		return runCertsIssue(e, pki.RoleClient, args[1:])
+	case "revoke":
+		return runCertsRevoke(e, args[1:])
 	}
 	return usagef("unknown certs action %q", args[0])
 }

@@ -88,6 +88,7 @@ func flagsLine(f uint32) string {
 		{meta.FlagNeedFullSync, "need-full-sync (a replaced member is not rebuilt yet)"},
 		{meta.FlagUsedIncomplete, "used-incomplete (took a primary's writes; every region counts as used once promoted)"},
 		{meta.FlagNeedFullVerify, "need-full-verify (the next verify compares every region)"},
+		{meta.FlagFenced, "fenced (demoted itself when it lost the election: its own changes are discarded at the next meeting)"},
 	} {
 		if f&k.bit != 0 {
 			out = append(out, k.name)

@@ -38,7 +38,11 @@ func TestServeConfigSchema(t *testing.T) {
 
 func flagNames(u usage) []string {
 	var l []string
-	u.fs.VisitAll(func(f *pflag.Flag) { l = append(l, f.Name) })
+	u.fs.VisitAll(func(f *pflag.Flag) {
+		if f.Deprecated == "" && !f.Hidden {
+			l = append(l, f.Name)
+		}
+	})
 	return l
 }
 
@@ -122,9 +126,9 @@ func TestBashCompletion(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct{ line, want string }{
-		{"netraid se", "serve"},
+		{"netraid se", "secret serve"},
 		{"netraid --v", "--version"},
-		{"netraid serve --pe", "--peer --peer-timeout"},
+		{"netraid serve --pe", "--peer --peer-name --peer-secret --peer-timeout"},
 		{"netraid serve --con", "--config --control"},
 		{"netraid status --w", "--watch"},
 		{"netraid certs i", "init issue"},

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,6 +30,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"create", "--chunk", "lots", "/dev/null"}, exitUsage, "bad --chunk"},
 		{[]string{"serve"}, exitUsage, "member DISKs"},
 		{[]string{"serve", "--peer", "10.0.0.2:7789", "/dev/null"}, exitUsage, "go together"},
+		{[]string{"serve", "--metrics", "localhost", "/dev/null"}, exitUsage, "--metrics: metrics address \"localhost\": want HOST:PORT"},
 		{[]string{"resync", "sideways"}, exitUsage, "unknown resync action"},
 		{[]string{"disk", "replace", "/dev/a"}, exitUsage, "takes OLD and NEW"},
 		{[]string{"status", "--bogus"}, exitUsage, "bogus"},
@@ -97,5 +99,31 @@ func TestServeRefusesWrongDisks(t *testing.T) {
 		if !bytes.Equal(b, after[p]) {
 			t.Errorf("%s was written to by a refused serve", p)
 		}
+	}
+}
+
+// TestServeMetricsAddressInUse: a --metrics address that cannot be
+// opened stops serve before it opens the volume, saying why.
+func TestServeMetricsAddressInUse(t *testing.T) {
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "d0")
+	if err := os.WriteFile(disk, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(disk, 16<<20); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, e := runCLI("create", "--name", "v", disk); code != exitOK {
+		t.Fatalf("create: %s", e)
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	code, _, errOut := runCLI("serve", "--control", filepath.Join(dir, "ctl"), "--listen", filepath.Join(dir, "sock"),
+		"--metrics", busy.Addr().String(), disk)
+	if code != exitFail || !strings.Contains(errOut, "metrics: listen tcp "+busy.Addr().String()) || !strings.Contains(errOut, "address already in use") {
+		t.Fatalf("serve with a busy --metrics address: exit %d, %q; want exit %d saying the address is in use", code, errOut, exitFail)
 	}
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"log/slog"
 	"net/http"
 	_ "net/http/pprof"
@@ -9,10 +11,14 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/netraid/netraid/blockdev"
 	"github.com/netraid/netraid/blockdev/fault"
+	"github.com/netraid/netraid/internal/metrics"
 	"github.com/netraid/netraid/internal/version"
+	"github.com/netraid/netraid/nbd"
 	"github.com/netraid/netraid/node"
+	"github.com/netraid/netraid/witness"
 )
 
 func init() {
@@ -31,10 +37,15 @@ same command on both machines, each naming the other. Both start as
 secondary; 'netraid promote' on one makes it the primary, which exports
 the volume and mirrors every write to the other before answering it.
 
-With --tls-dir, NBD clients may start TLS (--tls-required: must) and
-must present a client certificate of the volume's CA ('netraid certs
-client'); the replication link runs only over TLS, each node checking
-that the other's certificate is a node's of the same volume.
+With --tls-dir, NBD clients must start TLS (--tls-optional lets plaintext
+clients in too) and present a client certificate of the volume's CA
+('netraid certs client'); the replication link runs only over TLS, each
+node checking that the other's certificate is a node's of the same
+volume. A certificate listed in the directory's ca-crl.pem ('netraid
+certs revoke') is refused at once, and its open connections are closed.
+
+With --metrics ADDR the daemon serves Prometheus metrics at /metrics
+(README.md lists them; dist/grafana/netraid.json is a dashboard).
 
 With --config FILE the settings come from a TOML file, one per node
 (the service unit reads /etc/netraid/netraid.toml); flags given on the
@@ -75,9 +86,27 @@ its control socket answers.`)
 	debug := fs.Bool("debug", false, "log every request")
 	faults := fs.Bool("fault-injection", false, "let 'netraid disk inject-error' fail a local disk (tests and drills only)")
 	tlsDir := fs.String("tls-dir", "", "this node's certificates ('netraid certs issue'): TLS on the export, and required on the replication link")
-	tlsRequired := fs.Bool("tls-required", false, "refuse NBD clients that do not start TLS (needs --tls-dir)")
+	tlsOptional := fs.Bool("tls-optional", false, "with --tls-dir, also let NBD clients in without TLS (anyone who reaches --listen may then read and write the volume)")
+	tlsNodeClients := fs.Bool("tls-allow-node-clients", false, "let a node certificate of the volume open the export, as a client certificate does")
+	tlsRequired := fs.Bool("tls-required", false, "")
+	fs.MarkDeprecated("tls-required", "TLS is required by default with --tls-dir; the flag changes nothing")
 	readahead := sizeFlag(fs, "readahead", 16<<20, 1<<30, "read this far ahead of a sequential reader of the export (0: off)")
-	maxConns := fs.Int("max-connections", 256, "most NBD connections at once; a new one displaces the oldest still in its handshake")
+	maxConns := fs.Int("max-connections", 256, "most NBD clients attached at once (as many more may be in their handshake); a new one displaces the one idle longest")
+	memBudget := sizeFlag(fs, "memory-budget", 512<<20, 0, "most memory the export's request and reply buffers take, all clients together; beyond it requests wait")
+	peerSecret := fs.String("peer-secret", "", "a file holding the secret both nodes share ('netraid secret new FILE'): each end of the replication link proves it holds it (without --tls-dir)")
+	insecureLink := fs.Bool("insecure-link", false, "run the replication link with neither --tls-dir nor --peer-secret: anyone who reaches --listen-peer can then read the volume and replace the primary")
+	name := fs.String("name", "", "this node's name, in the witness and the replication hello (default: the host name)")
+	peerName := fs.String("peer-name", "", "the other node's --name (needed with --etcd)")
+	etcd := fs.StringSlice("etcd", nil, "etcd endpoints (comma-separated) of the volume's witness: failover becomes automatic and fenced")
+	etcdCA := fs.String("etcd-ca", "", "CA certificate of etcd's client TLS")
+	etcdCert := fs.String("etcd-cert", "", "this node's client certificate for etcd")
+	etcdKey := fs.String("etcd-key", "", "the key of --etcd-cert")
+	leaseTTL := fs.Duration("lease-ttl", witness.DefaultTTL, "the lease of this node's session in etcd: a dead or cut-off primary loses the election this long after its last renewal")
+	onNoQuorum := fs.String("on-no-quorum", node.NoQuorumSuspend, "what a primary that lost its peer does with the writes the peer missed while etcd cannot record the peer outdated: suspend (hold them) or io-error (fail them)")
+	onPromote := fs.StringArray("on-promote", nil, "a shell command run after this node is promoted (repeatable, run in order): attach the export, mount, start the service")
+	onDemote := fs.StringArray("on-demote", nil, "a shell command run before this node is demoted (repeatable, run in order): stop the service, unmount, detach")
+	commandTimeout := fs.Duration("command-timeout", 2*time.Minute, "the longest an --on-promote or --on-demote command may run")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at /metrics on this address: HOST:PORT (such as 127.0.0.1:9942) or a unix socket path (off if not given)")
 	file, err := applyConfig(fs, args, serveFile)
 	if err != nil {
 		return err
@@ -107,11 +136,39 @@ its control socket answers.`)
 	if *pingInterval <= 0 || *pingTimeout <= 0 {
 		return usagef("--ping-interval and --ping-timeout must be positive")
 	}
+	if *tlsRequired && *tlsOptional {
+		return usagef("--tls-required and --tls-optional contradict each other")
+	}
+	if (*tlsOptional || *tlsNodeClients) && *tlsDir == "" {
+		return usagef("--tls-optional and --tls-allow-node-clients need --tls-dir: make one with 'netraid certs issue'")
+	}
 	if *reconnect <= 0 {
 		return usagef("--reconnect-interval must be positive")
 	}
+	if len(*etcd) > 0 && *peerName == "" && *peer != "" {
+		return usagef("--etcd needs --peer-name: the witness records each node's copy by name")
+	}
+	if *onNoQuorum != node.NoQuorumSuspend && *onNoQuorum != node.NoQuorumIOError {
+		return usagef("--on-no-quorum is %s or %s", node.NoQuorumSuspend, node.NoQuorumIOError)
+	}
+	if *leaseTTL < time.Second {
+		return usagef("--lease-ttl must be at least 1s (etcd counts leases in seconds)")
+	}
+	etcdTLS, err := etcdClientTLS(*etcdCA, *etcdCert, *etcdKey)
+	if err != nil {
+		return err
+	}
+	if *metricsAddr != "" {
+		if err := metrics.CheckAddr(*metricsAddr); err != nil {
+			return usagef("--metrics: %v", err)
+		}
+	}
 	if *maxConns < 1 {
 		return usagef("--max-connections must be at least 1")
+	}
+	if least := nbd.MinMemoryBudget(nbd.ServerOptions{MaxConnections: *maxConns}); *memBudget < least {
+		return usagef("--memory-budget %s is too small: at least %s for --max-connections %d, such as 512MiB",
+			humanize.IBytes(uint64(*memBudget)), humanize.IBytes(uint64(least)), *maxConns)
 	}
 	level := slog.LevelInfo
 	if *debug {
@@ -140,11 +197,24 @@ its control socket answers.`)
 		ResyncRate:        *rate,
 		ResyncAdaptive:    *adaptive,
 		TLSDir:            *tlsDir,
-		TLSRequired:       *tlsRequired,
+		TLSOptional:       *tlsOptional,
+		TLSNodeClients:    *tlsNodeClients,
 		MaxConnections:    *maxConns,
+		MemoryBudget:      *memBudget,
 		Readahead:         *readahead,
 		Logger:            log,
 		Version:           version.String(),
+		PeerSecret:        *peerSecret,
+		InsecureLink:      *insecureLink,
+		Name:              *name,
+		PeerName:          *peerName,
+		Etcd:              *etcd,
+		EtcdTLS:           etcdTLS,
+		LeaseTTL:          *leaseTTL,
+		OnNoQuorum:        *onNoQuorum,
+		OnPromote:         *onPromote,
+		OnDemote:          *onDemote,
+		CommandTimeout:    *commandTimeout,
 	}
 	if *faults {
 		cfg.Faults = fault.NewInjector()
@@ -158,7 +228,38 @@ its control socket answers.`)
 	svc := startService(ctx, log, cfg.Control)
 	defer svc.stop()
 	cfg.OnReady = svc.ready
-	return node.Run(ctx, cfg)
+	return runNode(ctx, cfg, *metricsAddr, log)
+}
+
+// etcdClientTLS is the client TLS configuration for etcd, nil if none is
+// given.
+func etcdClientTLS(ca, cert, key string) (*tls.Config, error) {
+	if ca == "" && cert == "" && key == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if ca != "" {
+		b, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, usagef("--etcd-ca: %v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(b) {
+			return nil, usagef("--etcd-ca %s holds no PEM certificate", ca)
+		}
+		cfg.RootCAs = pool
+	}
+	if (cert == "") != (key == "") {
+		return nil, usagef("--etcd-cert and --etcd-key go together")
+	}
+	if cert != "" {
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, usagef("--etcd-cert/--etcd-key: %v", err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
 }
 
 // setProcs picks GOMAXPROCS for the daemon unless the environment sets

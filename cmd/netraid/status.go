@@ -104,7 +104,11 @@ func printStatusWith(w io.Writer, st node.Status, ps []progress, bar int) {
 		if p.LastError != "" {
 			fmt.Fprintf(w, "    last error: %s\n", p.LastError)
 		}
+		if p.LastHeard > 0 {
+			fmt.Fprintf(w, "    primary last heard from %.1fs ago\n", p.LastHeard)
+		}
 	}
+	printFailover(w, st.Failover)
 	for _, l := range st.Legs {
 		fmt.Fprintf(w, "  leg %-8s %s", l.Name, l.State)
 		if l.Error != "" {
@@ -191,5 +195,38 @@ func printVerify(w io.Writer, v *node.VerifyStatus) {
 	}
 	if v.LastFull != "" && (v.Running || v.LastFull != v.Finished) {
 		fmt.Fprintf(w, "  last full verify: %s\n", v.LastFull)
+	}
+}
+
+// printFailover says how the node fails over.
+func printFailover(w io.Writer, f *node.FailoverStatus) {
+	if f == nil {
+		return
+	}
+	if f.Mode == "manual" {
+		fmt.Fprintln(w, "  failover: manual ('netraid promote' on the survivor; serve with --etcd for automatic, fenced failover)")
+		return
+	}
+	holder := "nobody"
+	if f.Holder != "" {
+		holder = fmt.Sprintf("%s (token %d)", f.Holder, f.HolderToken)
+	}
+	fmt.Fprintf(w, "  failover: automatic through etcd %s; election held by %s; lease %.0fs", strings.Join(f.Endpoints, ","), holder, f.LeaseTTL)
+	if f.Token != 0 {
+		if f.LeaseLeft > 0 {
+			fmt.Fprintf(w, "; this node holds it (token %d, %.0fs of its lease left)", f.Token, f.LeaseLeft)
+		} else {
+			fmt.Fprintf(w, "; this node holds it (token %d)", f.Token)
+		}
+	}
+	fmt.Fprintln(w)
+	for _, r := range f.Outdated {
+		fmt.Fprintf(w, "    outdated: %s's copy lacks writes from generation %s on (recorded by %s, token %d, at %s)\n", r.Node, r.Generation, r.By, r.Token, r.Time)
+	}
+	if f.Waiting != "" {
+		fmt.Fprintf(w, "    not promoting itself: %s\n", f.Waiting)
+	}
+	if f.LastFailover != "" {
+		fmt.Fprintf(w, "    last failover: %s, %.1fs after the primary was found gone\n", f.LastFailover, f.FailoverSeconds)
 	}
 }

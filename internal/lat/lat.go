@@ -104,34 +104,90 @@ type hist struct {
 	sum    atomic.Int64 // ns
 }
 
+// Level says which histograms record.
+type Level int32
+
+const (
+	// Off: nothing records.
+	Off Level = iota
+	// Requests: only the whole requests of the NBD server (NBDTotal*
+	// stages), each measured by two clock reads and two atomic adds; the
+	// level the metrics exporter runs at.
+	Requests
+	// Stages: every stage, about a dozen clock reads per request along
+	// the data path; for finding where the time goes.
+	Stages
+)
+
 var (
-	on    atomic.Bool
+	level atomic.Int32
 	base  = time.Now()
 	hists [NumStages]hist
 )
 
-// Enable switches recording on or off.
-func Enable(v bool) { on.Store(v) }
+// SetLevel sets which histograms record.
+func SetLevel(l Level) { level.Store(int32(l)) }
 
-// Enabled reports whether recording is on.
-func Enabled() bool { return on.Load() }
+// CurrentLevel returns the level set.
+func CurrentLevel() Level { return Level(level.Load()) }
 
-// Start returns a start time for Since, or 0 when recording is off.
+// Raise sets the level to l unless it is already higher.
+func Raise(l Level) {
+	for {
+		cur := level.Load()
+		if cur >= int32(l) || level.CompareAndSwap(cur, int32(l)) {
+			return
+		}
+	}
+}
+
+// Enable switches every stage on (Stages) or everything off.
+func Enable(v bool) {
+	if v {
+		SetLevel(Stages)
+	} else {
+		SetLevel(Off)
+	}
+}
+
+// Enabled reports whether every stage records.
+func Enabled() bool { return Level(level.Load()) >= Stages }
+
+// Start returns a start time for Since, or 0 unless every stage records.
 func Start() int64 {
-	if !on.Load() {
+	if Level(level.Load()) < Stages {
 		return 0
 	}
 	return now()
 }
 
+// StartRequest returns the start time of an NBD request (its header
+// read), or 0 when not even whole requests record.
+func StartRequest() int64 {
+	if Level(level.Load()) < Requests {
+		return 0
+	}
+	return now()
+}
+
+// records reports whether s records at the level set now.
+func records(s Stage) bool {
+	lv := Level(level.Load())
+	switch s {
+	case NBDTotalWrite, NBDTotalFUA, NBDTotalFlush, NBDTotalRead:
+		return lv >= Requests
+	}
+	return lv >= Stages
+}
+
 // now is monotonic nanoseconds since the package started, never 0.
 func now() int64 { return int64(time.Since(base)) | 1 }
 
-// Since records the time from start (a Start) to now under s, and
-// returns now, to start the next stage with (0 if start was 0 or
-// recording is off).
+// Since records the time from start (a Start or StartRequest) to now
+// under s, and returns now, to start the next stage with (0 if start was
+// 0 or s does not record at the level set).
 func Since(s Stage, start int64) int64 {
-	if start == 0 || !on.Load() {
+	if start == 0 || !records(s) {
 		return 0
 	}
 	t := now()
@@ -139,9 +195,9 @@ func Since(s Stage, start int64) int64 {
 	return t
 }
 
-// Record adds one duration under s, if recording is on.
+// Record adds one duration under s, if s records at the level set.
 func Record(s Stage, d time.Duration) {
-	if !on.Load() || s >= NumStages {
+	if s >= NumStages || !records(s) {
 		return
 	}
 	if d < 0 {

@@ -146,3 +146,50 @@ func BenchmarkOn(b *testing.B) {
 		Since(FileWrite, Start())
 	}
 }
+
+// TestRequestsLevel: at Requests only the NBD server's whole requests
+// record; the stages below pay no clock read (Start returns 0).
+func TestRequestsLevel(t *testing.T) {
+	Reset()
+	SetLevel(Requests)
+	t.Cleanup(func() { SetLevel(Off); Reset() })
+	if s := Start(); s != 0 {
+		t.Fatalf("Start() = %d at Requests, want 0", s)
+	}
+	t0 := StartRequest()
+	if t0 == 0 {
+		t.Fatal("StartRequest() = 0 at Requests")
+	}
+	if Since(NBDRecv, t0) != 0 {
+		t.Error("a stage below the request recorded at Requests")
+	}
+	Record(FileWrite, time.Millisecond)
+	if Since(NBDTotalRead, t0) == 0 {
+		t.Error("a whole request did not record at Requests")
+	}
+	snap := Snapshot()
+	if snap[NBDTotalRead].Count != 1 || snap[NBDRecv].Count != 0 || snap[FileWrite].Count != 0 {
+		t.Fatalf("recorded: total read %d, recv %d, file write %d; want 1, 0, 0",
+			snap[NBDTotalRead].Count, snap[NBDRecv].Count, snap[FileWrite].Count)
+	}
+	SetLevel(Off)
+	if StartRequest() != 0 || Since(NBDTotalRead, t0) != 0 {
+		t.Error("a request recorded while off")
+	}
+}
+
+// TestRaise: Raise never lowers the level (the exporter's Requests must
+// not switch off the stages NETRAID_LATENCY switched on).
+func TestRaise(t *testing.T) {
+	t.Cleanup(func() { SetLevel(Off) })
+	SetLevel(Stages)
+	Raise(Requests)
+	if CurrentLevel() != Stages || !Enabled() {
+		t.Fatalf("Raise(Requests) lowered Stages to %v", CurrentLevel())
+	}
+	SetLevel(Off)
+	Raise(Requests)
+	if CurrentLevel() != Requests || Enabled() {
+		t.Fatalf("Raise(Requests) from Off gave %v", CurrentLevel())
+	}
+}

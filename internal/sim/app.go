@@ -17,6 +17,10 @@ type App struct {
 	node  string // whose export it uses, "" if none
 	cl    *nbd.Client
 	bound time.Duration
+	// Attached, if set, says which other nodes are attached to node's
+	// mirror now; a flush counts as reaching only those attached before
+	// and after it. nil: every other node is taken as detached.
+	Attached func(node string) map[string]bool
 }
 
 // ErrNoExport: the app has no export to talk to (no primary, or it
@@ -113,6 +117,7 @@ func (a *App) Write(block, n int64, fua bool) (*Write, Outcome, error) {
 		_, err = a.cl.WriteAt(buf, block*BlockSize)
 	}
 	out := a.outcome(err, start)
+	w.Failed = out != OK
 	if out == OK {
 		missing, merr := a.c.missing(w)
 		if merr != nil {
@@ -128,15 +133,30 @@ func (a *App) Flush() (Outcome, error) {
 	if a.cl == nil {
 		return Failed, ErrNoExport
 	}
+	node := a.node
+	before := a.attached(node)
 	issued := a.c.Model.Tick()
 	start := time.Now()
-	node := a.node
 	err := a.cl.Flush()
 	out := a.outcome(err, start)
 	if out == OK {
-		a.c.Model.Flushed(node, issued)
+		after := a.attached(node)
+		detached := map[string]bool{}
+		for _, name := range a.c.Names {
+			if name != node && !(before[name] && after[name]) {
+				detached[name] = true
+			}
+		}
+		a.c.Model.Flushed(node, issued, detached)
 	}
 	return out, err
+}
+
+func (a *App) attached(node string) map[string]bool {
+	if a.Attached == nil {
+		return nil
+	}
+	return a.Attached(node)
 }
 
 // Read reads a block through the export and checks it against the model.
@@ -169,7 +189,7 @@ func (c *Cluster) missing(w *Write) (map[string]bool, error) {
 			return nil, err
 		}
 		for _, v := range vals {
-			if v < w.ID {
+			if v < w.ID || v == Garbage {
 				out[name] = true
 			}
 		}

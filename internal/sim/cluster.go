@@ -50,7 +50,8 @@ const (
 
 // Options shape a simulated pair.
 type Options struct {
-	// Members per node and the size of each; 2 and 3 MiB by default.
+	// Members per node and the size of each; 2 and 2 MiB by default (a
+	// volume of 2 MiB: 1 MiB of metadata area on each).
 	Members    int
 	MemberSize int64
 	// Chunk and Region of the volume; 16 KiB and 64 KiB by default.
@@ -66,7 +67,7 @@ func (o *Options) defaults() {
 		o.Members = 2
 	}
 	if o.MemberSize == 0 {
-		o.MemberSize = 3 << 20
+		o.MemberSize = 2 << 20
 	}
 	if o.Chunk == 0 {
 		o.Chunk = 16 << 10
@@ -93,6 +94,7 @@ type Proc struct {
 	Name  string
 	Disks []*Disk
 	c     *Cluster
+	next  int // disks added
 
 	mu     sync.Mutex
 	node   *node.Node
@@ -151,9 +153,21 @@ func (p *Proc) open(path string, _ bool) (blockdev.Device, error) {
 
 // AddDisk gives the node a new, blank disk (for disk replace).
 func (p *Proc) AddDisk() *Disk {
-	d := NewDisk(fmt.Sprintf("%s%d", p.Name, len(p.Disks)), p.c.o.MemberSize)
+	p.next++
+	d := NewDisk(fmt.Sprintf("%s%d", p.Name, len(p.Disks)+p.next+10), p.c.o.MemberSize)
 	p.Disks = append(p.Disks, d)
 	return d
+}
+
+// DropDisk takes a disk out of the node (a replaced one): the node does
+// not open it again.
+func (p *Proc) DropDisk(name string) {
+	for i, d := range p.Disks {
+		if d.Name == name {
+			p.Disks = append(p.Disks[:i:i], p.Disks[i+1:]...)
+			return
+		}
+	}
 }
 
 // Running reports whether the node's process runs.
@@ -184,10 +198,15 @@ func (p *Proc) config() node.Config {
 		ListenPeer:        p.Name + ":" + PeerPort,
 		Peer:              other + ":" + PeerPort,
 		PeerTimeout:       300 * time.Millisecond,
+		PingInterval:      200 * time.Millisecond,
+		PingTimeout:       300 * time.Millisecond,
 		ReconnectInterval: 20 * time.Millisecond,
 		DiskTimeout:       300 * time.Millisecond,
 		BitmapFlush:       50 * time.Millisecond,
 		Logger:            c.log.With("node", p.Name),
+		Name:              p.Name,
+		PeerName:          other,
+		PeerSecretKey:     []byte("the pair's shared secret, for the simulation"),
 		DialFunc:          c.Net.Dialer(p.Name),
 		ListenFunc:        c.Net.Listener(p.Name),
 		OpenDisk:          p.open,
@@ -311,10 +330,55 @@ func (c *Cluster) blocksOf(name string, first, n int64) ([]WriteID, error) {
 	for i := range out {
 		b := first + int64(i)
 		if out[i], err = readStamp(buf[int64(i)*BlockSize:int64(i+1)*BlockSize], b); err != nil {
-			return nil, violation("garbage", "%s: %v", name, err)
+			out[i] = Garbage
 		}
 	}
 	return out, nil
+}
+
+// Trusted reports whether the node's copy, as its newest superblock on
+// its disks records it, is one the node would serve or sync from: up to
+// date (or just created) with no failed member. Other copies may hold
+// anything, such as what a timed-out write left (blockdev.Timeout).
+func (c *Cluster) Trusted(name string) bool {
+	sb, err := c.Procs[name].super()
+	if err != nil {
+		return false
+	}
+	return (sb.DiskState == meta.UpToDate || sb.DiskState == meta.JustCreated) && sb.FailedMembers == 0
+}
+
+// super returns the newest superblock on the node's disks.
+func (p *Proc) super() (*meta.Superblock, error) {
+	var best *meta.Superblock
+	for _, d := range p.Disks {
+		a, b := make([]byte, meta.SlotSize), make([]byte, meta.SlotSize)
+		d.ReadAt(a, meta.SlotOffset(0))
+		d.ReadAt(b, meta.SlotOffset(1))
+		if sb, _, err := meta.Pick(a, b); err == nil && (best == nil || sb.Seq > best.Seq) {
+			best = sb
+		}
+	}
+	if best == nil {
+		return nil, fmt.Errorf("sim: %s has no superblock", p.Name)
+	}
+	return best, nil
+}
+
+// MemberBlocks returns the blocks of the volume that live, at least in
+// part, on the given member.
+func (c *Cluster) MemberBlocks(member int) []int64 {
+	l := c.layout
+	var out []int64
+	for b := range c.Model.Blocks() {
+		for _, e := range stripe.Map(b*BlockSize, BlockSize, l.Chunk, l.Members) {
+			if e.Disk == member {
+				out = append(out, b)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // members returns the node's member disks in member order, as their
@@ -378,7 +442,9 @@ func (c *Cluster) WaitFor(within time.Duration, what string, cond func() bool) e
 
 // InSync reports whether the pair is connected and in sync: a primary's
 // legs both up to date with no resync running, and its peer an up-to-date
-// secondary that has told it so. It returns the primary.
+// secondary that has told it so and holds its link (both sides agree:
+// a primary alone may not have noticed yet that its peer restarted). It
+// returns the primary.
 func (c *Cluster) InSync() (string, bool) {
 	for _, name := range c.Names {
 		st, err := c.Status(name)
@@ -392,7 +458,8 @@ func (c *Cluster) InSync() (string, bool) {
 			}
 		}
 		other, err := c.Status(c.Other(name))
-		if legs == 2 && st.Peer.DiskState == "up-to-date" && err == nil && other.DiskState == "up-to-date" && other.Role == "secondary" {
+		if legs == 2 && st.Peer.DiskState == "up-to-date" && err == nil && other.DiskState == "up-to-date" && other.Role == "secondary" &&
+			other.Peer != nil && other.Peer.State == "connected" {
 			return name, true
 		}
 	}

@@ -26,8 +26,8 @@ type ExploreOptions struct {
 	// Weights override the weights of steps by name (0 turns one off):
 	// write, flush, read, partition, heal, reset, pause, crash, kill,
 	// shutdown, restart, promote, demote, disconnect, connect, operator,
-	// disk-fail, disk-hang, disk-meta, disk-meta-all, disk-heal, verify,
-	// wait-sync.
+	// disk-fail, disk-hang, disk-meta, disk-meta-all, disk-heal,
+	// disk-replace, verify, wait-sync.
 	Weights map[string]int
 }
 
@@ -40,6 +40,9 @@ type Result struct {
 	Excused int
 	// Writes, Durable: application writes acknowledged, and made durable.
 	Writes, Durable int
+	// Unsettled: after every fault was healed, the pair did not come in
+	// sync within the bound.
+	Unsettled bool
 }
 
 // Failure is a schedule that broke a rule: the seed replays it.
@@ -86,9 +89,11 @@ func Explore(o ExploreOptions) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	e := &explorer{o: o, c: c, app: c.NewApp(o.Bound), rng: rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)), paused: map[string]bool{}}
+	e := &explorer{o: o, c: c, rng: rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)), paused: map[string]bool{}}
 	e.res.Seed = o.Seed
 	e.start = time.Now()
+	e.app = c.NewApp(o.Bound)
+	e.app.Attached = e.attached
 	defer e.teardown()
 	err = e.run()
 	e.res.Excused = c.Model.Excused
@@ -180,12 +185,20 @@ func (e *explorer) step() error {
 		{"demote", 2, func() error { return e.demote(x) }},
 		{"disconnect", 2, func() error { return e.admin(x, node.ActDisconnect, node.Request{}) }},
 		{"connect", 3, func() error { return e.admin(x, node.ActConnect, node.Request{}) }},
-		{"operator", 3, func() error { return e.operator() }},
+		{"operator", 3, func() error { _, err := e.operator(); return err }},
 		{"disk-fail", 1, func() error { return e.diskFault(x, 0) }},
 		{"disk-hang", 1, func() error { return e.diskFault(x, 1) }},
 		{"disk-meta", 1, func() error { return e.diskFault(x, 2) }},
 		{"disk-meta-all", 1, func() error { return e.metaAll(x) }},
 		{"disk-heal", 2, func() error { return e.diskHeal(x) }},
+		{"disk-replace", 2, func() error {
+			st, ok := e.status(x)
+			if !ok {
+				return nil
+			}
+			_, err := e.replaceFailed(x, st)
+			return err
+		}},
 		{"verify", 2, func() error { return e.verify() }},
 		{"wait-sync", 4, func() error { return e.waitSync(time.Second) }},
 	}
@@ -240,6 +253,22 @@ func (e *explorer) status(name string) (node.Status, bool) {
 		e.stuckf("status of %s did not answer within %v", name, e.o.Bound)
 		return node.Status{}, false
 	}
+}
+
+// attached names the nodes attached to x's mirror now (its peer leg up
+// to date or resyncing).
+func (e *explorer) attached(x string) map[string]bool {
+	out := map[string]bool{}
+	st, ok := e.status(x)
+	if !ok {
+		return out
+	}
+	for _, l := range st.Legs {
+		if l.Name == "peer" && (l.State == "up-to-date" || l.State == "resyncing") {
+			out[e.c.Other(x)] = true
+		}
+	}
+	return out
 }
 
 // useApp points the app at the primary; false if there is none, or its
@@ -364,6 +393,9 @@ func (e *explorer) crash(x string, how How) error {
 	}
 	err := p.Stop(how, e.o.Bound)
 	e.logf("%s %s: %s", how, x, errText(err))
+	if how == Crash {
+		e.c.Model.Crashed(x)
+	}
 	var se *StuckError
 	if errors.As(err, &se) {
 		e.stacks = se.Stacks
@@ -468,6 +500,13 @@ func (e *explorer) promote(x string, force bool) error {
 		e.c.Model.Consent(vals)
 		return nil
 	}
+	if st, ok := e.status(x); ok && st.RebuildPoint != nil {
+		// A copy whose rebuild is unfinished serves nothing of its own
+		// until its peer has rebuilt it: reads through the export check
+		// what it serves.
+		e.logf("(%s serves through its peer until its rebuild is done)", x)
+		return nil
+	}
 	return e.c.Model.CheckPromoted(x, vals)
 }
 
@@ -480,40 +519,157 @@ func (e *explorer) demote(x string) error {
 	return e.admin(x, node.ActDemote, node.Request{Force: e.rng.IntN(4) == 0})
 }
 
-// operator does what an operator does about a pair that will not meet:
-// with two primaries, demote the one the application does not use; with
-// a split brain reported, discard the changes of the secondary (giving
-// them up in the model).
-func (e *explorer) operator() error {
+// operator does one thing an operator would do about a pair that does
+// not come in sync, if there is one, and reports whether it acted:
+//   - two primaries: demote the one the application does not use;
+//   - no primary: promote a node (one that is up to date if any; with
+//     --force, giving the other copy up, if neither will be promoted);
+//   - a primary whose local disks failed, with an up-to-date secondary:
+//     demote it and promote the secondary;
+//   - a node with a failed member, whose peer can rebuild it: replace
+//     the disk with a blank one;
+//   - a secondary refused for a split brain, unrelated data or being
+//     newer: discard its changes (giving them up in the model).
+func (e *explorer) operator() (bool, error) {
 	sts := map[string]node.Status{}
 	for _, name := range e.c.Names {
-		if st, ok := e.status(name); ok {
-			sts[name] = st
+		st, ok := e.status(name)
+		if !ok {
+			return false, nil
 		}
-	}
-	if len(sts) < 2 {
-		return nil
+		sts[name] = st
 	}
 	keep := e.app.Node()
 	if keep == "" {
 		keep = "a"
 	}
 	other := e.c.Other(keep)
-	if sts["a"].Role == "primary" && sts["b"].Role == "primary" {
+	var prim, sec string
+	switch a, b := sts["a"].Role == "primary", sts["b"].Role == "primary"; {
+	case a && b:
 		e.logf("operator: both primary, demote %s", other)
-		return e.admin(other, node.ActDemote, node.Request{Force: true})
+		return true, e.admin(other, node.ActDemote, node.Request{Force: true})
+	case !a && !b:
+		return true, e.promoteAny(sts, keep)
+	case a:
+		prim, sec = "a", "b"
+	default:
+		prim, sec = "b", "a"
 	}
-	so := sts[other]
-	if so.Role == "secondary" && so.Peer != nil && so.Peer.State == "standalone" && strings.Contains(so.Peer.LastError, "split-brain") {
-		vals, err := e.c.Copy(keep)
-		if err != nil {
+	sp, ss := sts[prim], sts[sec]
+	if sp.DiskState == "failed" && (ss.DiskState == "up-to-date" || sp.Peer != nil && sp.Peer.State == "standalone") {
+		// With the peer up to date, a swap; with the peer refused too
+		// (it lacks data only the failed disks held), the peer is all
+		// there is: promoted, with --force if it must be.
+		e.logf("operator: %s's disks failed and %s is %s: swap", prim, sec, ss.DiskState)
+		if e.app.Node() == prim {
+			e.app.Close()
+		}
+		if err := e.admin(prim, node.ActDemote, node.Request{Force: true}); err != nil {
+			return true, err
+		}
+		if err := e.promote(sec, false); err != nil {
+			return true, err
+		}
+		if st, ok := e.status(sec); ok && st.Role != "primary" {
+			e.logf("operator: %s will not be promoted: force it", sec)
+			return true, e.promote(sec, true)
+		}
+		return true, nil
+	}
+	for _, x := range []string{sec, prim} {
+		if ok, err := e.replaceFailed(x, sts[x]); ok || err != nil {
+			return ok, err
+		}
+	}
+	if sp.RebuildPoint != nil && sp.Peer != nil && sp.Peer.State == "standalone" && ss.DiskState != "up-to-date" {
+		// Each copy waits for the other to rebuild it: a disk of each
+		// node was replaced. The operator keeps the primary's, with the
+		// share of its replaced disk lost.
+		e.logf("operator: neither copy is whole: keep %s's, with --force", prim)
+		if e.app.Node() == prim {
+			e.app.Close()
+		}
+		if err := e.admin(prim, node.ActDemote, node.Request{Force: true}); err != nil {
+			return true, err
+		}
+		return true, e.promote(prim, true)
+	}
+	if ss.Peer != nil && ss.Peer.State == "standalone" {
+		for _, why := range []string{"split-brain", "unrelated", "target-newer"} {
+			if strings.Contains(ss.Peer.LastError, why) {
+				vals, err := e.c.Copy(prim)
+				if err != nil {
+					return true, err
+				}
+				e.c.Model.Consent(vals)
+				e.logf("operator: %s, discard %s's changes", why, sec)
+				return true, e.admin(sec, node.ActConnect, node.Request{DiscardLocal: true})
+			}
+		}
+	}
+	return false, nil
+}
+
+// promoteAny promotes a node when neither is primary: first one that is
+// up to date (keep first), then any that will be, then with --force.
+func (e *explorer) promoteAny(sts map[string]node.Status, keep string) error {
+	order := []string{keep, e.c.Other(keep)}
+	for _, x := range order {
+		if sts[x].DiskState == "up-to-date" {
+			e.logf("operator: no primary, promote %s", x)
+			return e.promote(x, false)
+		}
+	}
+	for _, x := range order {
+		if err := e.promote(x, false); err != nil {
 			return err
 		}
-		e.c.Model.Consent(vals)
-		e.logf("operator: split brain, discard %s's changes", other)
-		return e.admin(other, node.ActConnect, node.Request{DiscardLocal: true})
+		if st, ok := e.status(x); ok && st.Role == "primary" {
+			return nil
+		}
+	}
+	for _, x := range order {
+		if sts[x].DiskState != "failed" {
+			e.logf("operator: neither node will be promoted, force %s", x)
+			return e.promote(x, true)
+		}
 	}
 	return nil
+}
+
+// replaceFailed replaces a failed member of x with a blank disk, if it
+// has one; the node rebuilds it from its peer (or, on a secondary, asks
+// its primary for a full sync).
+func (e *explorer) replaceFailed(x string, st node.Status) (bool, error) {
+	for _, m := range st.Members {
+		if m.State != "failed" {
+			continue
+		}
+		p := e.c.Procs[x]
+		d := p.AddDisk()
+		msg, err, ok := e.do(x, node.ActDiskReplace, node.Request{Disk: m.Path, NewDisk: d.Name})
+		if !ok {
+			e.stuckf("disk replace on %s did not answer within %v", x, e.o.Bound)
+			return true, violation("stuck", "%s", strings.Join(e.stuck, "; "))
+		}
+		e.logf("disk replace %s %s %s: %s", x, m.Path, d.Name, errText(err))
+		if err != nil {
+			p.DropDisk(d.Name)
+			return false, nil
+		}
+		_ = msg
+		// The failed disk's share of x's copy is gone: what only it held
+		// is lost with it, not by the node.
+		vals, cerr := e.c.Copy(e.c.Other(x))
+		if cerr != nil {
+			return true, cerr
+		}
+		e.c.Model.Lost(e.c.MemberBlocks(m.Index), vals)
+		p.DropDisk(m.Path)
+		return true, nil
+	}
+	return false, nil
 }
 
 // diskFault arms a fault on one member of x: it fails, hangs, or fails
@@ -623,8 +779,10 @@ func (e *explorer) check() error {
 		if err != nil {
 			return err
 		}
-		if err := e.c.Model.CheckData(name, vals); err != nil {
-			return err
+		if e.c.Trusted(name) {
+			if err := e.c.Model.CheckData(name, vals); err != nil {
+				return err
+			}
 		}
 		copies[name] = vals
 	}
@@ -647,9 +805,10 @@ func (e *explorer) check() error {
 	return nil
 }
 
-// settle ends a schedule: every fault healed, both nodes up, the operator
-// resolving what needs resolving, and then the pair must come in sync
-// with identical copies if it can.
+// settle ends a schedule: every fault healed, both nodes up, the
+// operator doing what is needed (operator), until the pair is in sync
+// with identical copies, or the bound has passed (counted in
+// Result.Unsettled, with the schedule kept for a look).
 func (e *explorer) settle() error {
 	e.logf("settle")
 	e.heal()
@@ -663,29 +822,37 @@ func (e *explorer) settle() error {
 	for _, name := range e.c.Names {
 		e.admin(name, node.ActConnect, node.Request{})
 	}
-	for range 3 {
-		if e.primaryNow() == "" {
-			for _, name := range e.c.Names {
-				if err := e.promote(name, false); err != nil {
-					return err
-				}
-				if e.primaryNow() != "" {
-					break
-				}
-			}
+	deadline := time.Now().Add(e.o.Bound)
+	for time.Now().Before(deadline) {
+		if p, ok := e.inSync(); ok {
+			e.logf("in sync (primary %s)", p)
+			return e.identical()
 		}
-		if err := e.operator(); err != nil {
+		acted, err := e.operator()
+		if err != nil {
 			return err
 		}
 		if err := e.check(); err != nil {
 			return err
 		}
-		if err := e.waitSync(e.o.Bound / 2); err != nil {
-			return err
-		}
-		if _, ok := e.inSync(); ok {
-			return nil
+		if !acted {
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
+	e.logf("settle: not in sync within %v", e.o.Bound)
+	for _, name := range e.c.Names {
+		if st, ok := e.status(name); ok {
+			peer := ""
+			if st.Peer != nil {
+				peer = fmt.Sprintf("peer %s %q", st.Peer.State, st.Peer.LastError)
+			}
+			var legs []string
+			for _, l := range st.Legs {
+				legs = append(legs, l.Name+"="+l.State)
+			}
+			e.logf("  %s: %s %s gens %s legs %v members %+v %s problems %q", name, st.Role, st.DiskState, st.Gens, legs, st.Members, peer, st.Problems)
+		}
+	}
+	e.res.Unsettled = true
 	return nil
 }

@@ -24,6 +24,12 @@ type Write struct {
 	// Missing names the nodes whose disks did not hold it right after
 	// its acknowledgement: writes a primary took alone.
 	Missing map[string]bool
+	// Dropped: its node lost power before a flush made it durable.
+	Dropped bool
+	// Failed: it was answered with an error or not at all. Its blocks
+	// may hold anything: a write that timed out may land later with
+	// whatever its buffer holds by then (blockdev.Timeout).
+	Failed bool
 }
 
 func (w *Write) String() string {
@@ -103,12 +109,39 @@ func (m *Model) Ack(w *Write, missing map[string]bool) {
 }
 
 // Flushed records that a FLUSH sent to node at time issued was answered:
-// every write node acknowledged before then is durable.
-func (m *Model) Flushed(node string, issued int64) {
+// every write node acknowledged before then is durable, but those its
+// power loss dropped. detached names the nodes the flush may not have
+// reached (not attached to node's mirror throughout): they may lack
+// those writes durably.
+func (m *Model) Flushed(node string, issued int64, detached map[string]bool) {
 	for _, w := range m.writes {
-		if w.Node == node && w.Acked && !w.Durable && w.AckedAt < issued {
+		if w.Node == node && w.Acked && !w.Durable && !w.Dropped && w.AckedAt < issued {
+			for d := range detached {
+				if w.Missing == nil {
+					w.Missing = map[string]bool{}
+				}
+				w.Missing[d] = true
+			}
 			m.durable(w)
 		}
+	}
+}
+
+// Crashed records that node lost power: the writes it acknowledged and
+// had not made durable may be gone, and no later flush brings them back;
+// and it may lack durably any write not durable yet.
+func (m *Model) Crashed(node string) {
+	for _, w := range m.writes {
+		if w.Durable {
+			continue
+		}
+		if w.Node == node {
+			w.Dropped = true
+		}
+		if w.Missing == nil {
+			w.Missing = map[string]bool{}
+		}
+		w.Missing[node] = true
 	}
 }
 
@@ -124,6 +157,24 @@ func (m *Model) durable(w *Write) {
 // only the other held may be lost. vals is keep's copy now.
 func (m *Model) Consent(vals []WriteID) {
 	for b, v := range vals {
+		if v == Garbage {
+			v = 0
+		}
+		if v < m.floor[b] {
+			m.floor[b] = v
+		}
+	}
+}
+
+// Lost records that the blocks given were lost with a disk (replaced by
+// the operator after it failed): what only that disk held is gone, and
+// the other copy's data is what survives there (vals).
+func (m *Model) Lost(blocks []int64, vals []WriteID) {
+	for _, b := range blocks {
+		v := vals[b]
+		if v == Garbage {
+			v = 0
+		}
 		if v < m.floor[b] {
 			m.floor[b] = v
 		}
@@ -149,12 +200,28 @@ func (m *Model) CheckData(node string, vals []WriteID) error {
 		if v == 0 {
 			continue
 		}
+		if v == Garbage {
+			if m.failedAt(int64(b)) {
+				continue
+			}
+			return violation("garbage", "%s block %d holds neither zeroes nor one whole write's stamp, and no write sent there failed", node, b)
+		}
 		w := m.Write(v)
 		if w == nil || int64(b) < w.Block || int64(b) >= w.Block+w.N {
 			return violation("garbage", "%s block %d holds the stamp of write %d, which was never sent there", node, b, v)
 		}
 	}
 	return nil
+}
+
+// failedAt reports whether a write sent to block b failed.
+func (m *Model) failedAt(b int64) bool {
+	for _, id := range m.byBlock[b] {
+		if m.writes[id-1].Failed {
+			return true
+		}
+	}
+	return false
 }
 
 // latestDurable returns the newest write to block b that is durable, was
@@ -223,7 +290,7 @@ func (m *Model) CheckFloor(copies map[string][]WriteID) error {
 		}
 		held := false
 		for _, n := range names {
-			held = held || copies[n][b] >= f
+			held = held || copies[n][b] >= f && copies[n][b] != Garbage
 		}
 		if !held {
 			var got []string

@@ -47,7 +47,7 @@ func TestModelPromoted(t *testing.T) {
 		{"holds everything", func(m *Model) []WriteID {
 			w := m.Issue("a", 0, 2, false)
 			m.Ack(w, none)
-			m.Flushed("a", m.Tick())
+			m.Flushed("a", m.Tick(), nil)
 			return []WriteID{w.ID, w.ID, 0, 0}
 		}, "", 0},
 		{"lost a mirrored durable write", func(m *Model) []WriteID {
@@ -68,7 +68,7 @@ func TestModelPromoted(t *testing.T) {
 		{"holds a later write without an earlier durable one (resync target taking writes)", func(m *Model) []WriteID {
 			x := m.Issue("a", 0, 1, false)
 			m.Ack(x, bLacks)
-			m.Flushed("a", m.Tick())
+			m.Flushed("a", m.Tick(), nil)
 			w := m.Issue("a", 3, 1, false)
 			m.Ack(w, none)
 			return []WriteID{0, 0, 0, w.ID}
@@ -105,7 +105,7 @@ func TestModelFloor(t *testing.T) {
 	// and takes Y elsewhere.
 	x := m.Issue("a", 0, 1, false)
 	m.Ack(x, map[string]bool{"b": true})
-	m.Flushed("a", m.Tick())
+	m.Flushed("a", m.Tick(), nil)
 	y := m.Issue("b", 1, 1, true)
 	m.Ack(y, map[string]bool{"a": true})
 	copies := map[string][]WriteID{"a": {x.ID, 0}, "b": {0, y.ID}}
@@ -139,6 +139,22 @@ func TestModelRead(t *testing.T) {
 	// Another node promoted later need not hold a's unflushed write.
 	m.Promoted("b")
 	if err := m.CheckRead("b", 0, 0, m.Tick()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestModelCrash: a write acknowledged and not flushed before its node
+// lost power is not made durable by a flush after the restart.
+func TestModelCrash(t *testing.T) {
+	m := NewModel(1)
+	w := m.Issue("a", 0, 1, false)
+	m.Ack(w, nil)
+	m.Crashed("a")
+	m.Flushed("a", m.Tick(), nil)
+	if w.Durable {
+		t.Fatal("a write dropped by a power loss became durable at a later flush")
+	}
+	if err := m.CheckFloor(map[string][]WriteID{"a": {0}}); err != nil {
 		t.Fatal(err)
 	}
 }

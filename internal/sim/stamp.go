@@ -13,6 +13,10 @@ const BlockSize = 4096
 // WriteID names one application write; 0 is "never written" (zeroes).
 type WriteID uint64
 
+// Garbage is what a block that holds neither zeroes nor a whole write's
+// stamp reads as.
+const Garbage = ^WriteID(0)
+
 // stampMagic opens a stamp, so that a block of other bytes (a torn or
 // misplaced write) does not read as a write.
 const stampMagic = 0x6e6574726169642d // "netraid-"

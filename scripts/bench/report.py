@@ -12,7 +12,9 @@ RESULTS is the log bench.sh writes, one JSON object per line, by kind:
             min_ratio (optional): this workload's own minimum ratio to
             the reference; informative=1 (optional): ratios, no verdict;
             each_round=1 (optional, against the baseline): every round's
-            ratio must meet the minimum, not only the median's
+            ratio must meet the minimum, not only the median's;
+            max_value (optional): the subject's median must be at most
+            this (a time: lower is better), judged instead of a ratio
   target    suite, target, role (baseline | peer | subject | info), desc;
             copies (optional): a fio run wrote this many copies at once
             (one job per copy, group_reporting), and its figures are per
@@ -185,6 +187,10 @@ def compare(suite):
                     per = {r: v / base_r[r] for r, v in mine_r.items() if base_r.get(r)}
                     row["ratio_baseline_by_round"] = per
                     got = min(per.values()) if len(per) == len(mine_r) else None
+            if "max_value" in wl:
+                row["min_ratio"], row["max_value"] = None, float(wl["max_value"])
+                # Lower is better: compare the negations.
+                got, need = (None if mine is None else -mine), -row["max_value"]
             if t["role"] == "info" or wl.get("informative"):
                 row["verdict"] = "informative"
                 row["min_ratio"] = None
@@ -414,7 +420,7 @@ def print_suite(name, s, out):
             [f"vs {base}", "need", ""]]
     for c in s["comparisons"]:
         wl = next(w for w in s["workloads"] if w["workload"] == c["workload"])
-        need = need_cell(c["min_ratio"])
+        need = need_cell(c["min_ratio"]) if c.get("max_value") is None else f"<= {c['max_value']:g} {wl['metric']}"
         rows.append([c["target"], wl["desc"], fmt(c["value"])] +
                     ([fmt(c["best_peer_value"]), c["best_peer"] or "", ratio(c["ratio_best_peer"])] if peers else []) +
                     [ratio(c["ratio_baseline"]), need, c["verdict"]])

@@ -251,6 +251,21 @@ start_netraid_node() {
 	local name=$1 lpeer=$2 peer=$3 i
 	shift 3
 	netraid_serve "$name" "$(netraid_listen "$name")" --listen-peer "$lpeer" --peer "$peer" "$@"
+	wait_netraid_node "$name"
+}
+
+# link_args NAME PEER_NAME: the flags that authenticate a pair's link as
+# a user would deploy it: a shared secret ($WORK/link.secret, made once)
+# and the two nodes' names.
+link_args() {
+	[ -f "$WORK/link.secret" ] || "$NETRAID" secret new "$WORK/link.secret" >/dev/null
+	echo "--name $1 --peer-name $2 --peer-secret $WORK/link.secret"
+}
+
+# wait_netraid_node NAME: wait (30 s at most) until the node SERVER_PID
+# answers on its control socket.
+wait_netraid_node() {
+	local name=$1 i
 	for ((i = 0; i < 300; i++)); do
 		kill -0 "$SERVER_PID" 2>/dev/null || die "netraid serve ($name) exited: $(tail -n 5 "$WORK/$name.log")"
 		"$NETRAID" status --control "$WORK/$name.ctl" >/dev/null 2>&1 && return 0
@@ -274,19 +289,22 @@ PAIR_PIDS= # start_netraid_pair's pids, "A,B"
 # and NAME_B, make A primary and wait until it serves; with CA (the
 # certificate authority's directory, where 'netraid certs' put each node's
 # certificate under nodes/NAME and the client's under clients/bench), both
-# with TLS: on the link, and offered on the export. Leaves the pids in
+# with TLS: on the link, and offered on the export (--tls-optional: fio
+# reaches the same pair in plaintext and over TLS). Leaves the pids in
 # PAIR_PIDS, the export in SERVER_URI and SERVER_ADDR.
 start_netraid_pair() {
 	local na=$1 nb=$2 da=$3 db=$4 ca=${5:-} pa pb a b
 	local -a fa=() fb=()
 	if [ -n "$ca" ]; then
-		fa=(--tls-dir "$ca/nodes/$na")
-		fb=(--tls-dir "$ca/nodes/$nb")
+		fa=(--tls-dir "$ca/nodes/$na" --tls-optional)
+		fb=(--tls-dir "$ca/nodes/$nb" --tls-optional)
 	fi
 	read -r pa pb <<<"$(free_ports2)"
-	start_netraid_node "$na" "127.0.0.1:$pa" "127.0.0.1:$pb" "${fa[@]}" "$da"
+	# shellcheck disable=SC2046 # link_args is words
+	start_netraid_node "$na" "127.0.0.1:$pa" "127.0.0.1:$pb" $(link_args "$na" "$nb") "${fa[@]}" "$da"
 	a=$SERVER_PID
-	start_netraid_node "$nb" "127.0.0.1:$pb" "127.0.0.1:$pa" "${fb[@]}" "$db"
+	# shellcheck disable=SC2046
+	start_netraid_node "$nb" "127.0.0.1:$pb" "127.0.0.1:$pa" $(link_args "$nb" "$na") "${fb[@]}" "$db"
 	b=$SERVER_PID
 	promote_netraid "$na" "$a" "${ca:+$ca/clients/bench}"
 	PAIR_PIDS=$a,$b

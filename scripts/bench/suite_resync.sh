@@ -36,7 +36,8 @@ RESYNC_LEN=0
 resync_start_b() {
 	local pa pb
 	read -r pa pb <<<"$RESYNC_PORTS"
-	netraid_serve resync-b "$(netraid_listen resync-b)" --listen-peer "127.0.0.1:$pb" --peer "127.0.0.1:$pa" "$1"
+	# shellcheck disable=SC2046 # link_args is words
+	netraid_serve resync-b "$(netraid_listen resync-b)" --listen-peer "127.0.0.1:$pb" --peer "127.0.0.1:$pa" $(link_args resync-b resync-a) "$1"
 	RESYNC_B=$SERVER_PID
 }
 
@@ -163,7 +164,8 @@ suite_resync() {
 
 	RESYNC_PORTS=$(free_ports2)
 	read -r pa pb <<<"$RESYNC_PORTS"
-	start_netraid_node resync-a "127.0.0.1:$pa" "127.0.0.1:$pb" "$a"
+	# shellcheck disable=SC2046
+	start_netraid_node resync-a "127.0.0.1:$pa" "127.0.0.1:$pb" $(link_args resync-a resync-b) "$a"
 	RESYNC_A=$SERVER_PID
 	resync_start_b "$b"
 	promote_netraid resync-a "$RESYNC_A"

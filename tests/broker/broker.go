@@ -153,7 +153,16 @@ func (o *Options) absolute() error {
 // writeFiles makes the directories and writes activemq.xml and
 // log4j.properties into WorkDir.
 func (o *Options) writeFiles() error {
-	for _, d := range []string{o.DataDir, o.WorkDir, filepath.Join(o.WorkDir, "tmp")} {
+	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	return o.writeConfig()
+}
+
+// writeConfig makes WorkDir and writes activemq.xml and log4j.properties
+// into it; DataDir is left alone.
+func (o *Options) writeConfig() error {
+	for _, d := range []string{o.WorkDir, filepath.Join(o.WorkDir, "tmp")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("broker: %w", err)
 		}

@@ -1,55 +1,7 @@
 package broker
 
-import (
-	"fmt"
-	"os"
-	"path/filepath"
-	"runtime"
+import "github.com/netraid/netraid/tests/harness"
 
-	"golang.org/x/sys/unix"
-)
-
-// netnsPath is where `ip netns add NAME` leaves the namespace; a name with
-// a slash is taken as a path already.
-func netnsPath(name string) string {
-	if filepath.Base(name) != name {
-		return name
-	}
-	return filepath.Join("/run/netns", name)
-}
-
-// inNetns runs fn on an OS thread switched into the network namespace, and
-// waits for it. Sockets fn creates stay in that namespace. The thread is
-// switched back afterwards; if that fails it is left locked, so the runtime
-// retires it instead of running other goroutines in the wrong namespace.
-func inNetns(name string, fn func() error) error {
-	target, err := os.Open(netnsPath(name))
-	if err != nil {
-		return fmt.Errorf("network namespace %s: %w", name, err)
-	}
-	defer target.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter network namespace %s: %w", name, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("leave network namespace %s: %w", name, err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
+// inNetns runs fn on an OS thread switched into the network namespace
+// (a name or a path), and waits for it: see harness.InNetns.
+func inNetns(name string, fn func() error) error { return harness.InNetns(name, fn) }

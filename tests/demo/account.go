@@ -99,6 +99,9 @@ type counts struct {
 	received, fromUnanswered     int
 	redelivered, lost, phantom   int
 	drained                      bool
+	// failover is from machine a's death to the first message b's
+	// broker acknowledged (0: b did not get there).
+	failover time.Duration
 }
 
 // summary prints the table of steps and the counts, and returns whether
@@ -133,6 +136,9 @@ func (a *account) summary(c counts, runErr error) bool {
 	}
 	tw.Flush()
 	fmt.Fprintln(a.w)
+	if c.failover > 0 {
+		fmt.Fprintf(a.w, "  failover, a's death to the first message acknowledged on b: %s (nobody typed netraid promote)\n\n", round(c.failover))
+	}
 	switch {
 	case ok:
 		fmt.Fprintf(a.w, "PASS: all %d acknowledged messages survived the loss of a disk and then of machine a.\n", c.acked)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -22,11 +23,11 @@ func accountOf(steps ...string) (*account, *bytes.Buffer) {
 
 func TestSummaryPass(t *testing.T) {
 	a, b := accountOf("one", "two")
-	c := counts{acked: 3000, afterFail: 1000, unanswered: 4, received: 3002, fromUnanswered: 2, drained: true}
+	c := counts{acked: 3000, afterFail: 1000, unanswered: 4, received: 3002, fromUnanswered: 2, drained: true, failover: 9400 * time.Millisecond}
 	if !a.summary(c, nil) {
 		t.Fatalf("a story with nothing lost did not pass:\n%s", b)
 	}
-	for _, want := range []string{"\n1. one\n", "\n2. two\n", "total", "3000", "3002", "(2 of the unanswered, 0 redelivered)", "acknowledged but lost", "PASS: all 3000"} {
+	for _, want := range []string{"\n1. one\n", "\n2. two\n", "total", "3000", "3002", "(2 of the unanswered, 0 redelivered)", "acknowledged but lost", "first message acknowledged on b: 9.4s", "PASS: all 3000"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("the account lacks %q:\n%s", want, b)
 		}

@@ -107,7 +107,8 @@ func ready() string {
 	}
 	s := harness.NewScript(io.Discard)
 	if err := s.Run(func() {
-		harness.RequireRoot(s, "ip", "losetup", "nbdfuse", "fusermount3", "mkfs.ext4", "e2fsck")
+		harness.RequireRoot(s, "ip", "losetup", "nbdfuse", "fusermount3", "mkfs.ext4", "e2fsck",
+			"etcd", "nsenter", "start-stop-daemon", "findmnt", "flock", "blkid")
 		harness.Binary(s)
 	}); err != nil {
 		return err.Error()

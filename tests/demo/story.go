@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/netraid/netraid/node"
 	"github.com/netraid/netraid/tests/broker"
 	"github.com/netraid/netraid/tests/harness"
+	"github.com/netraid/netraid/tests/promoter"
 )
 
 // options shape the story.
@@ -25,11 +25,13 @@ type options struct {
 
 // Bounds of the story's waits.
 const (
-	syncTimeout = 2 * time.Minute
-	ackTimeout  = 2 * time.Minute
-	peerPort    = 7789
-	queue       = "netraid.demo"
-	volume      = "demo"
+	syncTimeout     = 2 * time.Minute
+	ackTimeout      = 2 * time.Minute
+	brokerTimeout   = 3 * time.Minute // the JVM's start on a busy machine
+	failoverTimeout = 3 * time.Minute
+	peerPort        = 7789
+	queue           = "netraid.demo"
+	volume          = "demo"
 )
 
 // story is the demo's state as it runs.
@@ -40,7 +42,9 @@ type story struct {
 	o      options
 	dir    string
 	ma, mb *harness.Machine
+	w      *harness.Witness
 	na, nb *harness.Node
+	sa, sb *promoter.Services
 	atFail int // messages acknowledged when the disk failed (-1: it did not)
 	c      counts
 }
@@ -49,21 +53,17 @@ type story struct {
 func (st *story) run() {
 	st.machines()
 	st.netraid()
-	st.promote()
-	st.a.step("ext4 on the volume, mounted on a")
-	mnt := st.mount(st.na, "a-fs", true)
-	ba := st.broker(st.ma, mnt, "broker-a")
-	prod := st.send(ba)
+	st.firstPrimary()
+	prod := st.send(st.sa.Broker)
 	st.failDisk(prod)
-	rep := st.killA(prod, ba, mnt)
-	mntB := st.takeOver()
-	bb := st.broker(st.mb, mntB, "broker-b")
-	st.consume(bb, rep)
-	st.shutDown(bb, mntB)
+	rep, died := st.killA(prod)
+	rep = st.takeOver(rep, died)
+	st.consume(rep)
+	st.shutDown()
 }
 
 func (st *story) machines() {
-	st.a.step("Two machines, a and b, with two disks each")
+	st.a.step("Two machines, a and b, with two disks each, and a witness")
 	dir, err := os.MkdirTemp("", "netraid-demo-")
 	if err != nil {
 		st.s.Fatal(err)
@@ -73,11 +73,15 @@ func (st *story) machines() {
 	st.s.Cleanup(st.keepLogs)
 	st.ma, st.mb = harness.MachinePair(st.s)
 	st.a.say("network namespaces %s (a, %s) and %s (b, %s), joined by a veth link", st.ma.Name, st.ma.Addr, st.mb.Name, st.mb.Addr)
+	st.w = harness.NewWitness(st.s, harness.WitnessOptions{Members: 1}, st.ma, st.mb)
+	st.a.say("the witness: etcd at %s, in a namespace of its own that both machines reach apart from their link", st.w.Endpoints(st.ma))
+	st.a.say("(one member here; in production three, on three other machines)")
 	st.na = st.node("a", st.ma, st.mb)
 	st.nb = st.node("b", st.mb, st.ma)
 }
 
-// node makes m's two disks and describes its netraid daemon.
+// node makes m's two disks and describes its netraid daemon, with the
+// witness and the promoter's commands.
 func (st *story) node(name string, m, peer *harness.Machine) *harness.Node {
 	var disks []string
 	for i := range 2 {
@@ -85,72 +89,57 @@ func (st *story) node(name string, m, peer *harness.Machine) *harness.Node {
 		disks = append(disks, d)
 	}
 	st.a.say("disks of %s: %s (%s each: loop devices over sparse files in %s)", name, strings.Join(disks, " "), humanize.IBytes(uint64(st.o.DiskSize)), st.dir)
-	return harness.NewNode(st.s, name, st.dir, m, disks,
+	other := map[string]string{"a": "b", "b": "a"}[name]
+	n := harness.NewNode(st.s, name, st.dir, m, disks, append([]string{
 		"--listen-peer", fmt.Sprintf("%s:%d", m.Addr, peerPort),
 		"--peer", fmt.Sprintf("%s:%d", peer.Addr, peerPort),
-		"--peer-timeout", "2s")
+		"--peer-timeout", "2s", "--etcd", st.w.Endpoints(m)}, harness.LinkArgs(st.s, st.dir, name, other)...)...)
+	svc := promoter.Setup(st.s, n, filepath.Join(st.dir, name+"-services"))
+	if name == "a" {
+		st.sa = svc
+	} else {
+		st.sb = svc
+	}
+	return n
 }
 
 func (st *story) netraid() {
-	st.a.step("netraid on both machines")
+	st.a.step("netraid on both machines: failover through the witness, and a promoter")
 	for _, n := range []*harness.Node{st.na, st.nb} {
 		st.a.netraid(st.s, n, append([]string{"create", "--name", volume}, n.Disks...)...)
 	}
-	for _, n := range []*harness.Node{st.na, st.nb} {
-		args := append([]string{"serve", "--control", n.Control, "--listen", n.Socket}, n.Args...)
-		n.Start()
-		st.a.command(n.Name, "netraid "+strings.Join(append(args, n.Disks...), " ")+" &", "")
-	}
-	st.a.say("both start as secondary; the NBD export listens on a unix socket, the replication link on port %d", peerPort)
+	st.a.say("each node runs with --etcd and the promoter's commands: on promotion, netraid-mount attaches the")
+	st.a.say("export (nbdfuse, a loop device), runs fsck -p (mkfs only the first time) and mounts it, then ActiveMQ")
+	st.a.say("starts with its store there; before demotion the broker stops and the volume is unmounted")
+	st.a.say("(nsenter: the commands mount in the demo's mount namespace, as on a real machine; ip netns exec")
+	st.a.say("gives each daemon one of its own)")
+	st.start(st.na)
 }
 
-func (st *story) promote() {
-	st.a.step("a becomes primary; b mirrors it")
-	st.a.netraid(st.s, st.na, "promote")
-	s := harness.WaitInSync(st.s, st.na, syncTimeout)
-	st.a.say("in sync: a %s volume striped over a's two disks, every write also on b's", humanize.IBytes(uint64(s.Size)))
+// start starts node n and shows its command line.
+func (st *story) start(n *harness.Node) {
+	args := append([]string{"serve", "--control", n.Control, "--listen", n.Socket}, n.Args...)
+	n.Start()
+	st.a.command(n.Name, "netraid "+promoter.ShellJoin(append(args, n.Disks...))+" &", "")
 }
 
-// mount puts ext4 (if mkfs) on n's export and mounts it.
-func (st *story) mount(n *harness.Node, name string, mkfs bool) *harness.Mount {
-	m := harness.MountNBD(st.s, filepath.Join(st.dir, name), n.URI(volume), mkfs)
-	made := ""
-	if mkfs {
-		made = "mkfs.ext4, "
-	}
-	st.a.say("nbdfuse presents %s's export as a file, a loop device over it, %smounted at %s", n.Name, made, m.Dir)
-	return m
-}
-
-// broker starts ActiveMQ in machine m with its store on the mount.
-func (st *story) broker(m *harness.Machine, mnt *harness.Mount, name string) *broker.Broker {
-	who := "a"
-	if m == st.mb {
-		who = "b"
-	}
-	if who == "a" {
-		st.a.step("ActiveMQ on a, its KahaDB store on the volume")
-	} else {
-		st.a.step("ActiveMQ on b, over the same KahaDB store")
-	}
-	o := broker.Options{DataDir: filepath.Join(mnt.Dir, "activemq"), WorkDir: filepath.Join(st.dir, name), Netns: m.Name}
-	if st.o.Verbose {
-		o.Log = os.Stdout
-	}
-	b, err := broker.Start(st.s, o)
-	if err != nil {
-		st.s.Fatal(err)
-	}
+func (st *story) firstPrimary() {
+	st.a.step("a finds no primary and promotes itself; its promoter mounts the volume and starts ActiveMQ")
+	s := st.na.WaitStatus(syncTimeout, "a to promote itself", func(s node.Status) bool { return s.Role == "primary" })
+	st.a.say("a won the volume's election in etcd (fencing token %d) and is primary", s.Failover.Token)
+	took := st.sa.WaitBroker(brokerTimeout)
+	st.a.say("mounted %s on %s (ext4 made: a new volume); ActiveMQ answers on %s inside a (%s)",
+		st.sa.Mounted(), st.sa.Mount, st.sa.Broker.Addr, round(took))
 	st.a.say("Debian's activemq, its configuration untouched but for the data directory and a STOMP connector")
-	st.a.say("store %s (on the volume), logs %s", o.DataDir, b.LogPath())
-	st.a.say("listening on %s inside %s's namespace; ready in %s", b.Addr(), who, round(b.StartupTime()))
-	return b
+	st.start(st.nb)
+	s = harness.WaitInSync(st.s, st.na, syncTimeout)
+	st.a.say("b joins as secondary and is in sync: a %s volume striped over a's two disks, every write also on b's", humanize.IBytes(uint64(s.Size)))
 }
 
-func (st *story) send(b *broker.Broker) *broker.Producer {
+func (st *story) send(ep broker.Endpoint) *broker.Producer {
 	st.a.step("Persistent messages, each acknowledged by the broker")
 	p, err := broker.StartProducer(context.Background(), broker.ProducerOptions{
-		Endpoint: b.Endpoint(), Queue: queue, Count: 10_000_000, Duration: 10 * time.Minute, Size: st.o.MsgSize, Conns: 4,
+		Endpoint: ep, Queue: queue, Count: 10_000_000, Duration: 10 * time.Minute, Size: st.o.MsgSize, Conns: 4,
 	})
 	if err != nil {
 		st.s.Fatal(err)
@@ -199,68 +188,6 @@ func (st *story) failDisk(p *broker.Producer) {
 	st.waitAcked(p, at+st.o.Messages/2)
 	st.a.say("the broker keeps going: %d more messages acknowledged since, served through b", len(p.Acked())-at)
 	st.atFail = at
-}
-
-func (st *story) killA(p *broker.Producer, b *broker.Broker, mnt *harness.Mount) broker.Report {
-	st.a.step("Machine a dies while messages flow")
-	st.na.Kill()
-	st.a.say("kill -9 netraid             a's daemon")
-	b.Kill()
-	st.a.say("kill -9 %-20d a's broker (java)", b.Pid())
-	mnt.Crash()
-	st.a.say("kill -9 nbdfuse             a's mount of the volume is dead")
-	st.ma.LinkDown(st.s)
-	st.a.say("ip link set %-16s a is off the network", st.ma.Veth+" down")
-	rep := p.Wait()
-	st.c.acked, st.c.unanswered = len(rep.Acked), len(rep.Unknown)
-	if st.atFail >= 0 {
-		st.c.afterFail = st.c.acked - st.atFail
-	}
-	st.a.say("the producers saw: %s", firstLine(fmt.Sprint(rep.Err)))
-	st.a.say("%d messages were acknowledged; %d were sent but unanswered", st.c.acked, st.c.unanswered)
-	return rep
-}
-
-func (st *story) takeOver() *harness.Mount {
-	st.a.step("b is promoted and mounts the volume")
-	st.a.netraid(st.s, st.nb, "promote")
-	m := st.mount(st.nb, "b-fs", false)
-	st.a.say("(a never unmounted it: ext4 replayed its journal)")
-	return m
-}
-
-func (st *story) consume(b *broker.Broker, rep broker.Report) {
-	st.a.step("Every message consumed on b")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	got, err := broker.DrainAll(ctx, b.Endpoint(), queue, 5*time.Second)
-	if err != nil {
-		st.s.Fatalf("consuming on b after %d messages: %v", len(got), err)
-	}
-	c := &st.c
-	c.drained, c.received = true, len(got)
-	for seq, n := range got {
-		c.redelivered += n - 1
-		_, acked := slices.BinarySearch(rep.Acked, seq)
-		_, unknown := slices.BinarySearch(rep.Unknown, seq)
-		switch {
-		case unknown:
-			c.fromUnanswered++
-		case !acked:
-			c.phantom++
-		}
-	}
-	c.lost = len(broker.Lost(rep.Acked, got))
-	st.a.say("received %d messages on b (%d redelivered); %d acknowledged messages missing", c.received, c.redelivered, c.lost)
-}
-
-func (st *story) shutDown(b *broker.Broker, m *harness.Mount) {
-	st.a.step("The broker stops cleanly; the filesystem checks clean")
-	if err := b.Stop(); err != nil {
-		st.s.Fatal(err)
-	}
-	m.UnmountAndCheck()
-	st.a.say("broker stopped; e2fsck -fn: clean")
 }
 
 // keepLogs copies every log of a story that went wrong (the daemons',

@@ -26,6 +26,9 @@ type FioResult struct {
 		Read struct {
 			IOBytes int64 `json:"io_bytes"`
 			IOs     int64 `json:"total_ios"`
+			ClatNS  struct {
+				Max float64 `json:"max"`
+			} `json:"clat_ns"`
 		} `json:"read"`
 	} `json:"jobs"`
 }
@@ -67,12 +70,23 @@ func StartFio(t T, uri string, opts ...string) *Fio {
 // failing or reporting an error fails the test.
 func (f *Fio) Wait(t T, timeout time.Duration) FioResult {
 	t.Helper()
+	r, err := f.Result(timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// Result waits for fio (at most timeout, then kills it) and returns its
+// result, or an error if it failed, reported an error or did not finish.
+// What fio reported is returned even with the error, when there is any.
+func (f *Fio) Result(timeout time.Duration) (FioResult, error) {
 	select {
 	case <-f.done:
 	case <-time.After(timeout):
 		f.cmd.Process.Kill()
 		<-f.done
-		t.Fatalf("fio did not finish within %v", timeout)
+		return FioResult{}, fmt.Errorf("fio did not finish within %v", timeout)
 	}
 	var r FioResult
 	s := f.out.String()
@@ -80,12 +94,12 @@ func (f *Fio) Wait(t T, timeout time.Duration) FioResult {
 		s = s[i:]
 	}
 	if err := json.Unmarshal([]byte(s), &r); err != nil {
-		t.Fatalf("fio: %v (%v)\n%s\n%s", f.err, err, f.out.String(), f.errb.String())
+		return r, fmt.Errorf("fio: %v (%v)\n%s\n%s", f.err, err, f.out.String(), f.errb.String())
 	}
 	if f.err != nil || len(r.Jobs) == 0 || r.Jobs[0].Error != 0 {
-		t.Fatalf("fio failed: %v %s\n%s", f.err, f.errb.String(), fmt.Sprint(r))
+		return r, fmt.Errorf("fio failed: %v %s\n%s", f.err, f.errb.String(), fmt.Sprint(r))
 	}
-	return r
+	return r, nil
 }
 
 // Done reports whether fio has finished.

@@ -50,3 +50,29 @@ func (m *Machine) LinkUp(t T) {
 	t.Helper()
 	Run(t, "ip", "-n", m.Name, "link", "set", m.Veth, "up")
 }
+
+// ThirdMachine makes a machine joined to m only, by a veth of its own
+// with addresses 10.215.N.1 (m) and 10.215.N.2 (the new machine): a host
+// on m's network that is not m's peer. Removed at cleanup.
+func ThirdMachine(t T, m *Machine) *Machine {
+	t.Helper()
+	id := Unique("")
+	c := &Machine{Name: "nrc" + id, Veth: "vc" + id}
+	var sub byte
+	fmt.Sscanf(id[:2], "%x", &sub)
+	mAddr := fmt.Sprintf("10.215.%d.1", sub)
+	c.Addr = fmt.Sprintf("10.215.%d.2", sub)
+	Run(t, "ip", "netns", "add", c.Name)
+	name := c.Name
+	t.Cleanup(func() { Try("ip", "netns", "delete", name) })
+	Run(t, "ip", "-n", c.Name, "link", "set", "lo", "up")
+	mv := "vm" + id
+	Run(t, "ip", "link", "add", c.Veth, "netns", c.Name, "type", "veth", "peer", "name", mv, "netns", m.Name)
+	Run(t, "ip", "-n", c.Name, "addr", "add", c.Addr+"/24", "dev", c.Veth)
+	Run(t, "ip", "-n", c.Name, "link", "set", c.Veth, "up")
+	Run(t, "ip", "-n", m.Name, "addr", "add", mAddr+"/24", "dev", mv)
+	Run(t, "ip", "-n", m.Name, "link", "set", mv, "up")
+	// The new machine reaches m's link address through m.
+	Run(t, "ip", "-n", c.Name, "route", "add", m.Addr+"/32", "via", mAddr)
+	return c
+}

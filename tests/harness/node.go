@@ -28,10 +28,11 @@ type Node struct {
 	// disks as flags and arguments.
 	Config string
 	// Env is added to the daemon's environment.
-	Env  []string
-	cmd  *exec.Cmd
-	done chan struct{}
-	Log  string
+	Env    []string
+	cmd    *exec.Cmd
+	done   chan struct{}
+	paused bool
+	Log    string
 }
 
 // NewNode describes a node with its disks; Start runs it. Its control
@@ -149,6 +150,33 @@ func (n *Node) signal(sig syscall.Signal) {
 		<-n.done
 	}
 }
+
+// Pause stops the daemon with SIGSTOP, as a machine that freezes would:
+// its sockets stay open and nothing answers. It is resumed at cleanup
+// before anything registered so far is torn down.
+func (n *Node) Pause() {
+	n.t.Helper()
+	if !n.Running() {
+		n.t.Fatalf("%s: pausing a daemon that is not running", n.Name)
+	}
+	if err := n.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		n.t.Fatalf("%s: SIGSTOP: %v", n.Name, err)
+	}
+	n.paused = true
+	n.t.Cleanup(n.Resume)
+}
+
+// Resume continues a daemon stopped by Pause (SIGCONT); it does nothing
+// to one that is not running.
+func (n *Node) Resume() {
+	if n.Running() {
+		n.cmd.Process.Signal(syscall.SIGCONT)
+	}
+	n.paused = false
+}
+
+// Paused reports whether the daemon was paused and not resumed since.
+func (n *Node) Paused() bool { return n.paused }
 
 // Dump ends the daemon with SIGQUIT, so that the Go runtime writes every
 // goroutine's stack to its log, and returns the log's end: for a test

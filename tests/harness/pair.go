@@ -2,7 +2,9 @@ package harness
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -27,10 +29,16 @@ type PairOptions struct {
 	DiskSizeB int64
 	NameB     string // B's volume name, default Name
 	Args      []string
+	// Disk, if set, makes node ("a" or "b") its i-th disk of size bytes
+	// in dir and returns its path; "" takes the usual loop device.
+	Disk func(dir, node string, i int, size int64) string
 	// Config starts each node from a config file of its own (Node.Config)
 	// holding its sockets, disks and replication addresses; Args are
 	// still given as flags, over the file.
 	Config bool
+	// NoStart makes the nodes without starting them: add to their Args
+	// (a witness's endpoints, say) and call Pair.Start.
+	NoStart bool
 }
 
 // Pair is two machines, each with a node on its own loop devices.
@@ -42,7 +50,8 @@ type Pair struct {
 }
 
 // NewPair makes two machines with loop-device disks, creates the volume
-// on both, and starts both nodes (secondary). It does not promote.
+// on both, and starts both nodes (secondary) unless o.NoStart. It does
+// not promote.
 func NewPair(t T, o PairOptions) *Pair {
 	t.Helper()
 	if o.Name == "" {
@@ -70,7 +79,13 @@ func NewPair(t T, o PairOptions) *Pair {
 	mk := func(m *Machine, name, volName string, size int64) *Node {
 		var disks []string
 		for i := range o.Disks {
-			d, _ := LoopDevice(t, dir, fmt.Sprintf("%s-d%d", name, i), size)
+			d := ""
+			if o.Disk != nil {
+				d = o.Disk(dir, name, i, size)
+			}
+			if d == "" {
+				d, _ = LoopDevice(t, dir, fmt.Sprintf("%s-d%d", name, i), size)
+			}
 			disks = append(disks, d)
 		}
 		other := p.MB
@@ -78,27 +93,40 @@ func NewPair(t T, o PairOptions) *Pair {
 			other = p.MA
 		}
 		self, peer := fmt.Sprintf("%s:%d", m.Addr, PeerPort), fmt.Sprintf("%s:%d", other.Addr, PeerPort)
+		otherName := "b"
+		if name == "b" {
+			otherName = "a"
+		}
 		var n *Node
 		if o.Config {
 			n = NewNode(t, name, dir, m, disks, o.Args...)
 			n.Config = filepath.Join(dir, name+".toml")
-			writeConfig(t, n, volName, self, peer)
+			writeConfig(t, n, volName, self, peer, LinkSecret(t, dir), otherName)
 		} else {
-			n = NewNode(t, name, dir, m, disks, append([]string{"--listen-peer", self, "--peer", peer, "--peer-timeout", "2s"}, o.Args...)...)
+			args := append([]string{"--listen-peer", self, "--peer", peer, "--peer-timeout", "2s"}, LinkArgs(t, dir, name, otherName)...)
+			n = NewNode(t, name, dir, m, disks, append(args, o.Args...)...)
 		}
 		n.CLI(append([]string{"create", "--name", volName}, disks...)...)
 		return n
 	}
 	p.A = mk(p.MA, "a", o.Name, o.DiskSize)
 	p.B = mk(p.MB, "b", o.NameB, o.DiskSizeB)
+	if !o.NoStart {
+		p.Start()
+	}
+	return p
+}
+
+// Start starts both nodes, A first, each with its Args as they are now.
+func (p *Pair) Start() {
+	p.t.Helper()
 	p.A.Start()
 	p.B.Start()
-	return p
 }
 
 // writeConfig writes a node's config file: what NewPair otherwise gives
 // as flags.
-func writeConfig(t T, n *Node, volName, self, peer string) {
+func writeConfig(t T, n *Node, volName, self, peer, secret, peerName string) {
 	t.Helper()
 	q := func(s string) string { return strconv.Quote(s) }
 	var disks []string
@@ -107,14 +135,17 @@ func writeConfig(t T, n *Node, volName, self, peer string) {
 	}
 	text := fmt.Sprintf(`# node %s of a test pair
 control = %s
+name = %s
 
 [volume.%s]
 disks = [%s]
 listen = %s
 listen-peer = %s
 peer = %s
+peer-name = %s
+peer-secret = %s
 peer-timeout = "2s"
-`, n.Name, q(n.Control), volName, strings.Join(disks, ", "), q(n.Socket), q(self), q(peer))
+`, n.Name, q(n.Control), q(n.Name), volName, strings.Join(disks, ", "), q(n.Socket), q(self), q(peer), q(peerName), q(secret))
 	if err := os.WriteFile(n.Config, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -239,4 +270,31 @@ func CorruptData(t T, nd *Node, member int, off, n int64) {
 		return
 	}
 	t.Fatalf("%s has no member %d", nd.Name, member)
+}
+
+// LinkSecret returns the path of the secret that authenticates the links
+// of the pairs made in dir, making it the first time (as 'netraid secret
+// new' does: 32 random bytes in hex, mode 0600).
+func LinkSecret(t T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "link.secret")
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(b)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// LinkArgs are the flags that authenticate a node's replication link as
+// a user would deploy it: its name, its peer's, and the pair's secret
+// (LinkSecret of dir).
+func LinkArgs(t T, dir, name, peer string) []string {
+	t.Helper()
+	return []string{"--name", name, "--peer-name", peer, "--peer-secret", LinkSecret(t, dir)}
 }

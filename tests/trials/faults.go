@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -15,16 +16,23 @@ import (
 type fault struct {
 	name   string
 	strike func(tr *trial) (heal func())
+	// witness: the trial's pair runs with a witness (etcd) and fails
+	// over by itself (fenced.go); otherwise failover is manual.
+	witness bool
 }
 
-// faults are every kind a trial picks from.
-var faults = []fault{
-	{"kill-primary", killPrimary},
-	{"kill-secondary", killSecondary},
-	{"link-cut", cutLink},
-	{"disk-fail", failDisk},
-	{"slow-link", slowLink},
-	{"rebuild-kill", killMidRebuild},
+// faults are every kind a trial picks from: those of a pair whose
+// failover is manual ('netraid promote'), then those of a pair fenced
+// through a witness.
+var faults = slices.Concat(manualFaults, witnessFaults)
+
+var manualFaults = []fault{
+	{name: "kill-primary", strike: killPrimary},
+	{name: "kill-secondary", strike: killSecondary},
+	{name: "link-cut", strike: cutLink},
+	{name: "disk-fail", strike: failDisk},
+	{name: "slow-link", strike: slowLink},
+	{name: "rebuild-kill", strike: killMidRebuild},
 }
 
 func faultNames() []string { return names(faults) }

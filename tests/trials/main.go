@@ -47,9 +47,11 @@ func main() {
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("trials", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
-	n := fs.IntP("trials", "n", 10, "number of trials")
+	n := fs.IntP("trials", "n", 0, "number of trials (0: one of each fault picked)")
 	seed := fs.Uint64("seed", 0, "seed of every random choice (0: a random one, printed)")
-	only := fs.String("faults", strings.Join(faultNames(), ","), "faults to pick from, comma-separated")
+	only := fs.Int("trial", 0, "run only trial N of the seed's schedule (with the same --faults, --witness): a replay")
+	list := fs.String("faults", strings.Join(faultNames(), ","), "faults to pick from, comma-separated")
+	witnessOnly := fs.Bool("witness", false, "only the faults of a pair that fails over by itself through a witness (etcd): "+strings.Join(names(witnessFaults), ", "))
 	size := fs.String("disk-size", "64MiB", "size of each loop-device disk")
 	verbose := fs.BoolP("verbose", "v", false, "print each trial's log as it runs")
 	keep := fs.Bool("keep-logs", false, "keep the log directory even when every trial passed")
@@ -65,17 +67,25 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cfg.Seed = rand.Uint64N(1 << 40)
 	}
 	var err error
-	if cfg.Faults, err = pickFaults(*only); err != nil || cfg.Trials < 1 {
+	if cfg.Faults, err = pickFaults(*list, *witnessOnly); err != nil || cfg.Trials < 0 {
 		fmt.Fprintf(stderr, "trials: %v\n", usageErr(err, cfg.Trials))
 		return 2
 	}
+	if cfg.Trials == 0 {
+		cfg.Trials = len(cfg.Faults)
+	}
+	if cfg.Only = *only; cfg.Only < 0 {
+		fmt.Fprintf(stderr, "trials: --trial %d: want a trial's number\n", cfg.Only)
+		return 2
+	}
+	cfg.Trials = max(cfg.Trials, cfg.Only)
 	ds, err := humanize.ParseBytes(*size)
 	if err != nil {
 		fmt.Fprintf(stderr, "trials: --disk-size: %v\n", err)
 		return 2
 	}
 	cfg.DiskSize = int64(ds)
-	if msg := ready(); msg != "" {
+	if msg := ready(cfg.Faults); msg != "" {
 		fmt.Fprintf(stderr, "trials: %s\n", msg)
 		return 1
 	}
@@ -115,11 +125,12 @@ func usageErr(err error, n int) error {
 	if err != nil {
 		return err
 	}
-	return fmt.Errorf("--trials %d: want at least 1", n)
+	return fmt.Errorf("--trials %d: want a positive number (or 0: one of each fault)", n)
 }
 
-// pickFaults returns the named faults, in the order of faults.
-func pickFaults(list string) ([]fault, error) {
+// pickFaults returns the named faults, in the order of faults; with
+// witnessOnly, only those of them that run with a witness.
+func pickFaults(list string, witnessOnly bool) ([]fault, error) {
 	want := strings.Split(list, ",")
 	for _, w := range want {
 		if !slices.Contains(faultNames(), strings.TrimSpace(w)) {
@@ -128,21 +139,28 @@ func pickFaults(list string) ([]fault, error) {
 	}
 	var out []fault
 	for _, f := range faults {
-		if slices.ContainsFunc(want, func(w string) bool { return strings.TrimSpace(w) == f.name }) {
+		if (f.witness || !witnessOnly) && slices.ContainsFunc(want, func(w string) bool { return strings.TrimSpace(w) == f.name }) {
 			out = append(out, f)
 		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--witness: none of the faults %q runs with a witness (those are %s)", list, strings.Join(names(witnessFaults), ", "))
 	}
 	return out, nil
 }
 
-// ready says what is missing to run trials here, or "".
-func ready() string {
+// ready says what is missing to run the faults here, or "".
+func ready(fs []fault) string {
 	if os.Geteuid() != 0 {
 		return "needs root (loop devices, mounts, network namespaces)"
 	}
+	cmds := []string{"ip", "tc", "losetup", "nbdfuse", "fusermount3", "mkfs.ext4", "e2fsck"}
+	if slices.ContainsFunc(fs, func(f fault) bool { return f.witness }) {
+		cmds = append(cmds, "etcd", "etcdctl") // the witness
+	}
 	s := harness.NewScript(io.Discard)
 	if err := s.Run(func() {
-		harness.RequireRoot(s, "ip", "tc", "losetup", "nbdfuse", "fusermount3", "mkfs.ext4", "e2fsck")
+		harness.RequireRoot(s, cmds...)
 		harness.Binary(s)
 	}); err != nil {
 		return err.Error()

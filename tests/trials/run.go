@@ -19,6 +19,7 @@ import (
 // config is one run of trials.
 type config struct {
 	Trials   int
+	Only     int // run only this trial of the schedule (0: every one)
 	Seed     uint64
 	Faults   []fault // picked from in a shuffled round-robin: each appears before any repeats
 	DiskSize int64   // each loop device
@@ -54,11 +55,18 @@ func (r *runner) Interrupt() {
 // end. ctx ends the run between trials.
 func (r *runner) run(ctx context.Context) summary {
 	cfg := r.cfg
-	fmt.Fprintf(cfg.Out, "netraid trials: %d trials, faults %s, seed %d, %s disks; logs in %s\n",
-		cfg.Trials, strings.Join(names(cfg.Faults), ","), cfg.Seed, humanize.IBytes(uint64(cfg.DiskSize)), cfg.LogDir)
+	what := fmt.Sprintf("%d trials", cfg.Trials)
+	if cfg.Only > 0 {
+		what = fmt.Sprintf("trial %d of %d", cfg.Only, cfg.Trials)
+	}
+	fmt.Fprintf(cfg.Out, "netraid trials: %s, faults %s, seed %d, %s disks; logs in %s\n",
+		what, strings.Join(names(cfg.Faults), ","), cfg.Seed, humanize.IBytes(uint64(cfg.DiskSize)), cfg.LogDir)
 	sched := schedule(cfg.Seed, cfg.Faults, cfg.Trials)
 	var sum summary
 	for i, f := range sched {
+		if cfg.Only > 0 && i+1 != cfg.Only {
+			continue
+		}
 		if ctx.Err() != nil {
 			fmt.Fprintf(cfg.Out, "stopped before trial %d: %v\n", i+1, context.Cause(ctx))
 			break
@@ -73,11 +81,17 @@ func (r *runner) run(ctx context.Context) summary {
 		default:
 			sum.Failed++
 		}
-		fmt.Fprintf(cfg.Out, "trial %2d/%d  %-15s %-8s %s\n", i+1, cfg.Trials, f.name, res.Outcome, res.What)
+		fmt.Fprintf(cfg.Out, "trial %2d/%d  %-18s %-8s %s\n", i+1, cfg.Trials, f.name, res.Outcome, res.What)
 	}
 	printTable(cfg.Out, sum)
 	fmt.Fprintf(cfg.Out, "%d trials: %d ok, %d lost writes, %d failed (seed %d)\n",
 		len(sum.Results), sum.OK, sum.Lost, sum.Failed, cfg.Seed)
+	for _, r := range sum.Results {
+		if r.Outcome != "ok" {
+			fmt.Fprintf(cfg.Out, "replay trial %d: trials --faults %s --seed %d --trial %d\n",
+				r.N, strings.Join(names(cfg.Faults), ","), cfg.Seed, r.N)
+		}
+	}
 	return sum
 }
 
@@ -134,27 +148,29 @@ func names(fs []fault) []string {
 // were not ok.
 func printTable(w io.Writer, sum summary) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "#\tfault\tat ack\tacked\tin flight\tlost\tlongest stall\trecovery\toutcome\twhat")
+	fmt.Fprintln(tw, "#\tfault\tat ack\tacked\tin flight\tlost\tlongest stall\tfailover\trecovery\toutcome\twhat")
 	for _, r := range sum.Results {
-		stall := "-"
-		if r.Stall > 0 {
-			stall = r.Stall.Round(time.Millisecond).String()
-		}
-		rec := "-"
-		if r.Recovery > 0 {
-			rec = r.Recovery.Round(100 * time.Millisecond).String()
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n",
-			r.N, r.Fault, r.At, r.Acked, r.Unknown, r.Lost, stall, rec, r.Outcome, r.What)
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n",
+			r.N, r.Fault, r.At, r.Acked, r.Unknown, r.Lost, orDash(r.Stall, time.Millisecond),
+			orDash(r.Failover, 100*time.Millisecond), orDash(r.Recovery, 100*time.Millisecond), r.Outcome, r.What)
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "at ack: acknowledged writes when the fault struck; in flight: unacknowledged when the workload stopped (allowed either way);")
-	fmt.Fprintln(w, "lost: blocks missing an acknowledged write; recovery: from the first recovery action to both copies in sync")
+	fmt.Fprintln(w, "lost: blocks missing an acknowledged write; failover: from the fault to the other node promoted by itself (witness);")
+	fmt.Fprintln(w, "recovery: from the first recovery action to both copies in sync")
 	for _, r := range sum.Results {
 		if r.Outcome != "ok" {
 			fmt.Fprintf(w, "trial %d (%s) %s: %s\n", r.N, r.Fault, r.Outcome, firstLines(r.Detail, 12))
 		}
 	}
+}
+
+// orDash rounds d, or says "-" for none.
+func orDash(d, round time.Duration) string {
+	if d <= 0 {
+		return "-"
+	}
+	return d.Round(round).String()
 }
 
 func firstLines(s string, n int) string {

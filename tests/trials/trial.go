@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -14,11 +15,12 @@ import (
 
 // Bounds of one trial's waits and workload.
 const (
-	syncTimeout   = 2 * time.Minute // a resync, rebuild or reconnect
-	ackTimeout    = time.Minute     // the workload acknowledging some more writes
-	stopTimeout   = 30 * time.Second
-	checkerBlocks = 2048 // 8 MiB of 4 KiB records
-	checkerFile   = "diskcheck"
+	syncTimeout    = 2 * time.Minute // a resync, rebuild or reconnect
+	ackTimeout     = time.Minute     // the workload acknowledging some more writes
+	stopTimeout    = 30 * time.Second
+	checkerBlocks  = 2048 // 8 MiB of 4 KiB records
+	checkerWorkers = 4    // the workload's writers: at most one write each in flight
+	checkerFile    = "diskcheck"
 )
 
 // result is one row of the table.
@@ -31,9 +33,13 @@ type result struct {
 	Unknown  int           // writes in flight (unacknowledged) when the workload stopped
 	Lost     int           // blocks that lost an acknowledged write
 	Stall    time.Duration // the longest the workload waited for an acknowledgement (0: it died)
+	Failover time.Duration // from the fault to the other node promoted by itself (0: none)
 	Recovery time.Duration // from the start of recovery until the copies were in sync again
 	Outcome  string        // ok, LOST (an acknowledged write missing), FAIL (a step failed)
 	Detail   string        // why, when not ok
+	// Defect is something wrong that did not stop the trial (a daemon
+	// that crashed and was restarted): the outcome is FAIL unless LOST.
+	Defect string
 }
 
 // trial is the state of one trial while it runs.
@@ -43,19 +49,36 @@ type trial struct {
 	cfg  config
 	res  *result
 	p    *harness.Pair
-	prim *harness.Node // the node serving the volume now
+	w    *harness.Witness // the pair's etcd, for the faults with a witness; nil otherwise
+	prim *harness.Node    // the node serving the volume now
 	sec  *harness.Node
 	m    *harness.Mount // the workload's mount; nil once it died with its machine
 	chk  *harness.DiskChecker
+	file string                   // chk's file, in the mount
 	from time.Time                // when the workload started
 	rep  *harness.DiskCheckReport // set once the workload stopped
+	// earlier are the workloads that ran before a failover moved the
+	// workload to the new primary, all stopped; the check verifies them
+	// too.
+	earlier []ran
+}
+
+// ran is a workload that stopped and the file it wrote.
+type ran struct {
+	chk  *harness.DiskChecker
+	file string
 }
 
 // runTrial runs one trial under s; a step that fails aborts it through
 // s (the caller's Run turns that into the FAIL outcome).
 func runTrial(s *harness.Script, cfg config, f fault, rng *rand.Rand, res *result) {
 	tr := &trial{s: s, rng: rng, cfg: cfg, res: res}
-	tr.setUp()
+	if f.witness {
+		tr.setUpFenced()
+	} else {
+		tr.setUp()
+	}
+	tr.startWorkload()
 	res.At = int64(100 + rng.IntN(2900))
 	tr.logf("workload running; the fault strikes at %d acknowledged writes", res.At)
 	tr.chk.WaitAcked(s, res.At, ackTimeout)
@@ -72,8 +95,7 @@ func (tr *trial) logf(format string, args ...any) {
 	tr.s.Logf("[%s] %s", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
 }
 
-// setUp makes the pair, promotes a, waits for the first sync, mounts a
-// new ext4 and starts the workload.
+// setUp makes the pair, promotes a and waits for the first sync.
 func (tr *trial) setUp() {
 	s := tr.s
 	tr.p = harness.NewPair(s, harness.PairOptions{DiskSize: tr.cfg.DiskSize, Args: []string{"--fault-injection"}})
@@ -81,11 +103,28 @@ func (tr *trial) setUp() {
 	tr.prim, tr.sec = tr.p.A, tr.p.B
 	tr.prim.CLI("promote")
 	harness.WaitInSync(s, tr.prim, syncTimeout)
-	tr.m = harness.MountNBD(s, tr.p.File("m-work"), tr.prim.URI("vol"), true)
+}
+
+// startWorkload mounts the primary's export (a new ext4 the first time;
+// after a failover, the filesystem the old primary left, its journal
+// replayed) and starts a workload on a file of its own.
+func (tr *trial) startWorkload() {
+	s := tr.s
+	first := tr.chk == nil
+	if !first {
+		if tr.rep == nil || tr.m != nil {
+			s.Fatal("trials: the workload moves only once it stopped and its mount is gone")
+		}
+		tr.earlier = append(tr.earlier, ran{tr.chk, tr.file})
+	}
+	k := len(tr.earlier)
+	tr.file = fmt.Sprintf("%s-%d", checkerFile, k)
+	tr.m = harness.MountNBD(s, tr.p.File(fmt.Sprintf("m-work-%d", k)), tr.prim.URI("vol"), first)
+	tr.rep = nil
 	tr.chk = harness.StartDiskChecker(s, harness.DiskCheckerOptions{
-		Path:     filepath.Join(tr.m.Dir, checkerFile),
+		Path:     filepath.Join(tr.m.Dir, tr.file),
 		Blocks:   checkerBlocks,
-		Workers:  4,
+		Workers:  checkerWorkers,
 		Duration: 5 * time.Minute,
 		Seed:     tr.rng.Uint64(),
 	})
@@ -128,7 +167,9 @@ func (tr *trial) stopWorkload() {
 		tr.s.Fatal(err)
 	}
 	tr.rep = &rep
-	tr.res.Acked, tr.res.Unknown, tr.res.Stall = rep.Acked, rep.Unknown, rep.MaxStall
+	tr.res.Acked += rep.Acked
+	tr.res.Unknown += rep.Unknown
+	tr.res.Stall = max(tr.res.Stall, rep.MaxStall)
 	tr.logf("workload stopped: %d writes, %d acknowledged, %d in flight, longest stall %v, errors %v",
 		rep.Writes, rep.Acked, rep.Unknown, rep.MaxStall.Round(time.Millisecond), rep.Errors)
 }
@@ -183,7 +224,9 @@ func progress(st node.Status) string {
 // check is the end of every trial: the workload writes a little more on
 // the recovered pair if it still runs, then stops; the workload's
 // filesystem is checked; a fresh mount of the serving copy must hold
-// every acknowledged write; and, demoted, both copies must be identical.
+// every acknowledged write; and, demoted (with a witness: stopped, the
+// secondary first, so that nobody promotes itself meanwhile), both copies
+// must be identical.
 func (tr *trial) check() {
 	s := tr.s
 	if tr.rep == nil {
@@ -196,21 +239,36 @@ func (tr *trial) check() {
 		tr.m = nil
 	}
 	vm := harness.MountNBD(s, tr.p.File("m-verify"), tr.prim.URI("vol"), false)
-	got, err := tr.chk.Verify(filepath.Join(vm.Dir, checkerFile))
-	if err != nil {
-		s.Fatal(err)
+	var lost []string
+	for _, w := range append(tr.earlier, ran{tr.chk, tr.file}) {
+		got, err := w.chk.Verify(filepath.Join(vm.Dir, w.file))
+		if err != nil {
+			s.Fatal(err)
+		}
+		tr.logf("verify %s through a fresh mount of %s: %v", w.file, tr.prim.Name, got)
+		tr.res.Lost += len(got.Lost)
+		if len(got.Lost) > 0 {
+			lost = append(lost, w.file+": "+got.String())
+		}
 	}
-	tr.logf("verify through a fresh mount of %s: %v", tr.prim.Name, got)
-	tr.res.Lost = len(got.Lost)
 	vm.UnmountAndCheck()
 	tr.logf("e2fsck clean after recovery")
 	// The server notices nbdfuse's exit a moment later; demote refuses clients.
 	tr.prim.WaitStatus(stopTimeout, "nbdfuse gone", func(st node.Status) bool { return st.Export != nil && st.Export.Clients == 0 })
-	tr.prim.CLI("demote")
-	harness.SameData(s, tr.p.A, tr.p.B)
-	if tr.res.Lost > 0 {
-		tr.res.Outcome, tr.res.Detail = "LOST", got.String()
-		return
+	if tr.w != nil {
+		tr.logf("stopping %s (secondary), then %s (primary)", tr.sec.Name, tr.prim.Name)
+		tr.sec.Stop()
+		tr.prim.Stop()
+	} else {
+		tr.prim.CLI("demote")
 	}
-	tr.res.Outcome = "ok"
+	harness.SameData(s, tr.p.A, tr.p.B)
+	switch {
+	case tr.res.Lost > 0:
+		tr.res.Outcome, tr.res.Detail = "LOST", strings.Join(append(lost, tr.res.Defect), "\n")
+	case tr.res.Defect != "":
+		tr.res.Outcome, tr.res.Detail = "FAIL", tr.res.Defect
+	default:
+		tr.res.Outcome = "ok"
+	}
 }

@@ -12,14 +12,15 @@ import (
 	"time"
 )
 
-// TestTrials runs $NETRAID_TRIALS trials (default 10) with every fault,
-// seeded by $NETRAID_TRIALS_SEED (default: random, logged). It fails if
-// any acknowledged write was lost or any trial failed.
+// TestTrials runs $NETRAID_TRIALS trials (default: one of each fault,
+// with and without a witness), seeded by $NETRAID_TRIALS_SEED (default:
+// random, logged). It fails if any acknowledged write was lost or any
+// trial failed.
 func TestTrials(t *testing.T) {
-	if msg := ready(); msg != "" {
+	if msg := ready(faults); msg != "" {
 		t.Skip(msg)
 	}
-	cfg := config{Trials: envInt(t, "NETRAID_TRIALS", 10), Faults: faults, DiskSize: 64 << 20, Out: &lineLog{t: t}}
+	cfg := config{Trials: envInt(t, "NETRAID_TRIALS", len(faults)), Faults: faults, DiskSize: 64 << 20, Out: &lineLog{t: t}}
 	cfg.Seed = uint64(envInt(t, "NETRAID_TRIALS_SEED", int(time.Now().UnixNano()%(1<<40))))
 	dir, err := os.MkdirTemp("", "netraid-trials-")
 	if err != nil {
@@ -87,12 +88,41 @@ func TestSchedule(t *testing.T) {
 }
 
 func TestPickFaults(t *testing.T) {
-	got, err := pickFaults("slow-link, kill-primary")
+	got, err := pickFaults("slow-link, kill-primary", false)
 	if err != nil || !slices.Equal(names(got), []string{"kill-primary", "slow-link"}) {
 		t.Fatalf("pickFaults: %v %v", names(got), err)
 	}
-	if _, err := pickFaults("kill-primary,meteor"); err == nil || !strings.Contains(err.Error(), "meteor") {
+	if _, err := pickFaults("kill-primary,meteor", false); err == nil || !strings.Contains(err.Error(), "meteor") {
 		t.Fatalf("an unknown fault: %v", err)
+	}
+	got, err = pickFaults(strings.Join(faultNames(), ","), true)
+	if err != nil || !slices.Equal(names(got), names(witnessFaults)) {
+		t.Fatalf("--witness picked %v (%v), want %v", names(got), err, names(witnessFaults))
+	}
+	if _, err := pickFaults("kill-primary", true); err == nil || !strings.Contains(err.Error(), "--witness") {
+		t.Fatalf("--witness with only a manual fault: %v", err)
+	}
+}
+
+// The existing faults run on a pair whose failover is manual; the new
+// ones on a fenced pair; names are unique.
+func TestFaultKinds(t *testing.T) {
+	for _, f := range manualFaults {
+		if f.witness {
+			t.Errorf("%s runs with a witness", f.name)
+		}
+	}
+	for _, f := range witnessFaults {
+		if !f.witness {
+			t.Errorf("%s runs without a witness", f.name)
+		}
+	}
+	seen := map[string]bool{}
+	for _, n := range faultNames() {
+		if seen[n] {
+			t.Errorf("fault %s named twice", n)
+		}
+		seen[n] = true
 	}
 }
 
@@ -101,9 +131,10 @@ func TestTable(t *testing.T) {
 	printTable(&b, summary{Results: []result{
 		{N: 1, Fault: "link-cut", What: "link down, then up", At: 300, Acked: 900, Stall: 2100 * time.Millisecond, Recovery: 1500 * time.Millisecond, Outcome: "ok"},
 		{N: 2, Fault: "kill-primary", What: "kill -9 a", At: 200, Acked: 201, Unknown: 4, Lost: 3, Outcome: "LOST", Detail: "2048 blocks: 3 lost"},
+		{N: 3, Fault: "isolate-primary", What: "a isolated", At: 500, Acked: 502, Failover: 6340 * time.Millisecond, Recovery: 3 * time.Second, Outcome: "ok"},
 	}})
 	out := b.String()
-	for _, want := range []string{"recovery", "2.1s", "1.5s", "LOST", "trial 2 (kill-primary) LOST: 2048 blocks: 3 lost"} {
+	for _, want := range []string{"recovery", "failover", "2.1s", "1.5s", "6.3s", "LOST", "trial 2 (kill-primary) LOST: 2048 blocks: 3 lost"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
