@@ -12,6 +12,7 @@ import (
 
 	"github.com/netraid/netraid/blockdev"
 	"github.com/netraid/netraid/pki"
+	"github.com/netraid/netraid/witness"
 )
 
 // Config is how `netraid serve` runs a node.
@@ -98,8 +99,12 @@ type Config struct {
 	// OnNoQuorum what a primary does with the writes its lost peer did
 	// not get while it cannot record the peer outdated: NoQuorumSuspend
 	// (the default: hold them) or NoQuorumIOError (fail them).
-	Etcd       []string
-	EtcdTLS    *tls.Config
+	Etcd    []string
+	EtcdTLS *tls.Config
+	// Witness, if set, is the witness in place of etcd at Etcd (the
+	// in-process harness's witness.Memory): failover is then automatic
+	// and fenced as with Etcd.
+	Witness    witness.Backend
 	LeaseTTL   time.Duration
 	OnNoQuorum string
 	// OnPromote are shell commands run in order after this node is
@@ -184,7 +189,7 @@ func (c *Config) setDefaults() error {
 	if !c.standalone() && (c.PeerSecret != "" || c.PeerSecretKey != nil) && c.TLSDir == "" && c.PeerName == "" {
 		return fmt.Errorf("node: --peer-secret needs --peer-name: the secret proves a name, and the node takes only its peer's")
 	}
-	if len(c.Etcd) > 0 && c.PeerName == "" && !c.standalone() {
+	if c.fenced() && c.PeerName == "" && !c.standalone() {
 		return fmt.Errorf("node: with a witness (--etcd) the peer needs a name: give --peer-name")
 	}
 	switch c.OnNoQuorum {
@@ -215,3 +220,7 @@ func (c *Config) setDefaults() error {
 
 // standalone reports whether the node has no peer.
 func (c *Config) standalone() bool { return c.Peer == "" }
+
+// fenced says whether the node has a witness: failover is then
+// automatic and fenced.
+func (c *Config) fenced() bool { return len(c.Etcd) > 0 || c.Witness != nil }

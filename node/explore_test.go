@@ -25,8 +25,18 @@ var (
 // verifies on an in-process pair, and checks the data-safety rules after
 // every step. A failure prints its seed: go test ./node -run TestExplore
 // -seed N replays it.
-func TestExplore(t *testing.T) {
-	budget := 45 * time.Second
+func TestExplore(t *testing.T) { exploreMany(t, "TestExplore", false, 45*time.Second) }
+
+// TestExploreFenced is TestExplore with a witness: failover is automatic
+// and fenced, the paths to the witness and the witness itself fail
+// among the other faults, and no promoted copy may lack a write its
+// peer acknowledged alone. A failure prints its seed: go test ./node
+// -run TestExploreFenced -seed N replays it.
+func TestExploreFenced(t *testing.T) { exploreMany(t, "TestExploreFenced", true, 20*time.Second) }
+
+// exploreMany explores schedules for budget (or -explore), several at
+// once, with a witness or not; with -seed it replays that one.
+func exploreMany(t *testing.T, test string, witness bool, budget time.Duration) {
 	if *exploreFor > 0 {
 		budget = *exploreFor
 	}
@@ -34,7 +44,7 @@ func TestExplore(t *testing.T) {
 		budget = 3 * time.Second
 	}
 	if *exploreSeed != 0 {
-		res, log, err := explore(*exploreSeed)
+		res, log, err := explore(*exploreSeed, witness)
 		if err != nil {
 			t.Logf("node logs:\n%s", tail(log, 300))
 			var f *sim.Failure
@@ -53,7 +63,7 @@ func TestExplore(t *testing.T) {
 		mu                    sync.Mutex
 		next                  = *exploreFrom
 		runs, writes, durable int
-		excused               int
+		excused, failovers    int
 		unsettled             []uint64
 		failed                error
 		failedLog             []byte
@@ -71,12 +81,13 @@ func TestExplore(t *testing.T) {
 				seed := next
 				next++
 				mu.Unlock()
-				res, log, err := explore(seed)
+				res, log, err := explore(seed, witness)
 				mu.Lock()
 				runs++
 				writes += res.Writes
 				durable += res.Durable
 				excused += res.Excused
+				failovers += res.Failovers
 				if res.Unsettled {
 					unsettled = append(unsettled, seed)
 				}
@@ -88,7 +99,8 @@ func TestExplore(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	t.Logf("%d schedules of %d steps, %d writes acknowledged (%d durable), %d blocks excused (taken alone by a primary)", runs, *exploreSteps, writes, durable, excused)
+	t.Logf("%d schedules of %d steps, %d writes acknowledged (%d durable), %d blocks excused (taken alone by a primary), %d promotions the nodes made by themselves",
+		runs, *exploreSteps, writes, durable, excused, failovers)
 	if len(unsettled) > 0 {
 		t.Logf("%d schedules did not come back in sync after every fault was healed (seeds %v)", len(unsettled), unsettled)
 	}
@@ -99,19 +111,19 @@ func TestExplore(t *testing.T) {
 			if f.Stacks != "" {
 				t.Logf("goroutines when the call was found stuck:\n%s", f.Stacks)
 			}
-			t.Fatalf("%v\nreplay: go test ./node -run TestExplore -seed %d -v", failed, f.Seed)
+			t.Fatalf("%v\nreplay: go test ./node -run '%s$' -seed %d -v", failed, test, f.Seed)
 		}
 		t.Fatal(failed)
 	}
 }
 
 // explore runs the schedule of one seed, returning the nodes' logs.
-func explore(seed uint64) (sim.Result, []byte, error) {
+func explore(seed uint64, witness bool) (sim.Result, []byte, error) {
 	var log bytes.Buffer
 	res, err := sim.Explore(sim.ExploreOptions{
 		Seed: seed, Steps: *exploreSteps,
 		NewNet:  func(uint64) sim.Net { return sim.NewSimNet() },
-		Cluster: sim.Options{Log: &syncWriter{w: &log}},
+		Cluster: sim.Options{Log: &syncWriter{w: &log}, Witness: witness},
 		Weights: weights(),
 	})
 	return res, log.Bytes(), err

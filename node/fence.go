@@ -54,19 +54,24 @@ const (
 	NoQuorumIOError = "io-error"
 )
 
-// startFence makes the witness client and starts the node's loops.
-func (n *Node) startFence(ctx context.Context) error {
+// newFence makes the witness client. It runs before the peer server
+// starts: a hello reads n.fence, and a control message may replace n.sb.
+func (n *Node) newFence() error {
 	w, err := witness.New(witness.Options{
-		Endpoints: n.cfg.Etcd, TLS: n.cfg.EtcdTLS, TTL: n.cfg.LeaseTTL, Volume: n.sb.Name, Node: n.cfg.Name,
+		Endpoints: n.cfg.Etcd, TLS: n.cfg.EtcdTLS, Backend: n.cfg.Witness, TTL: n.cfg.LeaseTTL, Volume: n.sb.Name, Node: n.cfg.Name,
 		Logger: n.log,
 	})
 	if err != nil {
 		return err
 	}
 	n.fence = &fence{w: w}
+	return nil
+}
+
+// startFence starts the node's loops of the witness.
+func (n *Node) startFence(ctx context.Context) {
 	n.wg.Go(func() { n.watchWitness(ctx) })
 	n.wg.Go(func() { n.promoter(ctx) })
-	return nil
 }
 
 // stopFence resigns the election (so that the peer need not wait out the
@@ -217,8 +222,14 @@ func (n *Node) fenceDemote(p *primary, why error) {
 	if !current {
 		return
 	}
-	if _, err := n.demoteLocked(true, p); err != nil {
-		n.log.Error("demoting after losing the election", "err", err)
+	select {
+	case <-p.stopCh:
+		// A shutdown stopped it already (it leaves n.prim set): it
+		// cannot be stopped twice.
+	default:
+		if _, err := n.demoteLocked(true, p); err != nil {
+			n.log.Error("demoting after losing the election", "err", err)
+		}
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -233,21 +244,22 @@ func (n *Node) fenceDemote(p *primary, why error) {
 // node's election key. If that cannot be done now, the answers are held
 // (or failed, with --on-no-quorum io-error) while a goroutine retries
 // until it can, or the peer is back in sync, or the node is fenced.
-func (p *primary) fencePeerLost(gen uint64) {
+// It reports whether the record was made now.
+func (p *primary) fencePeerLost(gen uint64) bool {
 	n := p.n
 	f := n.fence
 	if f == nil {
-		return
+		return false
 	}
 	err := p.recordPeerOutdated(gen)
 	if err == nil {
-		return
+		return true
 	}
 	if errors.Is(err, witness.ErrNotLeader) {
 		n.log.Error("the peer is lost and this node no longer holds the election: demoting", "err", err)
 		p.mir.HoldAcks()
 		n.wg.Go(func() { n.fenceDemote(p, fmt.Errorf("peer lost and the election lost: %w", err)) })
-		return
+		return false
 	}
 	if n.cfg.OnNoQuorum == NoQuorumIOError {
 		p.mir.FailAcks(fmt.Errorf("the peer is lost and the witness cannot record it (--on-no-quorum io-error): %w", err))
@@ -255,7 +267,7 @@ func (p *primary) fencePeerLost(gen uint64) {
 		n.suspended = fmt.Sprintf("I/O fails since %s: the peer is lost and the witness (etcd) cannot record it outdated (%v); demote and promote again once it can",
 			time.Now().UTC().Format(time.RFC3339), err)
 		n.mu.Unlock()
-		return
+		return false
 	}
 	p.mir.HoldAcks()
 	n.mu.Lock()
@@ -264,6 +276,17 @@ func (p *primary) fencePeerLost(gen uint64) {
 	n.logOnce("I/O held: the witness cannot record the lost peer outdated", err)
 	n.mu.Unlock()
 	n.wg.Go(func() { p.retryPeerOutdated(gen) })
+	return false
+}
+
+// fencePromoted records the peer outdated for a primary promoted while
+// its peer was away: from its first write on it answers writes the peer
+// lacks. Its answers are held from the promotion (HoldAcks) until the
+// record is made, or as fencePeerLost says.
+func (p *primary) fencePromoted(gen uint64) {
+	if p.fencePeerLost(gen) {
+		p.mir.ReleaseAcks()
+	}
 }
 
 // recordPeerOutdated records the peer outdated as of gen under this
@@ -337,9 +360,9 @@ func (p *primary) clearPeerRecord() {
 		return
 	}
 	n.mu.Lock()
-	lead, view := n.fence.lead, n.fence.view
+	lead := n.fence.lead
 	n.mu.Unlock()
-	if lead == nil || view.peer == nil && view.err == "" {
+	if lead == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(p.ctx, n.fence.w.TTL())
@@ -375,6 +398,24 @@ func (n *Node) leadershipFor(ctx context.Context) (*witness.Leadership, error) {
 		return nil, fmt.Errorf("winning the volume's election in the witness: %w", err)
 	}
 	return lead, nil
+}
+
+// outdatedRefusal reads this node's record in the witness, once it holds
+// the election (nobody else can write one then): a copy recorded
+// outdated lacks writes its peer acknowledged alone, and is promoted
+// only with --force.
+func (n *Node) outdatedRefusal(ctx context.Context) error {
+	rctx, cancel := context.WithTimeout(ctx, n.fence.w.TTL())
+	defer cancel()
+	r, err := n.fence.w.Outdated(rctx, n.cfg.Name)
+	switch {
+	case err != nil:
+		return fmt.Errorf("reading this node's record in the witness: %w; --force promotes without it", err)
+	case r != nil:
+		return fmt.Errorf("the witness records this node's copy outdated (by %s at %s, generation %016X): the peer acknowledged writes it lacks; "+
+			"start the peer, or --force to promote this copy and lose them", r.By, r.Time.Format(time.RFC3339), r.Generation)
+	}
+	return nil
 }
 
 // promoter is a secondary's side of automatic failover: while it has no

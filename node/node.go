@@ -202,16 +202,20 @@ func (n *Node) run(ctx context.Context) error {
 		}()
 	}
 
-	if n.cfg.ListenPeer != "" {
-		if err := n.startPeerServer(ctx); err != nil {
-			return err
-		}
-	}
-	if len(n.cfg.Etcd) > 0 {
-		if err := n.startFence(ctx); err != nil {
+	if n.cfg.fenced() {
+		if err := n.newFence(); err != nil {
 			n.shutdown()
 			return err
 		}
+	}
+	if n.cfg.ListenPeer != "" {
+		if err := n.startPeerServer(ctx); err != nil {
+			n.stopFence()
+			return err
+		}
+	}
+	if n.fence != nil {
+		n.startFence(ctx)
 	}
 	if !n.cfg.standalone() && !n.cfg.Primary {
 		n.wg.Add(1)

@@ -72,6 +72,17 @@ func (n *Node) promote(ctx context.Context, force bool) (string, error) {
 			n.log.Warn("promoting without the volume's election (forced)", "err", err)
 		}
 		lead = l
+		if lead != nil && !force {
+			if err := n.outdatedRefusal(ctx); err != nil {
+				n.mu.Lock()
+				held := n.fence.lead == lead
+				n.mu.Unlock()
+				if !held {
+					go lead.Resign(context.Background())
+				}
+				return "", err
+			}
+		}
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -133,6 +144,12 @@ func (n *Node) promote(ctx context.Context, force bool) (string, error) {
 	}
 	n.prim = p
 	keep = true
+	if lead != nil && plan.Diverge {
+		// The peer is away: nothing is answered before it is recorded
+		// outdated (after this returns: the record takes n.mu).
+		p.mir.HoldAcks()
+		n.wg.Go(func() { p.fencePromoted(g.Current) })
+	}
 	n.setPeer(PeerConnecting, nil)
 	n.log.Info("promoted to primary", "generations", g.String(), "export", p.addr)
 	msg := fmt.Sprintf("primary: exporting %q on %s", p.export, p.addr)

@@ -8,6 +8,8 @@ import (
 
 	"github.com/netraid/netraid/meta"
 	"github.com/netraid/netraid/mirror"
+	"github.com/netraid/netraid/nbd"
+	"github.com/netraid/netraid/repl"
 	"github.com/netraid/netraid/resync"
 	"github.com/netraid/netraid/witness"
 )
@@ -102,14 +104,8 @@ func (n *Node) status() Status {
 	}
 	if p := n.prim; p != nil {
 		st.Role = "primary"
-		ss := p.srv.Stats()
-		st.Export = &ExportStatus{
-			Address: p.addr, Name: p.export, ReadOnly: n.cfg.ReadOnly, Clients: p.srv.Clients(p.export),
-			Requests: ss.Requests, BytesRead: ss.BytesRead, BytesWritten: ss.BytesWritten, Errors: ss.Errors,
-			Commands: ss.Commands, ErrorReplies: ss.Errnos, InFlight: ss.InFlight, InFlightBytes: ss.InFlightBytes,
-			Connections: ss.Connections, TotalConnections: ss.TotalConnections, BufferBytes: ss.BufferBytes, BufferWaits: ss.BufferWaits,
-			TLS: n.exportTLSMode(), RefusedByCap: ss.Refused, TLSRefused: ss.TLSRefused, FailedHandshakes: ss.FailedHandshakes,
-		}
+		st.Export = serverStatus(p.srv, p.export)
+		st.Export.Address, st.Export.ReadOnly, st.Export.TLS = p.addr, n.cfg.ReadOnly, n.exportTLSMode()
 		if p.ra != nil {
 			rs := p.ra.Stats()
 			st.Export.Readahead = &ReadaheadStatus{Window: n.cfg.Readahead, Hits: rs.Hits, Misses: rs.Misses, ReadAhead: rs.ReadAhead}
@@ -128,8 +124,14 @@ func (n *Node) status() Status {
 		if p.local.State() == mirror.Failed {
 			st.Problems = append(st.Problems, "the local disks failed; the volume is served through the peer: replace the failed disk with 'netraid disk replace OLD NEW'")
 		}
-	} else if n.sec.syncTotal > 0 {
-		st.Resync = &ResyncStatus{Kind: "incoming", Total: n.sec.syncTotal}
+	} else {
+		if n.sec.syncTotal > 0 {
+			st.Resync = &ResyncStatus{Kind: "incoming", Total: n.sec.syncTotal}
+		}
+		if n.sec.srv != nil {
+			st.Replication = serverStatus(n.sec.srv, repl.Export)
+			st.Replication.Address = n.cfg.ListenPeer
+		}
 	}
 	st.Failover = n.failoverStatus()
 	if f := st.Failover; f.Mode != "manual" && f.Error != "" {
@@ -221,4 +223,17 @@ func (n *Node) failoverStatus() *FailoverStatus {
 
 func bitmapStatus(bs resync.BitmapStats) BitmapStatus {
 	return BitmapStatus{Writes: bs.Commits, WriteErrors: bs.Errors, Marks: bs.Marks, FastMarks: bs.FastMarks}
+}
+
+// serverStatus is what an NBD server's export name took: the volume's
+// export on a primary, the replication link's on a secondary.
+func serverStatus(srv *nbd.Server, name string) *ExportStatus {
+	ss := srv.Stats()
+	return &ExportStatus{
+		Name: name, Clients: srv.Clients(name),
+		Requests: ss.Requests, BytesRead: ss.BytesRead, BytesWritten: ss.BytesWritten, Errors: ss.Errors,
+		Commands: ss.Commands, ErrorReplies: ss.Errnos, InFlight: ss.InFlight, InFlightBytes: ss.InFlightBytes,
+		Connections: ss.Connections, TotalConnections: ss.TotalConnections, BufferBytes: ss.BufferBytes, BufferWaits: ss.BufferWaits,
+		RefusedByCap: ss.Refused, TLSRefused: ss.TLSRefused, FailedHandshakes: ss.FailedHandshakes,
+	}
 }

@@ -59,7 +59,9 @@ func (n *Node) startPeerServer(ctx context.Context) error {
 		ln.Close()
 		return err
 	}
+	n.mu.Lock() // status reads it
 	n.sec.srv, n.sec.ln, n.sec.done = srv, ln, make(chan struct{})
+	n.mu.Unlock()
 	// A primary whose certificate is revoked loses its open link too.
 	n.closeRevoked(ctx, &n.wg, srv)
 	go func() {

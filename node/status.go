@@ -23,13 +23,16 @@ type Status struct {
 	Gens      Gens           `json:"generations"`
 	Members   []MemberStatus `json:"members"`
 	Export    *ExportStatus  `json:"export,omitempty"`
-	Bitmap    BitmapStatus   `json:"bitmap"`
-	Peer      *PeerStatus    `json:"peer,omitempty"`
-	Legs      []LegStatus    `json:"legs,omitempty"`
-	OutOfSync int64          `json:"out_of_sync_bytes"`
-	Resync    *ResyncStatus  `json:"resync,omitempty"`
-	Verify    *VerifyStatus  `json:"verify,omitempty"`
-	Rebuild   *ResyncStatus  `json:"rebuild,omitempty"`
+	// Replication is, on a secondary, what its replication port took:
+	// the primary's writes and flushes, connections and refusals.
+	Replication *ExportStatus `json:"replication,omitempty"`
+	Bitmap      BitmapStatus  `json:"bitmap"`
+	Peer        *PeerStatus   `json:"peer,omitempty"`
+	Legs        []LegStatus   `json:"legs,omitempty"`
+	OutOfSync   int64         `json:"out_of_sync_bytes"`
+	Resync      *ResyncStatus `json:"resync,omitempty"`
+	Verify      *VerifyStatus `json:"verify,omitempty"`
+	Rebuild     *ResyncStatus `json:"rebuild,omitempty"`
 	// RebuildPoint is the rebuild of one replaced member recorded in this
 	// node's superblock: what a restart resumes from instead of a full
 	// sync.

@@ -57,6 +57,20 @@ func TestMetricsPrometheus(t *testing.T) {
 	// Reads, writes and flushes, with a verify.
 	harness.StartFio(t, prim.URI("vol"), "--rw=randwrite", "--bs=4k", "--iodepth=8", "--size=32M", "--number_ios=4000",
 		"--fsync=64", "--verify=crc32c", "--do_verify=1").Wait(t, 5*time.Minute)
+	// The secondary took every one of those writes, and their flushes,
+	// over the link.
+	for _, c := range []struct {
+		command string
+		least   float64
+	}{{"write", 4000 * 4096}, {"flush", 4000 / 64}} {
+		q := fmt.Sprintf(`netraid_link_received_requests_total{node=%q,command=%q}`, sec.Name, c.command)
+		if c.command == "write" {
+			q = fmt.Sprintf(`netraid_link_received_bytes_total{node=%q,command="write"}`, sec.Name)
+		}
+		s := prom.WaitQuery(30*time.Second, "the secondary's link counters to reach the workload's", q,
+			func(s []harness.PromSample) bool { return len(s) == 1 && s[0].Values[0] >= c.least })
+		t.Logf("Prometheus: %s = %.0f", q, s[0].Values[0])
+	}
 
 	// The secondary dies; the primary writes 48 MiB alone.
 	sec.Kill()

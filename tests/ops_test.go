@@ -269,8 +269,8 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // TestMakeInstall: 'make install' with DESTDIR and PREFIX puts the
 // binary, the unit (running the installed binary), the manual pages of
-// every command, the bash completion and an example config where they
-// belong.
+// every command, the bash completion, an example config, and the
+// promoter's netraid-mount and ActiveMQ unit where they belong.
 func TestMakeInstall(t *testing.T) {
 	for _, c := range []string{"make", "go"} {
 		if _, err := exec.LookPath(c); err != nil {
@@ -284,10 +284,15 @@ func TestMakeInstall(t *testing.T) {
 		"usr/bin/netraid", "usr/lib/systemd/system/netraid.service", "usr/share/bash-completion/completions/netraid",
 		"usr/share/man/man8/netraid.8", "usr/share/man/man8/netraid-serve.8", "usr/share/man/man8/netraid-status.8",
 		"etc/netraid/netraid.toml.example",
+		"usr/bin/netraid-mount", "usr/lib/systemd/system/netraid-activemq.service",
 	} {
 		if _, err := os.Stat(filepath.Join(dest, f)); err != nil {
 			t.Errorf("not installed: %v", err)
 		}
+	}
+	// The promoter runs netraid-mount from the PATH.
+	if fi, err := os.Stat(filepath.Join(dest, "usr/bin/netraid-mount")); err == nil && fi.Mode().Perm()&0o111 == 0 {
+		t.Errorf("netraid-mount is installed not executable (%v)", fi.Mode())
 	}
 	unit, _ := os.ReadFile(filepath.Join(dest, "usr/lib/systemd/system/netraid.service"))
 	if !strings.Contains(string(unit), "ExecStart=/usr/bin/netraid serve --config /etc/netraid/netraid.toml\n") {

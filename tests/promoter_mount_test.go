@@ -147,7 +147,8 @@ func writeSynced(t *testing.T, path, text string) {
 }
 
 // TestPromoterFilesCheck: the promoter's script passes shellcheck and
-// its ActiveMQ unit passes systemd-analyze verify (each where installed).
+// its ActiveMQ unit passes systemd-analyze verify (each where installed),
+// bound to netraid.service without waiting for its start.
 func TestPromoterFilesCheck(t *testing.T) {
 	ran := 0
 	if sc, err := exec.LookPath("shellcheck"); err == nil {
@@ -156,13 +157,44 @@ func TestPromoterFilesCheck(t *testing.T) {
 			t.Errorf("shellcheck: %v\n%s", err, out)
 		}
 	}
+	// The broker is bound to netraid.service but not ordered after it:
+	// the promoter starts it from within netraid.service's start (a node
+	// with --primary), which an ordering would make wait for itself.
+	unit, err := os.ReadFile("../dist/promoter/netraid-activemq.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(unit), "\n") {
+		if strings.HasPrefix(line, "After=") && strings.Contains(line, "netraid.service") {
+			t.Errorf("netraid-activemq.service: %q: the promoter's start of the broker would wait for netraid.service's start, which waits for the promoter", line)
+		}
+	}
+	if !strings.Contains(string(unit), "\nBindsTo=netraid.service\n") {
+		t.Error("netraid-activemq.service: no BindsTo=netraid.service: the broker would outlive a failed daemon")
+	}
 	// The unit runs Debian's /usr/bin/activemq, which verify wants to find.
 	if analyze, err := exec.LookPath("systemd-analyze"); err == nil && broker.Available() == nil {
 		ran++
-		// Documentation= names netraid's manual page, which the binary writes.
-		man := filepath.Join(t.TempDir(), "man")
-		harness.Run(t, harness.Binary(t), "_man", filepath.Join(man, "man8"))
-		args := []string{"verify", "../dist/promoter/netraid-activemq.service"}
+		// Documentation= names netraid's manual page, which the binary
+		// writes; BindsTo= names netraid.service, which is put beside it.
+		dir := t.TempDir()
+		man := filepath.Join(dir, "man")
+		bin := harness.Binary(t)
+		harness.Run(t, bin, "_man", filepath.Join(man, "man8"))
+		for _, f := range []struct{ from, to string }{
+			{"../dist/promoter/netraid-activemq.service", "netraid-activemq.service"},
+			{"../dist/netraid.service.in", "netraid.service"},
+		} {
+			b, err := os.ReadFile(f.from)
+			if err != nil {
+				t.Fatal(err)
+			}
+			unit := strings.NewReplacer("@BINDIR@", filepath.Dir(bin), "@SYSCONFDIR@", "/etc").Replace(string(b))
+			if err := os.WriteFile(filepath.Join(dir, f.to), []byte(unit), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		args := []string{"verify", filepath.Join(dir, "netraid-activemq.service")}
 		if _, err := exec.LookPath("man"); err != nil {
 			args = []string{"verify", "--man=no", args[1]}
 		}

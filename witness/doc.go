@@ -4,6 +4,11 @@
 // under it, and the records of copies known outdated. netraid runs no
 // consensus of its own: etcd is the engine.
 //
+// A Client talks to etcd at Options.Endpoints, or to Options.Backend: a
+// Memory, the in-process witness of the tests and the simulation, with
+// the same semantics (the behaviours in witness_test.go run against
+// both) and controls to cut a node from it, stop it, or end a lease.
+//
 // Keys, under /netraid/v1/VOLUME/:
 //
 //	election/LEASE   the election (etcd's concurrency.Election): the key

@@ -7,13 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/client/v3/concurrency"
-	"go.uber.org/zap"
 )
 
 // DefaultTTL is the lease of a node's session: a node whose daemon or
@@ -37,6 +32,9 @@ type Options struct {
 	Endpoints []string
 	// TLS, if set, is the client TLS configuration for etcd.
 	TLS *tls.Config
+	// Backend, if set, is the witness the client talks to instead of
+	// etcd at Endpoints: a Memory, for tests and the simulation.
+	Backend Backend
 	// TTL is the session's lease; DefaultTTL if zero.
 	TTL time.Duration
 	// Volume and Node name the election and this node in it.
@@ -46,23 +44,69 @@ type Options struct {
 	Logger  *slog.Logger
 }
 
-// Client is one node's view of its volume's witness: an etcd client, the
-// node's session (a lease kept alive), the election under it, and the
-// records of outdated copies.
+// Backend is a witness other than etcd at Options.Endpoints. Only this
+// package makes them (Memory).
+type Backend interface {
+	connect(o Options) (conn, error)
+}
+
+// conn is a client's connection to its witness, etcd's or a Memory's,
+// with etcd's semantics. Its errors are the context's when a request
+// did not get through in time.
+type conn interface {
+	// grant opens a session: a lease of ttl, kept alive while the
+	// witness answers.
+	grant(ctx context.Context, ttl time.Duration) (session, error)
+	// get reads a key.
+	get(ctx context.Context, key string) ([]byte, bool, error)
+	// first returns the key under prefix created first.
+	first(ctx context.Context, prefix string) (value []byte, createRev int64, ok bool, err error)
+	// txn applies op if guard's create revision is rev, and says
+	// whether it did.
+	txn(ctx context.Context, guard string, rev int64, op op) (bool, error)
+	close() error
+	String() string
+}
+
+// op is a write in a guarded transaction: a put, or a delete.
+type op struct {
+	key, val string
+	del      bool
+}
+
+// session is a lease kept alive, and the election under it.
+type session interface {
+	// done is closed when the lease expired (no renewal for its TTL,
+	// as the client counts it) or was revoked.
+	done() <-chan struct{}
+	// timeLeft is the lease's time left as the witness counts it; <= 0
+	// when expired.
+	timeLeft(ctx context.Context) (time.Duration, error)
+	// campaign puts this session's key under election+"/" (or finds
+	// it) and waits until no key there is older; it returns the key and
+	// its create revision. If ctx ends first the key is removed.
+	campaign(ctx context.Context, election, val string) (key string, rev int64, err error)
+	// close revokes the lease, within the request time-out.
+	close()
+}
+
+// Client is one node's view of its volume's witness: a connection to it,
+// the node's session (a lease kept alive), the election under it, and
+// the records of outdated copies.
 type Client struct {
 	o      Options
-	cli    *clientv3.Client
+	cli    conn
 	prefix string
 	log    *slog.Logger
 
 	mu   sync.Mutex
-	sess *concurrency.Session
+	sess session
 }
 
 // New returns a client of the witness. It does not wait for etcd: the
 // first request does.
 func New(o Options) (*Client, error) {
-	if len(o.Endpoints) == 0 {
+	if len(o.Endpoints) == 0 && o.Backend == nil {
 		return nil, errors.New("witness: no etcd endpoints")
 	}
 	if o.Volume == "" || o.Node == "" {
@@ -77,17 +121,15 @@ func New(o Options) (*Client, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   o.Endpoints,
-		TLS:         o.TLS,
-		DialTimeout: o.Timeout,
-		// A quiet logger: the node says what matters in its own log.
-		Logger:               zap.NewNop(),
-		DialKeepAliveTime:    o.TTL,
-		DialKeepAliveTimeout: o.Timeout,
-	})
+	var cli conn
+	var err error
+	if o.Backend != nil {
+		cli, err = o.Backend.connect(o)
+	} else {
+		cli, err = dialEtcd(o)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("witness: etcd client: %w", err)
+		return nil, err
 	}
 	return &Client{o: o, cli: cli, prefix: "/netraid/v1/" + o.Volume + "/", log: o.Logger}, nil
 }
@@ -100,9 +142,9 @@ func (c *Client) Close() error {
 	c.sess = nil
 	c.mu.Unlock()
 	if s != nil {
-		s.Close() // revokes the lease: the election key goes at once
+		s.close() // revokes the lease: the election key goes at once
 	}
-	return c.cli.Close()
+	return c.cli.close()
 }
 
 // TTL is the session's lease.
@@ -110,26 +152,21 @@ func (c *Client) TTL() time.Duration { return c.o.TTL }
 
 // session returns the live session, making one if there is none or the
 // last one ended.
-func (c *Client) session(ctx context.Context) (*concurrency.Session, error) {
+func (c *Client) session(ctx context.Context) (session, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s := c.sess; s != nil {
 		select {
-		case <-s.Done():
+		case <-s.done():
 		default:
 			return s, nil
 		}
 	}
 	// The lease is granted within the request time-out; the session
 	// then lives on the client's context, not the caller's.
-	ttl := max(int64(c.o.TTL/time.Second), 1)
 	gctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
-	lease, err := c.cli.Grant(gctx, ttl)
+	s, err := c.cli.grant(gctx, c.o.TTL)
 	cancel()
-	if err != nil {
-		return nil, c.unreachable(err)
-	}
-	s, err := concurrency.NewSession(c.cli, concurrency.WithLease(lease.ID), concurrency.WithTTL(int(ttl)))
 	if err != nil {
 		return nil, c.unreachable(err)
 	}
@@ -152,8 +189,8 @@ func (c *Client) outdatedKey(node string) string {
 // Leadership is this node's win of the volume's election.
 type Leadership struct {
 	c    *Client
-	sess *concurrency.Session
-	e    *concurrency.Election
+	sess session
+	key  string
 	// Token is the fencing token: the revision at which this node's
 	// election key was created. A later winner has a larger one.
 	Token int64
@@ -161,7 +198,7 @@ type Leadership struct {
 
 // Done is closed when the session under the leadership ended: its lease
 // expired (the node lost etcd for a TTL) or was revoked.
-func (l *Leadership) Done() <-chan struct{} { return l.sess.Done() }
+func (l *Leadership) Done() <-chan struct{} { return l.sess.done() }
 
 // TimeLeft is how long the leadership's lease has left, as the witness
 // counts it: the session renews it every third of the TTL, so it stays
@@ -169,18 +206,15 @@ func (l *Leadership) Done() <-chan struct{} { return l.sess.Done() }
 func (l *Leadership) TimeLeft(ctx context.Context) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.c.o.Timeout)
 	defer cancel()
-	r, err := l.c.cli.TimeToLive(ctx, l.sess.Lease())
+	d, err := l.sess.timeLeft(ctx)
 	if err != nil {
 		return 0, l.c.unreachable(err)
 	}
-	if r.TTL < 0 {
-		return 0, nil // expired
-	}
-	return time.Duration(r.TTL) * time.Second, nil
+	return max(d, 0), nil
 }
 
 // Key is the election key this leadership holds.
-func (l *Leadership) Key() string { return l.e.Key() }
+func (l *Leadership) Key() string { return l.key }
 
 // Campaign waits until this node wins the volume's election, or ctx ends.
 // It wins once every key older than its own is gone: the keys of nodes
@@ -190,18 +224,18 @@ func (c *Client) Campaign(ctx context.Context) (*Leadership, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := concurrency.NewElection(s, c.electionPrefix())
-	if err := e.Campaign(ctx, c.o.Node); err != nil {
+	key, rev, err := s.campaign(ctx, c.electionPrefix(), c.o.Node)
+	if err != nil {
 		return nil, c.unreachable(err)
 	}
-	return &Leadership{c: c, sess: s, e: e, Token: e.Rev()}, nil
+	return &Leadership{c: c, sess: s, key: key, Token: rev}, nil
 }
 
 // Resign gives the election up: the next candidate wins.
 func (l *Leadership) Resign(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, l.c.o.Timeout)
 	defer cancel()
-	if err := l.e.Resign(ctx); err != nil {
+	if _, err := l.c.cli.txn(ctx, l.key, l.Token, op{key: l.key, del: true}); err != nil {
 		return l.c.unreachable(err)
 	}
 	return nil
@@ -227,25 +261,23 @@ type Record struct {
 func (l *Leadership) RecordOutdated(ctx context.Context, node string, gen uint64) error {
 	r := Record{Node: node, Generation: gen, By: l.c.o.Node, Token: l.Token, Time: time.Now().UTC()}
 	b, _ := json.Marshal(r)
-	return l.guarded(ctx, clientv3.OpPut(l.c.outdatedKey(node), string(b)))
+	return l.guarded(ctx, op{key: l.c.outdatedKey(node), val: string(b)})
 }
 
 // ClearOutdated removes node's record, guarded like RecordOutdated: once
 // its copy holds the primary's data again.
 func (l *Leadership) ClearOutdated(ctx context.Context, node string) error {
-	return l.guarded(ctx, clientv3.OpDelete(l.c.outdatedKey(node)))
+	return l.guarded(ctx, op{key: l.c.outdatedKey(node), del: true})
 }
 
-func (l *Leadership) guarded(ctx context.Context, op clientv3.Op) error {
+func (l *Leadership) guarded(ctx context.Context, o op) error {
 	ctx, cancel := context.WithTimeout(ctx, l.c.o.Timeout)
 	defer cancel()
-	resp, err := l.c.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(l.e.Key()), "=", l.Token)).
-		Then(op).Commit()
+	ok, err := l.c.cli.txn(ctx, l.key, l.Token, o)
 	if err != nil {
 		return l.c.unreachable(err)
 	}
-	if !resp.Succeeded {
+	if !ok {
 		return ErrNotLeader
 	}
 	return nil
@@ -255,15 +287,15 @@ func (l *Leadership) guarded(ctx context.Context, op clientv3.Op) error {
 func (c *Client) Outdated(ctx context.Context, node string) (*Record, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
 	defer cancel()
-	resp, err := c.cli.Get(ctx, c.outdatedKey(node))
+	v, ok, err := c.cli.get(ctx, c.outdatedKey(node))
 	if err != nil {
 		return nil, c.unreachable(err)
 	}
-	if len(resp.Kvs) == 0 {
+	if !ok {
 		return nil, nil
 	}
 	var r Record
-	if err := json.Unmarshal(resp.Kvs[0].Value, &r); err != nil {
+	if err := json.Unmarshal(v, &r); err != nil {
 		return nil, fmt.Errorf("witness: the record of %s's copy does not parse: %w", node, err)
 	}
 	return &r, nil
@@ -280,18 +312,17 @@ type Holder struct {
 func (c *Client) Leader(ctx context.Context) (Holder, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
 	defer cancel()
-	resp, err := c.cli.Get(ctx, c.electionPrefix()+"/", clientv3.WithFirstCreate()...)
+	v, rev, ok, err := c.cli.first(ctx, c.electionPrefix()+"/")
 	if err != nil {
 		return Holder{}, c.unreachable(err)
 	}
-	if len(resp.Kvs) == 0 {
+	if !ok {
 		return Holder{}, nil
 	}
-	kv := resp.Kvs[0]
-	return Holder{Node: string(kv.Value), Token: kv.CreateRevision}, nil
+	return Holder{Node: string(v), Token: rev}, nil
 }
 
 // String describes the client for logs.
 func (c *Client) String() string {
-	return fmt.Sprintf("etcd %s, volume %s, node %s", strings.Join(c.o.Endpoints, ","), c.o.Volume, c.o.Node)
+	return fmt.Sprintf("%s, volume %s, node %s", c.cli, c.o.Volume, c.o.Node)
 }

@@ -88,6 +88,14 @@ func printStatusWith(w io.Writer, st node.Status, ps []progress, bar int) {
 				bytesOf(ra.Window), ra.Hits, ra.Misses, bytesOf(ra.ReadAhead))
 		}
 	}
+	if x := st.Replication; x != nil {
+		fmt.Fprintf(w, "  replication port %s: %d link(s) open, %d requests from the primary, written %s, %d errors\n",
+			x.Address, x.Clients, x.Requests, bytesOf(x.BytesWritten), x.Errors)
+		if n := x.RefusedByCap + x.TLSRefused + x.FailedHandshakes; n > 0 {
+			fmt.Fprintf(w, "    refused connections: %d in TLS, %d other failed handshakes (hellos refused, callers not authenticated)\n",
+				x.TLSRefused, x.FailedHandshakes+x.RefusedByCap)
+		}
+	}
 	if p := st.Peer; p != nil {
 		link := "plaintext"
 		if p.TLS {

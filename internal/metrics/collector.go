@@ -142,6 +142,9 @@ func (c *Collector) volume(e emitter, st *node.Status) {
 	if x := st.Export; x != nil {
 		export(e, x)
 	}
+	if x := st.Replication; x != nil {
+		replication(e, x)
+	}
 	c.failover(e, st.Failover)
 }
 
@@ -242,4 +245,20 @@ func (c *Collector) failover(e emitter, f *node.FailoverStatus) {
 	}
 	e.gauge(foLastTime, last)
 	e.gauge(foLastLength, f.FailoverSeconds)
+}
+
+// replication sends what a secondary's replication port took from its
+// primary.
+func replication(e emitter, x *node.ExportStatus) {
+	e.gauge(lnLinks, float64(x.Clients))
+	e.counter(lnConnsTotal, x.TotalConnections)
+	e.counter(lnRefused, x.TLSRefused, "tls")
+	e.counter(lnRefused, x.FailedHandshakes+x.RefusedByCap, "handshake")
+	for cmd, n := range x.Commands {
+		e.counter(lnRequests, n.Requests, cmd)
+		e.counter(lnBytes, n.Bytes, cmd)
+	}
+	for errno, n := range x.ErrorReplies {
+		e.counter(lnErrors, n, errno)
+	}
 }

@@ -67,6 +67,14 @@ var (
 	exRequests   = desc("export_requests_total", "Requests the export received, by NBD command.", vol, "command")
 	exBytes      = desc("export_bytes_total", "Bytes the export's requests that succeeded moved (read, written, trimmed, zeroed), by NBD command.", vol, "command")
 	exErrors     = desc("export_errors_total", "Error replies the export sent, by error value (EIO: the volume failed the request; EINVAL, ENOSPC: bad requests; ESHUTDOWN: stopping).", vol, "error")
+	lnLinks      = desc("link_open", "On a secondary: replication links from its primary open now (1 while linked).", vol)
+	lnConnsTotal = desc("link_connections_total", "On a secondary: connections its replication port accepted.", vol)
+	lnRefused    = desc("link_refused_connections_total",
+		"On a secondary: connections to its replication port closed before they became the link, by reason: tls (refused in TLS), handshake (not authenticated, or a hello refused).",
+		vol, "reason")
+	lnRequests   = desc("link_received_requests_total", "On a secondary: requests its primary sent over the link, by NBD command.", vol, "command")
+	lnBytes      = desc("link_received_bytes_total", "On a secondary: bytes its primary's requests that succeeded moved (written, read for checksums), by NBD command.", vol, "command")
+	lnErrors     = desc("link_errors_total", "On a secondary: error replies sent to its primary, by error value.", vol, "error")
 	exInFlight   = desc("export_in_flight_requests", "Requests the export holds now, not yet answered.", vol)
 	exInFlightB  = desc("export_in_flight_bytes", "Bytes the export's requests in flight hold.", vol)
 	exBuffer     = desc("export_buffer_bytes", "What request and reply buffers hold of --memory-budget now.", vol)
@@ -98,5 +106,6 @@ var allDescs = []*prometheus.Desc{
 	bmWrites, bmErrors, bmMarks, bmFastMarks,
 	exClients, exConns, exConnsTotal, exRefused, exRequests, exBytes, exErrors, exInFlight, exInFlightB,
 	exBuffer, exBufWaits, raHits, raMisses, raBytes,
+	lnLinks, lnConnsTotal, lnRefused, lnRequests, lnBytes, lnErrors,
 	foMode, foLeader, foHolder, foToken, foWitnessUp, foOutdated, foOutdatedN, foLeaseTTL, foLeaseLeft, foFenced, foLastTime, foLastLength,
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/netraid/netraid/node"
 	"github.com/netraid/netraid/stripe"
 	"github.com/netraid/netraid/volume"
+	"github.com/netraid/netraid/witness"
 )
 
 // Net is the network a cluster runs on: per host, a dialer and a
@@ -60,6 +61,12 @@ type Options struct {
 	Config func(name string, cfg *node.Config)
 	// Log gets the nodes' logs (info level); nil discards them.
 	Log io.Writer
+	// Witness runs the pair with a witness (Cluster.Witness, an
+	// in-memory etcd): failover is automatic and fenced, as with
+	// --etcd, the nodes named a and b. LeaseTTL is their lease in it
+	// (DefaultLeaseTTL if zero).
+	Witness  bool
+	LeaseTTL time.Duration
 }
 
 func (o *Options) defaults() {
@@ -75,18 +82,24 @@ func (o *Options) defaults() {
 	if o.Region == 0 {
 		o.Region = 64 << 10
 	}
+	if o.LeaseTTL == 0 {
+		o.LeaseTTL = DefaultLeaseTTL
+	}
 }
 
 // Cluster is two simulated nodes, a and b, each on its own disks, joined
 // by a simulated network, with the application's writes modelled.
 type Cluster struct {
-	o      Options
-	Net    Net
-	Model  *Model
-	Procs  map[string]*Proc
-	Names  []string
-	layout meta.Layout
-	log    *slog.Logger
+	o     Options
+	Net   Net
+	Model *Model
+	Procs map[string]*Proc
+	Names []string
+	// Witness is the pair's witness, with Options.Witness; nil without.
+	// Net cuts a node from it (a partition with WitnessHost).
+	Witness *witness.Memory
+	layout  meta.Layout
+	log     *slog.Logger
 }
 
 // Proc is one node: its disks, which outlive it, and the running node.
@@ -111,6 +124,10 @@ func NewCluster(nw Net, o Options) (*Cluster, error) {
 	}
 	c := &Cluster{o: o, Net: nw, Procs: map[string]*Proc{}, Names: []string{"a", "b"},
 		log: slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	if o.Witness {
+		c.Witness = witness.NewMemory()
+		c.Net = newWitnessNet(nw, c.Witness)
+	}
 	for _, name := range c.Names {
 		p := &Proc{Name: name, c: c}
 		var paths []string
@@ -210,6 +227,9 @@ func (p *Proc) config() node.Config {
 		DialFunc:          c.Net.Dialer(p.Name),
 		ListenFunc:        c.Net.Listener(p.Name),
 		OpenDisk:          p.open,
+	}
+	if c.Witness != nil {
+		cfg.Witness, cfg.LeaseTTL = c.Witness, c.o.LeaseTTL
 	}
 	if c.o.Config != nil {
 		c.o.Config(p.Name, &cfg)

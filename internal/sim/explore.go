@@ -27,7 +27,8 @@ type ExploreOptions struct {
 	// write, flush, read, partition, heal, reset, pause, crash, kill,
 	// shutdown, restart, promote, demote, disconnect, connect, operator,
 	// disk-fail, disk-hang, disk-meta, disk-meta-all, disk-heal,
-	// disk-replace, verify, wait-sync.
+	// disk-replace, verify, wait-sync; with a witness (Cluster.Witness)
+	// also witness-cut, witness-heal, witness-down, witness-up.
 	Weights map[string]int
 }
 
@@ -36,8 +37,12 @@ type Result struct {
 	Seed     uint64
 	Schedule []string // the steps taken, in order
 	// Excused counts blocks that promoted copies lacked because their
-	// primary took the writes alone (only fencing protects those).
+	// primary took the writes alone (only fencing protects those: with a
+	// witness, any is a violation).
 	Excused int
+	// Failovers counts the promotions the nodes made by themselves
+	// (with a witness).
+	Failovers int
 	// Writes, Durable: application writes acknowledged, and made durable.
 	Writes, Durable int
 	// Unsettled: after every fault was healed, the pair did not come in
@@ -70,6 +75,9 @@ type explorer struct {
 	// partitioned, paused: the network faults now in force.
 	partitioned bool
 	paused      map[string]bool
+	// primary: the nodes seen primary at the last check, to find the
+	// promotions the nodes made by themselves (with a witness).
+	primary map[string]bool
 	// stuck records calls that did not answer within the bound, and
 	// stacks the goroutines when the first was found.
 	stuck  []string
@@ -89,7 +97,7 @@ func Explore(o ExploreOptions) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	e := &explorer{o: o, c: c, rng: rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)), paused: map[string]bool{}}
+	e := &explorer{o: o, c: c, rng: rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)), paused: map[string]bool{}, primary: map[string]bool{}}
 	e.res.Seed = o.Seed
 	e.start = time.Now()
 	e.app = c.NewApp(o.Bound)
@@ -201,6 +209,14 @@ func (e *explorer) step() error {
 		}},
 		{"verify", 2, func() error { return e.verify() }},
 		{"wait-sync", 4, func() error { return e.waitSync(time.Second) }},
+	}
+	if e.c.Witness != nil {
+		choices = append(choices,
+			choice{"witness-cut", 3, func() error { return e.witnessPath(x, true) }},
+			choice{"witness-heal", 3, func() error { return e.witnessPath(x, false) }},
+			choice{"witness-down", 1, func() error { e.logf("witness down"); e.c.Witness.Stop(); return nil }},
+			choice{"witness-up", 2, func() error { e.logf("witness up"); e.c.Witness.Start(); return nil }},
+		)
 	}
 	for i := range choices {
 		if w, ok := e.o.Weights[choices[i].name]; ok {
@@ -363,6 +379,10 @@ func (e *explorer) heal() error {
 	e.logf("heal a-b")
 	e.c.Net.Heal("a", "b")
 	e.partitioned = false
+	if e.c.Witness != nil {
+		e.logf("heal the paths to the witness, witness up")
+		e.c.HealWitness()
+	}
 	for name, p := range e.paused {
 		if p {
 			e.logf("resume %s", name)
@@ -496,6 +516,7 @@ func (e *explorer) promote(x string, force bool) error {
 		return cerr
 	}
 	e.c.Model.Promoted(x)
+	e.primary[x] = true
 	if force {
 		e.c.Model.Consent(vals)
 		return nil
@@ -795,6 +816,9 @@ func (e *explorer) check() error {
 			prim = append(prim, name)
 		}
 	}
+	if err := e.checkFailovers(prim); err != nil {
+		return err
+	}
 	if len(prim) == 2 {
 		for _, name := range prim {
 			if st, ok := e.status(name); ok && st.Peer != nil && st.Peer.State == "connected" {
@@ -854,5 +878,52 @@ func (e *explorer) settle() error {
 		}
 	}
 	e.res.Unsettled = true
+	return nil
+}
+
+// witnessPath cuts or heals x's path to the witness.
+func (e *explorer) witnessPath(x string, cut bool) error {
+	if cut {
+		e.logf("partition %s-witness", x)
+		e.c.Net.Partition(x, WitnessHost)
+	} else {
+		e.logf("heal %s-witness", x)
+		e.c.Net.Heal(x, WitnessHost)
+	}
+	return nil
+}
+
+// checkFailovers checks, with a witness, the copy of a node that
+// promoted itself since the last check like one promoted without
+// --force; and that no promoted copy lacked a write its peer took
+// alone: fencing protects those.
+func (e *explorer) checkFailovers(prim []string) error {
+	if e.c.Witness == nil {
+		return nil
+	}
+	now := map[string]bool{}
+	for _, x := range prim {
+		now[x] = true
+		if e.primary[x] {
+			continue
+		}
+		e.res.Failovers++
+		e.logf("(%s promoted itself)", x)
+		vals, err := e.c.Copy(x)
+		if err != nil {
+			return err
+		}
+		e.c.Model.Promoted(x)
+		if st, ok := e.status(x); ok && st.RebuildPoint != nil {
+			continue
+		}
+		if err := e.c.Model.CheckPromoted(x, vals); err != nil {
+			return err
+		}
+	}
+	e.primary = now
+	if e.c.Model.Excused > 0 {
+		return violation("fenced-excused", "with a witness, a promoted copy lacked %d blocks of writes its peer acknowledged alone", e.c.Model.Excused)
+	}
 	return nil
 }

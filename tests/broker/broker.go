@@ -28,7 +28,7 @@ const (
 type Options struct {
 	DataDir string    // KahaDB and all broker state: on the netraid mount
 	WorkDir string    // generated configuration, logs, JVM temporary files: not on the mount
-	Netns   string    // run inside `ip netns exec Netns` ("": the caller's namespace)
+	Netns   string    // run in the network namespace Netns ("": the caller's)
 	Host    string    // IP address of the STOMP connector (default 127.0.0.1)
 	Port    int       // STOMP port (0: one the kernel finds free)
 	Log     io.Writer // also gets the broker's output (always in WorkDir/broker.log)
@@ -189,7 +189,10 @@ func (b *Broker) spawn(java string) error {
 	o := b.opts
 	argv := append([]string{java}, javaArgs(o.Home, o.WorkDir, o.DataDir, o.Heap)...)
 	if o.Netns != "" {
-		argv = append([]string{"ip", "netns", "exec", o.Netns}, argv...)
+		// Its network namespace only: `ip netns exec` would give the JVM
+		// a mount namespace of its own, a copy that keeps every mount of
+		// that moment alive after it is unmounted here.
+		argv = append([]string{"nsenter", "--net=/run/netns/" + o.Netns, "--"}, argv...)
 	}
 	logf, err := os.OpenFile(b.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

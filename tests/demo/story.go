@@ -111,8 +111,6 @@ func (st *story) netraid() {
 	st.a.say("each node runs with --etcd and the promoter's commands: on promotion, netraid-mount attaches the")
 	st.a.say("export (nbdfuse, a loop device), runs fsck -p (mkfs only the first time) and mounts it, then ActiveMQ")
 	st.a.say("starts with its store there; before demotion the broker stops and the volume is unmounted")
-	st.a.say("(nsenter: the commands mount in the demo's mount namespace, as on a real machine; ip netns exec")
-	st.a.say("gives each daemon one of its own)")
 	st.start(st.na)
 }
 

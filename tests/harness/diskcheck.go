@@ -45,6 +45,7 @@ type DiskChecker struct {
 	mu       sync.Mutex // guards the fields below
 	lastAck  time.Time
 	maxStall time.Duration
+	stallEnd time.Time // when the longest stall ended
 	errs     []error
 }
 
@@ -92,6 +93,7 @@ type DiskCheckReport struct {
 	Acked    int64         // of them acknowledged by fdatasync
 	Unknown  int           // blocks left with a record in flight
 	MaxStall time.Duration // the longest time without an acknowledgement while it ran
+	StallEnd time.Time     // when that stall ended (the acknowledgement that ended it)
 	Errors   []error       // the error that stopped each worker that failed
 }
 
@@ -198,7 +200,9 @@ func (c *DiskChecker) ack() {
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.maxStall = max(c.maxStall, now.Sub(c.lastAck))
+	if d := now.Sub(c.lastAck); d > c.maxStall {
+		c.maxStall, c.stallEnd = d, now
+	}
 	c.lastAck = now
 }
 
@@ -241,7 +245,7 @@ func (c *DiskChecker) Stop(timeout time.Duration) (DiskCheckReport, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r.MaxStall, r.Errors = c.maxStall, append([]error(nil), c.errs...)
+	r.MaxStall, r.StallEnd, r.Errors = c.maxStall, c.stallEnd, append([]error(nil), c.errs...)
 	return r, nil
 }
 

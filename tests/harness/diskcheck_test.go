@@ -123,6 +123,7 @@ func TestDiskCheckerFindsLosses(t *testing.T) {
 // Stop mid-run reports what was written; every write was acknowledged.
 func TestDiskCheckerStop(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "dc")
+	begin := time.Now()
 	c := StartDiskChecker(t, DiskCheckerOptions{Path: path, Blocks: 16, BlockSize: 512, Workers: 2, Duration: time.Minute})
 	c.WaitAcked(t, 50, time.Minute)
 	if _, err := c.Verify(path); err == nil {
@@ -134,6 +135,9 @@ func TestDiskCheckerStop(t *testing.T) {
 	}
 	if r.Acked < 50 || r.Writes != r.Acked || r.Unknown != 0 || r.MaxStall <= 0 {
 		t.Fatalf("report %+v", r)
+	}
+	if start := r.StallEnd.Add(-r.MaxStall); start.Before(begin) || r.StallEnd.After(time.Now()) {
+		t.Fatalf("the longest stall, %v to %v, is not within the run, from %v", start, r.StallEnd, begin)
 	}
 	if res, err := c.Verify(path); err != nil || !res.OK() || res.Current != 16 {
 		t.Fatalf("verify: %v %v", res, err)

@@ -98,7 +98,7 @@ func (m *EtcdMember) start() error {
 	if err != nil {
 		return err
 	}
-	full := append([]string{"ip", "netns", "exec", m.Netns, "etcd"}, m.args...)
+	full := NetnsArgv(m.Netns, append([]string{"etcd"}, m.args...)...)
 	fmt.Fprintf(logf, "=== start %v\n", full)
 	cmd := exec.Command(full[0], full[1:]...)
 	cmd.Env = cleanEnv()

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"fmt"
+	"path/filepath"
 )
 
 // Machine is a network namespace standing in for a machine, joined to its
@@ -75,4 +76,17 @@ func ThirdMachine(t T, m *Machine) *Machine {
 	// The new machine reaches m's link address through m.
 	Run(t, "ip", "-n", c.Name, "route", "add", m.Addr+"/32", "via", mAddr)
 	return c
+}
+
+// NetnsArgv is argv run in network namespace name: nsenter into its
+// network namespace only. (`ip netns exec` also makes a mount namespace
+// of its own, a copy of every mount at that moment: a long-running
+// process started so keeps the filesystems mounted then alive after they
+// are unmounted here, and their devices busy.)
+func NetnsArgv(name string, argv ...string) []string {
+	path := name
+	if filepath.Base(name) == name {
+		path = filepath.Join("/run/netns", name)
+	}
+	return append([]string{"nsenter", "--net=" + path, "--"}, argv...)
 }

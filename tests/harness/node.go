@@ -51,7 +51,7 @@ func NewNode(t T, name, dir string, m *Machine, disks []string, args ...string) 
 func (n *Node) Command(args ...string) (string, error) {
 	full := append([]string{Binary(n.t)}, args...)
 	if n.Machine != nil {
-		full = append([]string{"ip", "netns", "exec", n.Machine.Name}, full...)
+		full = NetnsArgv(n.Machine.Name, full...)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -86,7 +86,7 @@ func (n *Node) Start() {
 	}
 	full := append([]string{Binary(n.t)}, args...)
 	if n.Machine != nil {
-		full = append([]string{"ip", "netns", "exec", n.Machine.Name}, full...)
+		full = NetnsArgv(n.Machine.Name, full...)
 	}
 	logf, err := os.OpenFile(n.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

@@ -66,7 +66,7 @@ func StartPrometheus(t T, m *Machine, interval time.Duration, targets ...PromTar
 	args := []string{"prometheus", "--config.file=" + conf, "--storage.tsdb.path=" + filepath.Join(dir, "data"),
 		"--web.listen-address=" + p.Addr, "--log.level=warn"}
 	if m != nil {
-		args = append([]string{"ip", "netns", "exec", m.Name}, args...)
+		args = NetnsArgv(m.Name, args...)
 	}
 	p.cmd = exec.Command(args[0], args[1:]...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf

@@ -267,6 +267,7 @@ func (w *Witness) HealMember(i int) {
 // back. It waits at most 5s for an answer.
 func (m *Machine) Reaches(addr string, port int) bool {
 	script := fmt.Sprintf("exec 3<>/dev/tcp/%s/%d", addr, port)
-	out, err := Try("ip", "netns", "exec", m.Name, "timeout", "5", "bash", "-c", script)
+	argv := NetnsArgv(m.Name, "timeout", "5", "bash", "-c", script)
+	out, err := Try(argv[0], argv[1:]...)
 	return err == nil || strings.Contains(out+err.Error(), "Connection refused")
 }

@@ -64,8 +64,7 @@ func Setup(t harness.T, n *harness.Node, dir string) *Services {
 		t.Fatal(err)
 	}
 	mount := MountScript(t)
-	ns := []string{"nsenter", fmt.Sprintf("--mount=/proc/%d/ns/mnt", os.Getpid()), "--"}
-	line := func(args ...string) string { return ShellJoin(append(ns, args...)) }
+	line := func(args ...string) string { return ShellJoin(args) }
 	n.Args = append(n.Args,
 		"--on-promote", line(mount, "attach", "--state", s.State, "--mkfs", Mkfs, "-o", "data=ordered", s.Mount),
 		"--on-promote", line(s.BrokerScript, "start"),

@@ -165,10 +165,14 @@ func printTable(w io.Writer, sum summary) {
 	}
 }
 
-// orDash rounds d, or says "-" for none.
+// orDash rounds d, or says "-" for none; a time too short to show
+// rounded is "<round", not "0s" (which would read as none).
 func orDash(d, round time.Duration) string {
-	if d <= 0 {
+	switch {
+	case d <= 0:
 		return "-"
+	case d < round/2:
+		return "<" + round.String()
 	}
 	return d.Round(round).String()
 }

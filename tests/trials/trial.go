@@ -170,8 +170,9 @@ func (tr *trial) stopWorkload() {
 	tr.res.Acked += rep.Acked
 	tr.res.Unknown += rep.Unknown
 	tr.res.Stall = max(tr.res.Stall, rep.MaxStall)
-	tr.logf("workload stopped: %d writes, %d acknowledged, %d in flight, longest stall %v, errors %v",
-		rep.Writes, rep.Acked, rep.Unknown, rep.MaxStall.Round(time.Millisecond), rep.Errors)
+	tr.logf("workload stopped: %d writes, %d acknowledged, %d in flight, longest stall %v (from %s), errors %v",
+		rep.Writes, rep.Acked, rep.Unknown, rep.MaxStall.Round(time.Millisecond),
+		rep.StallEnd.Add(-rep.MaxStall).Format("15:04:05.000"), rep.Errors)
 }
 
 // waitInSync waits until the serving node has its peer connected, every

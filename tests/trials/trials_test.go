@@ -132,12 +132,16 @@ func TestTable(t *testing.T) {
 		{N: 1, Fault: "link-cut", What: "link down, then up", At: 300, Acked: 900, Stall: 2100 * time.Millisecond, Recovery: 1500 * time.Millisecond, Outcome: "ok"},
 		{N: 2, Fault: "kill-primary", What: "kill -9 a", At: 200, Acked: 201, Unknown: 4, Lost: 3, Outcome: "LOST", Detail: "2048 blocks: 3 lost"},
 		{N: 3, Fault: "isolate-primary", What: "a isolated", At: 500, Acked: 502, Failover: 6340 * time.Millisecond, Recovery: 3 * time.Second, Outcome: "ok"},
+		{N: 4, Fault: "slow-link", What: "slow link", At: 400, Acked: 1400, Stall: 97 * time.Millisecond, Recovery: 20 * time.Millisecond, Outcome: "ok"},
 	}})
 	out := b.String()
-	for _, want := range []string{"recovery", "failover", "2.1s", "1.5s", "6.3s", "LOST", "trial 2 (kill-primary) LOST: 2048 blocks: 3 lost"} {
+	for _, want := range []string{"recovery", "failover", "2.1s", "1.5s", "6.3s", "<100ms", "LOST", "trial 2 (kill-primary) LOST: 2048 blocks: 3 lost"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
+	}
+	if strings.Contains(out, " 0s ") {
+		t.Errorf("a recovery shorter than the rounding reads as none (0s):\n%s", out)
 	}
 	if strings.Contains(out, "trial 1 (") {
 		t.Errorf("a detail line for a trial that was ok:\n%s", out)
