@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netraid/netraid/internal/lat"
-	"github.com/netraid/netraid/internal/rawio"
 )
 
 // Linux native AIO (io_setup, io_submit, io_getevents): see doc.go for why
@@ -25,6 +24,7 @@ import (
 const (
 	iocbCmdPread   = 0
 	iocbCmdPwrite  = 1
+	iocbCmdFdsync  = 3
 	iocbCmdPreadv  = 7
 	iocbCmdPwritev = 8
 	iocbFlagResfd  = 1 << 0
@@ -107,10 +107,16 @@ type aioRing struct {
 	// ringShut set once close was called.
 	state    atomic.Int64
 	teardown sync.Once
+	// noNowait: the file refused RWF_NOWAIT (EOPNOTSUPP), so transfers
+	// are submitted the blocking way (see submitBatch). retried counts
+	// the transfers submitted again without the flag.
+	noNowait atomic.Bool
+	retried  atomic.Int64
 
 	mu         sync.Mutex
 	queue      []*iocb // prepared, waiting for a submitter
 	spare      []*iocb
+	blocking   int // how many in queue must be submitted the blocking way
 	submitting bool
 }
 
@@ -190,9 +196,14 @@ func (r *aioRing) leave() {
 	}
 }
 
-// start fills slot i's iocb and queues it for submission.
+// start fills slot i's iocb and queues it for submission. A transfer
+// asks not to wait in io_submit (RWF_NOWAIT; see submitBatch) unless the
+// file refused that before.
 func (r *aioRing) start(i int32, opcode uint16, fd int, buf unsafe.Pointer, n int, off int64, rwFlags uint32) {
 	s := &r.slots[i]
+	if opcode != iocbCmdFdsync && !r.noNowait.Load() {
+		rwFlags |= unix.RWF_NOWAIT
+	}
 	s.cb = iocb{
 		data:    uint64(i),
 		rwFlags: rwFlags,
@@ -208,12 +219,24 @@ func (r *aioRing) start(i int32, opcode uint16, fd int, buf unsafe.Pointer, n in
 }
 
 // finish waits for slot i's transfer and frees the slot. It returns the
-// bytes moved, or the kernel's error.
+// bytes moved, or the kernel's error. A transfer that would have waited
+// in io_submit (RWF_NOWAIT: EAGAIN; EOPNOTSUPP where the file does not
+// take the flag) is submitted again without the flag.
 func (r *aioRing) finish(i int32) (int, error) {
 	s := &r.slots[i]
 	<-s.done
-	lat.Since(lat.AIOWake, s.reaped.Load())
 	res := s.res.Load()
+	for s.cb.rwFlags&unix.RWF_NOWAIT != 0 && (res == -int64(unix.EAGAIN) || res == -int64(unix.EOPNOTSUPP)) {
+		if res == -int64(unix.EOPNOTSUPP) {
+			r.noNowait.Store(true)
+		}
+		s.cb.rwFlags &^= unix.RWF_NOWAIT
+		r.retried.Add(1)
+		r.submit(&s.cb)
+		<-s.done
+		res = s.res.Load()
+	}
+	lat.Since(lat.AIOWake, s.reaped.Load())
 	clear(s.iov) // let the buffers go
 	r.release(i)
 	if res < 0 {
@@ -269,8 +292,15 @@ func (r *aioRing) transferv(opcode uint16, fd int, bufs [][]byte, off int64, rwF
 // random 4 KiB reads at the disk. Without it, five interleaved runs each:
 // 48.2k -> 59.0k IOPS, CPU per read unchanged.
 func (r *aioRing) submit(cb *iocb) {
+	// Read here, by the transfer's own goroutine: the submitter must not
+	// read another's iocb, which its owner may rewrite once the kernel
+	// completed it (an ordering the race detector cannot see).
+	nowait := cb.opcode == iocbCmdFdsync || cb.rwFlags&unix.RWF_NOWAIT != 0
 	r.mu.Lock()
 	r.queue = append(r.queue, cb)
+	if !nowait {
+		r.blocking++
+	}
 	if r.submitting {
 		r.mu.Unlock()
 		return
@@ -282,10 +312,10 @@ func (r *aioRing) submit(cb *iocb) {
 	}
 	r.mu.Lock()
 	for len(r.queue) > 0 {
-		batch := r.queue
-		r.queue, r.spare = r.spare[:0], batch
+		batch, raw := r.queue, r.blocking == 0
+		r.queue, r.spare, r.blocking = r.spare[:0], batch, 0
 		r.mu.Unlock()
-		r.submitBatch(batch)
+		r.submitBatch(batch, raw)
 		r.mu.Lock()
 	}
 	r.submitting = false
@@ -294,9 +324,27 @@ func (r *aioRing) submit(cb *iocb) {
 
 // submitBatch hands cbs to the kernel. An iocb the kernel refuses
 // completes at once with the error, and the rest are submitted after it.
-func (r *aioRing) submitBatch(cbs []*iocb) {
+//
+// A batch of transfers that all carry RWF_NOWAIT, and flushes (raw), goes
+// down in a raw system call (see internal/rawio): io_submit does not wait then
+// (a transfer that would, for a file lock, a block allocation or a free
+// request slot in a full device queue, completes at once with EAGAIN,
+// and finish submits it again the blocking way; a flush only queues work
+// for the kernel), and the runtime's syscall bookkeeping would only wake
+// its monitor thread, which then takes the P from every call that lasts
+// a few tens of microseconds and wakes a thread to run it (io_submit
+// kicks the device, and in a virtual machine that exit is slow). Any
+// other batch is submitted the blocking way, where the runtime hands the
+// P on if the call waits.
+func (r *aioRing) submitBatch(cbs []*iocb, raw bool) {
 	for len(cbs) > 0 {
-		n, _, e := syscall.Syscall(unix.SYS_IO_SUBMIT, r.ctx, uintptr(len(cbs)), uintptr(unsafe.Pointer(unsafe.SliceData(cbs))))
+		var n uintptr
+		var e syscall.Errno
+		if raw {
+			n, _, e = syscall.RawSyscall(unix.SYS_IO_SUBMIT, r.ctx, uintptr(len(cbs)), uintptr(unsafe.Pointer(unsafe.SliceData(cbs))))
+		} else {
+			n, _, e = syscall.Syscall(unix.SYS_IO_SUBMIT, r.ctx, uintptr(len(cbs)), uintptr(unsafe.Pointer(unsafe.SliceData(cbs))))
+		}
 		switch {
 		case e == unix.EINTR:
 			continue
@@ -315,56 +363,20 @@ func (r *aioRing) complete(data uint64, res int64) {
 	s.done <- struct{}{}
 }
 
-// reap waits on the eventfd and completes every finished event, until the
-// eventfd is closed.
-func (r *aioRing) reap() {
-	defer close(r.reaped)
-	var count [8]byte
-	events := make([]ioEvent, len(r.slots))
-	zero := unix.Timespec{}
-	rc, err := r.efd.SyscallConn()
-	if err != nil {
-		panic(fmt.Sprintf("blockdev: aio: the completion eventfd: %v", err))
-	}
-	// Both calls are made raw (see internal/rawio): the eventfd is
-	// non-blocking and its reads wait in the netpoller; io_getevents with
-	// a zero timeout does not wait.
-	efd := rawio.NewReader(rc)
-	for {
-		if _, err := efd.Read(count[:]); err != nil {
-			if r.state.Load()&ringShut == 0 {
-				panic(fmt.Sprintf("blockdev: aio: reading the completion eventfd: %v", err))
-			}
-			return // destroy closed it
-		}
-		for {
-			n, _, e := syscall.RawSyscall6(unix.SYS_IO_GETEVENTS, r.ctx, 0, uintptr(len(events)),
-				uintptr(unsafe.Pointer(&events[0])), uintptr(unsafe.Pointer(&zero)), 0)
-			if e == unix.EINTR {
-				continue
-			}
-			if e != 0 {
-				panic(fmt.Sprintf("blockdev: aio: io_getevents: %v", e))
-			}
-			for _, ev := range events[:n] {
-				r.complete(ev.data, ev.res)
-			}
-			if int(n) < len(events) {
-				break
-			}
-		}
-	}
-}
-
 // aioEngine is the ioEngine of native AIO.
-type aioEngine struct{ r *aioRing }
+type aioEngine struct {
+	r *aioRing
+	// noFdsync: the kernel refused IOCB_CMD_FDSYNC, so fdatasync blocks
+	// in the system call.
+	noFdsync *atomic.Bool
+}
 
 func newAIOEngine() (ioEngine, error) {
 	r, err := newAIORing(aioDepth)
 	if err != nil {
 		return nil, err
 	}
-	return aioEngine{r}, nil
+	return aioEngine{r: r, noFdsync: new(atomic.Bool)}, nil
 }
 
 func (e aioEngine) engine() Engine { return EngineAIO }
@@ -388,6 +400,25 @@ func (e aioEngine) pwritev(fd int, iov [][]byte, off int64) (int, error) {
 
 func (e aioEngine) pwritevDSync(fd int, iov [][]byte, off int64) (int, error) {
 	return e.r.transferv(iocbCmdPwritev, fd, iov, off, unix.RWF_DSYNC)
+}
+
+// fdatasync goes through the ring too (IOCB_CMD_FDSYNC: the kernel runs
+// it on a worker and posts its completion as a transfer's), so that the
+// goroutine waits for the disk's flush as for a write. A blocking
+// fdatasync(2) holds its thread in the kernel for the length of the
+// flush: the runtime's monitor takes the P away, wakes another thread to
+// run the rest, and the first sleeps again on return until it gets a P
+// back. Where the kernel refuses the command (EINVAL before Linux 4.18),
+// the blocking call is used from then on.
+func (e aioEngine) fdatasync(fd int) error {
+	if !e.noFdsync.Load() {
+		_, err := e.r.transfer(iocbCmdFdsync, fd, nil, 0)
+		if err != unix.EINVAL {
+			return err
+		}
+		e.noFdsync.Store(true)
+	}
+	return blockingFdatasync(fd)
 }
 
 // AIOAvailable reports whether the kernel sets up native AIO contexts for

@@ -15,6 +15,11 @@
 //     non-overlapping ranges are allowed. No implementation keeps p.
 //   - A write that returned without error is durable only after a later
 //     Flush returned without error, or if it was written with WriteAtFUA.
+//   - FlushGroup (File's flushes, nbd.Client's FLUSHes) answers each
+//     caller with a flush that started after the caller called, never
+//     with one already running: concurrent callers share the next one.
+//     A File's FUA write that finds other durable writes or flushes in
+//     progress is a plain write followed by such a shared flush.
 //   - Optional abilities (Trim, WriteZeroes, FUA, block size, allocation
 //     map, checksum) are separate one-method interfaces found by type
 //     assertion; the package-level helpers of the same names fall back to
@@ -30,12 +35,17 @@
 //     Engine). By default it is Linux native AIO: transfers queue iocbs,
 //     and whichever goroutine finds no io_submit under way submits all
 //     that are queued in one call, which the block layer plugs into one
-//     batch for the device; completions signal an eventfd that one
-//     reaper goroutine reads through the netpoller. So no thread sleeps in
-//     the kernel per transfer, where blocking pread/pwrite(v) (EngineSync,
-//     and the fallback when io_setup fails) cost a thread switch and a
-//     P hand-off each. At most aioDepth transfers per File are in the
-//     kernel; more wait for a slot. A transfer's buffers stay reachable
+//     batch for the device; completions signal an eventfd on which one
+//     reaper goroutine waits in the netpoller, and it takes them from the
+//     ring the kernel maps (no system call per completion). Flushes go
+//     the same way (IOCB_CMD_FDSYNC), and transfers are submitted with
+//     RWF_NOWAIT in a raw system call (one that would wait comes back
+//     EAGAIN and is submitted again the blocking way). So no thread
+//     sleeps in the kernel per transfer or flush, and the runtime's
+//     monitor is not woken per request, where blocking pread/pwrite(v)
+//     and fdatasync (EngineSync, and the fallback when io_setup fails)
+//     cost a thread switch and a P hand-off each. At most aioDepth
+//     transfers per File are in the kernel; more wait for a slot. A transfer's buffers stay reachable
 //     until its completion is reaped. Close never waits for the disk: the
 //     last transfer in flight releases the context.
 //   - Readahead never returns data that a write, trim or write-zeroes

@@ -52,6 +52,8 @@ type ioEngine interface {
 	preadv(fd int, iov [][]byte, off int64) (int, error)
 	pwritev(fd int, iov [][]byte, off int64) (int, error)
 	pwritevDSync(fd int, iov [][]byte, off int64) (int, error)
+	// fdatasync makes the writes that completed before it durable.
+	fdatasync(fd int) error
 	close() error
 }
 
@@ -90,4 +92,11 @@ func (syncEngine) pwritev(fd int, iov [][]byte, off int64) (int, error) {
 
 func (syncEngine) pwritevDSync(fd int, iov [][]byte, off int64) (int, error) {
 	return unix.Pwritev2(fd, iov, off, unix.RWF_DSYNC)
+}
+
+func (syncEngine) fdatasync(fd int) error { return blockingFdatasync(fd) }
+
+// blockingFdatasync is fdatasync(2), retried on EINTR.
+func blockingFdatasync(fd int) error {
+	return retryEINTR(func() error { return unix.Fdatasync(fd) })
 }

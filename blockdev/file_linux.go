@@ -47,6 +47,11 @@ type File struct {
 	noFUA     atomic.Bool // pwritev2(RWF_DSYNC): use pwrite + fdatasync
 	noDiscard atomic.Bool // BLKDISCARD / PUNCH_HOLE: Trim does nothing
 	noZero    atomic.Bool // ZERO_RANGE / BLKZEROOUT: write zero buffers
+
+	// flushes shares fdatasyncs between concurrent flushes and durable
+	// writes; fua counts the durable writes in progress.
+	flushes FlushGroup
+	fua     atomic.Int32
 }
 
 var (
@@ -206,17 +211,19 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 	return f.pwrite(p, off)
 }
 
-// Flush makes every completed write durable (fdatasync).
+// Flush makes every completed write durable (fdatasync). Concurrent
+// flushes share fdatasyncs (FlushGroup): each is answered by one that
+// started after it was called.
 func (f *File) Flush() error {
 	if f.closed.Load() {
 		return ErrClosed
 	}
-	return f.fdatasync()
+	return f.flushes.Do(f.fdatasync)
 }
 
 func (f *File) fdatasync() error {
 	t := lat.Start()
-	err := f.control(func(fd int) error { return retryEINTR(func() error { return unix.Fdatasync(fd) }) })
+	err := f.control(f.io.fdatasync)
 	lat.Since(lat.FileFlush, t)
 	if err != nil {
 		return f.ioErr(opFlush, 0, 0, err)

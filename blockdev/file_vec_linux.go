@@ -55,7 +55,21 @@ func (f *File) WriteAtvFUA(bufs [][]byte, off int64) (int, error) {
 // writeFUA writes bufs (n bytes in all) durably at off: pwritev2 with
 // RWF_DSYNC, which a block device turns into FUA writes. If the kernel
 // refuses the flag, it falls back (for good) to pwritev and fdatasync.
+//
+// While other durable writes or flushes are in progress it writes plainly
+// and then flushes through the File's FlushGroup instead: on a regular
+// file each RWF_DSYNC write costs a flush of its own, where concurrent
+// ones then share one.
 func (f *File) writeFUA(bufs [][]byte, off, n int64) (int, error) {
+	shared := f.fua.Add(1) > 1 || f.flushes.Busy()
+	defer f.fua.Add(-1)
+	if shared {
+		done, err := f.transferv(opWrite, bufs, off, n, f.io.pwritev, io.ErrShortWrite)
+		if err != nil {
+			return done, err
+		}
+		return done, f.flushes.Do(f.fdatasync)
+	}
 	if !f.noFUA.Load() {
 		done, err := f.transferv(opFUA, bufs, off, n, f.io.pwritevDSync, io.ErrShortWrite)
 		if done > 0 || !(errors.Is(err, unix.EINVAL) || unsupported(err)) {
@@ -66,7 +80,7 @@ func (f *File) writeFUA(bufs [][]byte, off, n int64) (int, error) {
 	if err != nil {
 		return done, err
 	}
-	if err := f.fdatasync(); err != nil {
+	if err := f.flushes.Do(f.fdatasync); err != nil {
 		return done, err
 	}
 	f.noFUA.Store(true) // the plain write worked: the flag was the problem

@@ -76,9 +76,10 @@ type Client struct {
 	tls        bool
 	peerCert   *x509.Certificate // the server's certificate, under TLS
 
-	wmu      sync.Mutex    // serializes requests on nc
-	requests combiner      // plaintext requests sent together (see send)
-	slots    chan struct{} // one token per request in flight
+	wmu      sync.Mutex          // serializes requests on nc
+	requests combiner            // plaintext requests sent together (see send)
+	slots    chan struct{}       // one token per request in flight
+	flushes  blockdev.FlushGroup // concurrent Flushes share FLUSH requests
 
 	mu           sync.Mutex // guards the fields below
 	pending      map[uint64]*call

@@ -93,13 +93,17 @@ func (c *Client) write(op string, p []byte, off int64, flags CommandFlags) (int,
 
 // Flush makes every completed write durable on the server (for writes on
 // any connection, as CAN_MULTI_CONN says). A server that does not take
-// NBD_CMD_FLUSH has no cache to flush.
+// NBD_CMD_FLUSH has no cache to flush. Concurrent flushes share their
+// requests (blockdev.FlushGroup): each is answered by a FLUSH sent after
+// it was called, and a burst of them costs two round trips, not one each.
 func (c *Client) Flush() error {
 	if err := c.usable("flush"); err != nil || c.flags&FlagSendFlush == 0 {
 		return err
 	}
-	return c.do(newCall(CmdFlush, 0, 0, 0), nil)
+	return c.flushes.Do(c.flush)
 }
+
+func (c *Client) flush() error { return c.do(newCall(CmdFlush, 0, 0, 0), nil) }
 
 // Trim discards a range; a no-op if the server does not take trims.
 func (c *Client) Trim(off, n int64) error {

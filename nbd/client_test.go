@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -421,5 +422,46 @@ func TestClientUnalignedOnThisServer(t *testing.T) {
 	got := make([]byte, len(data))
 	if _, err := c.ReadAt(got, 3000); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("unaligned read back: %v (equal %v)", err, bytes.Equal(got, data))
+	}
+}
+
+// flushGate is a device whose flushes wait for release, counted.
+type flushGate struct {
+	blockdev.Device
+	n       atomic.Int32
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *flushGate) Flush() error {
+	g.n.Add(1)
+	g.entered <- struct{}{}
+	<-g.release
+	return g.Device.Flush()
+}
+
+// TestClientSharesFlushes: Flushes that come while one is on the wire
+// share one more FLUSH request, sent after the first is answered.
+func TestClientSharesFlushes(t *testing.T) {
+	g := &flushGate{Device: blockdev.NewMem(expSize), entered: make(chan struct{}, 8), release: make(chan struct{})}
+	ts := startServer(t, "unix", ServerOptions{}, Export{Name: "g", Dev: g})
+	c := ts.dial(t, ClientOptions{Export: "g"})
+	errs := make(chan error, 5)
+	go func() { errs <- c.Flush() }()
+	<-g.entered
+	for range 4 {
+		go func() { errs <- c.Flush() }()
+	}
+	waitFor(t, "the four flushes to wait for the first", func() bool { return c.flushes.Callers() == 5 })
+	g.release <- struct{}{}
+	<-g.entered
+	close(g.release) // this flush, and any the server makes as it stops
+	for range 5 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := g.n.Load(); n != 2 {
+		t.Fatalf("the server saw %d FLUSH requests for 5 Flushes, want 2", n)
 	}
 }

@@ -126,14 +126,14 @@ start_nbdkit() {
 # NBD server with no disk. Not confined to SERVER_MEM: its memory is its
 # disk, by design. Fails (1) if nbdkit has no memory plugin.
 start_nbdkit_memory() {
-	local name=$1 addr
+	local name=$1 size=$2 addr
 	nbdkit memory --dump-plugin >/dev/null 2>&1 || return 1
 	addr=$(listen_addr "$name")
 	case $addr in
 	/*) set -- --unix "$addr" ;;
 	*) set -- --ipaddr 127.0.0.1 --port "${addr##*:}" ;;
 	esac
-	nbdkit --foreground --exit-with-parent --threads "$NBDKIT_THREADS" "$@" memory size="$2" \
+	nbdkit --foreground --exit-with-parent --threads "$NBDKIT_THREADS" "$@" memory size="$size" \
 		>"$WORK/$name.log" 2>&1 &
 	SERVER_PID=$!
 	PIDS+=("$SERVER_PID")
