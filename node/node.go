@@ -202,6 +202,9 @@ func (n *Node) run(ctx context.Context) error {
 		}()
 	}
 
+	n.mu.Lock() // the control socket is up: an action may change it
+	wasPrimary := n.sb.Role == meta.Primary
+	n.mu.Unlock()
 	if n.cfg.fenced() {
 		if err := n.newFence(); err != nil {
 			n.shutdown()
@@ -227,7 +230,7 @@ func (n *Node) run(ctx context.Context) error {
 	if !n.cfg.standalone() {
 		n.warnLink()
 	}
-	if n.sb.Role == meta.Primary && !n.cfg.standalone() && !n.cfg.Primary {
+	if wasPrimary && !n.cfg.standalone() && !n.cfg.Primary {
 		n.log.Warn("this node was primary when it stopped; it starts as secondary: promote it when it should serve")
 	}
 	if n.cfg.standalone() || n.cfg.Primary {
