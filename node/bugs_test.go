@@ -350,6 +350,7 @@ func TestCleanShutdownHandsOver(t *testing.T) {
 	if line, ok := s.log.Find(mark, "node=a", "peer leg failed"); ok {
 		t.Fatalf("a's clean stop failed its peer leg: %s", line)
 	}
+	s.waitFor("b to see a's link end", func() bool { return s.peerState("b") != "connected" })
 	s.do("b", node.ActPromote, node.Request{})
 	if err := s.c.Procs["a"].Start(); err != nil {
 		t.Fatal(err)
