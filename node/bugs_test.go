@@ -357,3 +357,63 @@ func TestCleanShutdownHandsOver(t *testing.T) {
 	}
 	s.waitFor("a back as b's in-sync secondary", func() bool { p, ok := s.c.InSync(); return ok && p == "b" })
 }
+
+// TestLastDiskLostWhileServingThroughPeer is explorer seed 202: a
+// primary's member 1 fails (its local copy with it: the volume is served
+// through the peer, and the other member's bitmap records what the local
+// copy misses), then member 0 fails too, with no member left to record
+// it on. A write to a clean region then is on the peer alone, and
+// nothing on a's disks says so: after both crash, a's old disks, whose
+// superblock still names the generation the peer holds, met it as a
+// plain resync with a rebuild of member 1 only, and "in sync" hid the
+// write missing on member 0. The peer must record a new generation
+// before such a write is answered.
+func TestLastDiskLostWhileServingThroughPeer(t *testing.T) {
+	s := newSynced(t, sim.Options{})
+	lay := s.c.Layout()
+	blocksPerRegion := lay.Region / sim.BlockSize
+	a := s.c.Procs["a"]
+	a.Disks[1].FailMeta(lay.DataOffset)
+	s.write(2*blocksPerRegion, 1, false) // a clean region: member 1's bitmap write fails
+	s.waitFor("a to serve through b", func() bool { return s.status("a").DiskState == "failed" })
+	a.Disks[0].FailMeta(lay.DataOffset)
+	// A clean region whose first chunk is on member 0, which still
+	// works but for its metadata: its bitmap write fails it.
+	w := s.write(5*blocksPerRegion, 1, false)
+	s.flush()
+	t.Logf("W = %s; a's generations %s, b's %s", w, s.status("a").Gens, s.status("b").Gens)
+	for _, name := range []string{"a", "b"} {
+		if err := s.c.Procs[name].Stop(sim.Crash, wait); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range a.Disks {
+		d.Heal()
+	}
+	for _, name := range []string{"a", "b"} {
+		if err := s.c.Procs[name].Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.do("b", node.ActPromote, node.Request{})
+	for _, m := range s.status("a").Members {
+		if m.State == "failed" {
+			d := a.AddDisk()
+			s.do("a", node.ActDiskReplace, node.Request{Disk: m.Path, NewDisk: d.Name})
+		}
+	}
+	s.waitFor("the pair in sync", func() bool { _, ok := s.c.InSync(); return ok })
+	ca, err := s.c.Copy("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := s.c.Copy("b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range ca {
+		if ca[i] != cb[i] {
+			t.Fatalf("the pair reports in sync but block %d holds write %d on a and %d on b (a's verdict %s)", i, ca[i], cb[i], s.status("a").Peer.Verdict)
+		}
+	}
+}
