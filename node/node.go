@@ -64,6 +64,9 @@ type Node struct {
 	// memGens, when set, are this node's generations, which none of its
 	// disks could record (they all failed): its peer recorded them.
 	memGens *Gens
+	// primNow is prim, for the volume's callbacks, which may run with mu
+	// held.
+	primNow atomic.Pointer[primary]
 	// lastLogged is the error each repeated condition was last logged
 	// with, so that a condition is logged once, not at every retry.
 	lastLogged map[string]string
@@ -122,6 +125,14 @@ func Open(cfg Config) (*Node, error) {
 		OnMemberFailed: func(member int, err error) {
 			if n != nil {
 				n.memberFailed(member, err)
+			}
+		},
+		OnNoMemberLeft: func() {
+			if n == nil {
+				return
+			}
+			if p := n.primNow.Load(); p != nil {
+				p.holdForDiskless()
 			}
 		}}
 	if cfg.Faults != nil {

@@ -41,6 +41,12 @@ type primary struct {
 	stopping atomic.Bool
 	// stopCh is closed when demote or shutdown begins.
 	stopCh chan struct{}
+	// disklessMu serialises the records of a copy left with no disk
+	// (recordDiskless); disklessDone says the peer made it, and
+	// disklessBusy that answers are held until it does.
+	disklessMu   sync.Mutex
+	disklessDone atomic.Bool
+	disklessBusy atomic.Bool
 
 	mu     sync.Mutex
 	remote *mirror.Leg    // the peer leg, or nil
@@ -143,6 +149,7 @@ func (n *Node) promote(ctx context.Context, force bool) (string, error) {
 		return "", err
 	}
 	n.prim = p
+	n.primNow.Store(p)
 	keep = true
 	if lead != nil && plan.Diverge {
 		// The peer is away: nothing is answered before it is recorded
@@ -263,6 +270,7 @@ func (n *Node) demoteLocked(force bool, only *primary) (string, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.prim = nil
+	n.primNow.Store(nil)
 	n.suspended = ""
 	// The peer may be promoted in this node's place: the election goes.
 	n.resignLocked()
@@ -361,32 +369,57 @@ func (p *primary) legFailed(leg *mirror.Leg, err error) error {
 		n.log.Warn("peer leg failed while the local copy is rebuilt from it, or failed: no I/O until it is back", "err", err)
 		return nil
 	}
-	for attempt := 0; ; attempt++ {
+	var g Gens
+	uerr := p.retryHeld("I/O held: cannot record the new generation after losing the peer", func() error {
 		n.mu.Lock()
-		g := n.gens()
+		defer n.mu.Unlock()
+		g = n.gens()
 		g.Diverge()
-		uerr := n.updateSuper(func(sb *meta.Superblock) { sb.Generations = g.Meta() })
-		if uerr == nil {
-			if n.suspended != "" {
-				n.log.Info("new generation recorded: I/O resumes", "generations", g.String())
+		if err := n.updateSuper(func(sb *meta.Superblock) { sb.Generations = g.Meta() }); err != nil {
+			return err
+		}
+		if n.suspended != "" {
+			n.log.Info("new generation recorded: I/O resumes", "generations", g.String())
+		}
+		return nil
+	}, func(since string, uerr error) string {
+		return fmt.Sprintf("I/O held since %s: the peer is lost and the new data generation cannot be recorded (%v); "+
+			"writes are neither answered nor failed until it can be (check this node's disks) or the node is demoted", since, uerr)
+	})
+	if uerr != nil {
+		return fmt.Errorf("the peer was lost and the new data generation could not be recorded: %w", uerr)
+	}
+	n.log.Warn("peer leg failed: serving from the local disks, tracking changes", "err", err, "generations", g.String())
+	p.fencePeerLost(g.Current)
+	return nil
+}
+
+// retryHeld runs try until it succeeds (nil) or this node stops being
+// primary (try's last error), waiting retryDelay between attempts. While
+// it fails, status says why I/O is held (held, given since when and the
+// error) and the error is logged once as msg.
+func (p *primary) retryHeld(msg string, try func() error, held func(since string, err error) string) error {
+	n := p.n
+	since := time.Now().UTC().Format(time.RFC3339)
+	for attempt := 0; ; attempt++ {
+		err := try()
+		n.mu.Lock()
+		if err == nil {
+			if attempt > 0 {
+				n.suspended = ""
 			}
-			n.suspended = ""
 			n.mu.Unlock()
-			n.log.Warn("peer leg failed: serving from the local disks, tracking changes", "err", err, "generations", g.String())
-			p.fencePeerLost(g.Current)
 			return nil
 		}
-		n.suspended = fmt.Sprintf("I/O held since %s: the peer is lost and the new data generation cannot be recorded (%v); "+
-			"writes are neither answered nor failed until it can be (check this node's disks) or the node is demoted",
-			time.Now().UTC().Format(time.RFC3339), uerr)
-		n.logOnce("I/O held: cannot record the new generation after losing the peer", uerr)
+		n.suspended = held(since, err)
+		n.logOnce(msg, err)
 		n.mu.Unlock()
 		select {
 		case <-p.stopCh:
 			n.mu.Lock()
 			n.suspended = ""
 			n.mu.Unlock()
-			return fmt.Errorf("the peer was lost and the new data generation could not be recorded: %w", uerr)
+			return err
 		case <-time.After(retryDelay(attempt)):
 		}
 	}
@@ -399,37 +432,98 @@ func retryDelay(attempt int) time.Duration {
 }
 
 // localFailed records that the local disks failed under the primary:
-// the volume is served through the peer. When no disk is left to record
-// it on, the peer records a new generation instead (repl.MsgDiskless)
-// before any write only it holds is answered: the old disks, should they
-// come back as they were, then meet it as an older copy. If the peer
-// cannot record it either, nothing is answered (the mirror freezes).
+// the volume is served through the peer, and the bitmap on the members
+// left records what the local copy misses. When no disk is left to
+// record it on, the peer records a new generation instead
+// (recordDiskless) before any write only it holds is answered. If the
+// peer cannot record it either, nothing is answered (the mirror
+// freezes).
 func (p *primary) localFailed(err error) error {
 	n := p.n
 	n.mu.Lock()
 	n.log.Error("local disks failed: serving through the peer", "err", err)
 	rerr := n.recordFailed(n.failedOf(err), err)
-	g := n.gens()
 	n.mu.Unlock()
 	if !errors.Is(rerr, volume.ErrNoMemberLeft) {
+		return nil
+	}
+	switch err := p.recordDiskless(); {
+	case err == nil:
+		return nil
+	case errors.Is(err, errPeerNotInSync):
+		// Nothing is answered but errors until the peer is back in
+		// sync; then not before it records the new generation.
+		p.holdForDiskless()
+		return nil
+	default:
+		return fmt.Errorf("this node's disks failed and the peer could not record that it holds the only copy: %w", err)
+	}
+}
+
+// errPeerNotInSync: the peer cannot record anything for this copy now.
+var errPeerNotInSync = errors.New("the peer is not connected and in sync")
+
+// recordDiskless has the peer record a new current generation for the
+// pair (repl.MsgDiskless), which this node keeps in memory (memGens):
+// its disks have all failed, the last of them with nothing left to
+// record that on, so after a restart they read as they were, naming
+// the generation the pair holds with a bitmap that misses what was
+// written since. Under a new generation they meet the peer as an older
+// copy (a full sync), never as its equal. It is done once; done already,
+// it returns nil.
+func (p *primary) recordDiskless() error {
+	n := p.n
+	p.disklessMu.Lock()
+	defer p.disklessMu.Unlock()
+	n.mu.Lock()
+	done := n.memGens != nil
+	g := n.gens()
+	n.mu.Unlock()
+	if done || p.disklessDone.Load() {
+		p.disklessDone.Store(true)
 		return nil
 	}
 	p.mu.Lock()
 	l, remote := p.client, p.remote
 	p.mu.Unlock()
 	if l == nil || remote == nil || remote.State() != mirror.InSync {
-		// No copy is left: nothing is answered but errors.
-		return nil
+		return errPeerNotInSync
 	}
 	g.NewCurrent()
-	if _, serr := l.Send(repl.Message{Kind: repl.MsgDiskless, Gens: g}); serr != nil {
-		return fmt.Errorf("this node's disks failed and the peer could not record that it holds the only copy: %w", serr)
+	if _, err := l.Send(repl.Message{Kind: repl.MsgDiskless, Gens: g}); err != nil {
+		return err
 	}
 	n.mu.Lock()
 	n.memGens = &g
 	n.mu.Unlock()
+	p.disklessDone.Store(true)
 	n.log.Warn("no disk of this node is left to record its failure: the peer recorded a new generation", "generations", g.String())
 	return nil
+}
+
+// holdForDiskless holds the answers of the application's operations
+// until the peer has recorded a new generation for a copy with no disk
+// left (recordDiskless), retrying while the peer cannot; they fail if
+// this node stops being primary first. The volume calls it (through
+// Node.noMemberLeft) from every bitmap write that persisted nothing, on
+// the I/O path, before the write it marks is sent: it does not block.
+func (p *primary) holdForDiskless() {
+	if p.disklessDone.Load() || !p.disklessBusy.CompareAndSwap(false, true) {
+		return
+	}
+	p.mir.HoldAcks()
+	p.n.wg.Go(func() {
+		defer p.disklessBusy.Store(false)
+		err := p.retryHeld("I/O held: no disk is left and the peer cannot record the new generation yet", p.recordDiskless, func(since string, err error) string {
+			return fmt.Sprintf("I/O held since %s: every disk of this node failed and the peer has not recorded that it holds the only copy (%v); "+
+				"writes are answered once it has, or fail if the node is demoted", since, err)
+		})
+		if err != nil {
+			p.mir.FailAcks(errors.New("the node stopped being primary while its answers were held"))
+			return
+		}
+		p.mir.ReleaseAcks()
+	})
 }
 
 // disconnected is the peer leg while there is no link: it fails all I/O.

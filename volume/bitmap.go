@@ -162,6 +162,9 @@ func (b *bitmapDev) write(op string, off, n int64, f func(*blockdev.Section) err
 	if err != nil && !errors.Is(err, ErrNoMemberLeft) {
 		return 0, fmt.Errorf("volume: %s: recording a failed member: %w", op, err)
 	}
+	if err != nil && b.v.noMember != nil {
+		b.v.noMember()
+	}
 	return int(n), nil
 }
 

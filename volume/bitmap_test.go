@@ -3,6 +3,7 @@ package volume
 import (
 	"bytes"
 	"errors"
+	"sync/atomic"
 	"testing"
 
 	"github.com/netraid/netraid/blockdev"
@@ -93,14 +94,22 @@ func TestBitmapFanOut(t *testing.T) {
 
 // TestBitmapAllFailed: with every member failed, no superblock can be
 // written (ErrNoMemberLeft, and Super is unchanged), and the bitmap takes
-// writes and flushes without persisting them, keeping them in memory.
+// writes and flushes without persisting them, keeping them in memory,
+// and tells OnNoMemberLeft of each (only then).
 func TestBitmapAllFailed(t *testing.T) {
 	paths := sparseDisks(t, 2, 8*mib)
 	mustCreate(t, paths, CreateOptions{})
-	v := mustOpen(t, paths, OpenOptions{})
+	var told atomic.Int32
+	v := mustOpen(t, paths, OpenOptions{OnNoMemberLeft: func() { told.Add(1) }})
 	defer mustClose(t, v)
 	if err := v.UpdateSuper(func(sb *meta.Superblock) { sb.FailedMembers = 1 }); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := v.Bitmap().WriteAt(make([]byte, 4096), 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := told.Load(); n != 0 {
+		t.Fatalf("OnNoMemberLeft told %d times with a member left", n)
 	}
 	before := hashes(t, paths)
 	err := v.UpdateSuper(func(sb *meta.Superblock) { sb.FailedMembers = 3 })
@@ -123,6 +132,9 @@ func TestBitmapAllFailed(t *testing.T) {
 	got := make([]byte, len(bits))
 	if _, err := v.Bitmap().ReadAt(got, 4096); err != nil || !bytes.Equal(got, bits) {
 		t.Fatalf("bitmap read with no member left: %v, equal %v", err, bytes.Equal(got, bits))
+	}
+	if n := told.Load(); n != 2 {
+		t.Fatalf("OnNoMemberLeft told %d times by a write and a flush with no member left, want 2", n)
 	}
 	if err := v.UpdateSuper(func(sb *meta.Superblock) { sb.Role = meta.Primary }); !errors.Is(err, ErrNoMemberLeft) {
 		t.Fatalf("UpdateSuper with no member left = %v, want ErrNoMemberLeft", err)

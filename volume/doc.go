@@ -54,8 +54,12 @@
 //   - When every member has failed, bitmap writes and flushes succeed and
 //     persist nothing: no local copy of the data is left for the bitmap to
 //     describe (the node serves through its peer), and the copy in memory
-//     goes to the disk Replace puts in. Superblock writes then fail with
-//     ErrNoMemberLeft: nothing more can be recorded.
+//     goes to the disk Replace puts in. Each such call tells
+//     OnNoMemberLeft before it returns: the last member's failure is
+//     recorded nowhere, so after a restart that member's old superblock
+//     and bitmap are read again, and only the owner can make them count
+//     as older than what was written since. Superblock writes then fail
+//     with ErrNoMemberLeft: nothing more can be recorded.
 //   - Replace makes the new disk's bitmaps durable before its superblock,
 //     which has the update Replace was given and a higher Seq than the
 //     other members' copies until the same update reaches them: a crash

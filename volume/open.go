@@ -41,6 +41,15 @@ type OpenOptions struct {
 	// not block: that call waits for it. Members given to FailMembers
 	// or marked failed through UpdateSuper are not reported.
 	OnMemberFailed func(member int, err error)
+	// OnNoMemberLeft, if set, is called by every bitmap write or flush
+	// that persisted nothing because every member has failed (the call
+	// succeeds all the same: see the package documentation), on that
+	// call's goroutine before it returns, with no lock of the Volume
+	// held. From the first such call on, no disk of this copy records
+	// what is written: the owner makes that known elsewhere (a new data
+	// generation on the peer) before answering a write. It must not
+	// block.
+	OnNoMemberLeft func()
 	// OpenDisk, if set, opens the disks (of Open and of Replace) in place
 	// of blockdev.OpenFile (O_DIRECT, exclusive): the paths are then names
 	// it understands, and two disks are the same if their names are

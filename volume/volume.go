@@ -23,6 +23,7 @@ type Volume struct {
 	wrap     func(int, blockdev.Device) blockdev.Device
 	opener   opener // for Replace
 	onFailed func(member int, err error)
+	noMember func()
 
 	// io are the members' data areas as the stripe sees them, for
 	// Stalled; ioMu guards the slice (Replace swaps one).
@@ -93,7 +94,7 @@ func newVolume(members []*member, newest *meta.Superblock, o OpenOptions, log *s
 		wrap = func(_ int, d blockdev.Device) blockdev.Device { return d }
 	}
 	v := &Volume{log: log, readOnly: o.ReadOnly, members: members, sb: *newest, seq: newest.Seq,
-		wrap: wrap, opener: op, onFailed: o.OnMemberFailed, lingering: map[*memberIO]struct{}{}}
+		wrap: wrap, opener: op, onFailed: o.OnMemberFailed, noMember: o.OnNoMemberLeft, lingering: map[*memberIO]struct{}{}}
 	sb := *newest
 	sb.Member, sb.DiskUUID = 0, members[0].uuid
 	v.setSuperLocked(sb, true)
