@@ -397,7 +397,8 @@ func (p *primary) legFailed(leg *mirror.Leg, err error) error {
 // retryHeld runs try until it succeeds (nil) or this node stops being
 // primary (try's last error), waiting retryDelay between attempts. While
 // it fails, status says why I/O is held (held, given since when and the
-// error) and the error is logged once as msg.
+// error; "" when nothing is held for now) and the error is logged once
+// as msg.
 func (p *primary) retryHeld(msg string, try func() error, held func(since string, err error) string) error {
 	n := p.n
 	since := time.Now().UTC().Format(time.RFC3339)
@@ -515,6 +516,11 @@ func (p *primary) holdForDiskless() {
 	p.n.wg.Go(func() {
 		defer p.disklessBusy.Store(false)
 		err := p.retryHeld("I/O held: no disk is left and the peer cannot record the new generation yet", p.recordDiskless, func(since string, err error) string {
+			if errors.Is(err, errPeerNotInSync) {
+				// Nothing succeeds to be held: I/O fails for want of
+				// a copy, which status says otherwise.
+				return ""
+			}
 			return fmt.Sprintf("I/O held since %s: every disk of this node failed and the peer has not recorded that it holds the only copy (%v); "+
 				"writes are answered once it has, or fail if the node is demoted", since, err)
 		})

@@ -81,7 +81,7 @@ func (n *Node) status() Status {
 			ps.LastHeard = max(lv.Heard.Seconds(), 1e-3)
 		}
 		if !n.peer.since.IsZero() {
-			ps.Since = n.peer.since.UTC().Format(time.RFC3339)
+			ps.Since = n.peer.since.UTC().Format(time.RFC3339Nano)
 		}
 		if n.peer.met {
 			ps.Verdict = n.peer.verdict.String()

@@ -811,19 +811,54 @@ func (e *explorer) check() error {
 		return err
 	}
 	var prim []string
+	sts := map[string]node.Status{}
 	for _, name := range e.c.Names {
-		if st, ok := e.status(name); ok && st.Role == "primary" {
-			prim = append(prim, name)
+		if st, ok := e.status(name); ok {
+			sts[name] = st
+			if st.Role == "primary" {
+				prim = append(prim, name)
+			}
 		}
 	}
 	if err := e.checkFailovers(prim); err != nil {
 		return err
 	}
 	if len(prim) == 2 {
-		for _, name := range prim {
-			if st, ok := e.status(name); ok && st.Peer != nil && st.Peer.State == "connected" {
-				return violation("two-primaries", "both nodes are primary and %s says its link is connected", name)
-			}
+		return e.twoPrimaries(sts)
+	}
+	return nil
+}
+
+// twoPrimaries checks the statuses, read one node after the other, in
+// which both nodes are primary: neither may have its link to the other
+// connected. The reads are moments apart, and with a witness the roles
+// change on their own (a fenced node demotes itself, its peer promotes
+// itself and connects), so a node primary and connected in its read may
+// have handed over before or after the other's. The connected node's
+// reads must bracket a read of the other as primary: connected in both,
+// with the same generation and its link up since the same moment, it was
+// so all along, while the other was primary too.
+func (e *explorer) twoPrimaries(sts map[string]node.Status) error {
+	connected := func(st node.Status) bool {
+		return st.Role == "primary" && st.Peer != nil && st.Peer.State == "connected"
+	}
+	for i, x := range e.c.Names {
+		before := sts[x]
+		if !connected(before) {
+			continue
+		}
+		y := e.c.Names[1-i]
+		other, ok := sts[y], true
+		if i > 0 {
+			// y was read before x: read it again.
+			other, ok = e.status(y)
+		}
+		if !ok || other.Role != "primary" {
+			continue
+		}
+		after, ok := e.status(x)
+		if ok && connected(after) && after.Gens.Current == before.Gens.Current && after.Peer.Since == before.Peer.Since {
+			return violation("two-primaries", "both nodes are primary and %s says its link is connected", x)
 		}
 	}
 	return nil
