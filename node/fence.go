@@ -294,20 +294,29 @@ func (p *primary) fencePromoted(gen uint64) {
 // recordPeerOutdated records the peer outdated as of gen under this
 // node's election key.
 func (p *primary) recordPeerOutdated(gen uint64) error {
+	return p.recordOutdated(p.n.cfg.PeerName, gen)
+}
+
+// recordOutdated records node's copy (the peer's, or this node's own
+// disks') outdated as of gen under this node's election key. Without a
+// witness there is nothing to record.
+func (p *primary) recordOutdated(node string, gen uint64) error {
 	n := p.n
+	if n.fence == nil {
+		return nil
+	}
 	n.mu.Lock()
 	lead := n.fence.lead
-	peer := n.cfg.PeerName
 	n.mu.Unlock()
 	if lead == nil {
 		return witness.ErrNotLeader
 	}
 	ctx, cancel := context.WithTimeout(p.ctx, n.fence.w.TTL())
 	defer cancel()
-	if err := lead.RecordOutdated(ctx, peer, gen); err != nil {
+	if err := lead.RecordOutdated(ctx, node, gen); err != nil {
 		return err
 	}
-	n.log.Warn("the peer is recorded outdated in the witness", "peer", peer, "generation", fmt.Sprintf("%016X", gen))
+	n.log.Warn("recorded outdated in the witness", "node", node, "generation", fmt.Sprintf("%016X", gen))
 	return nil
 }
 
@@ -356,7 +365,11 @@ func (p *primary) retryPeerOutdated(gen uint64) {
 
 // clearPeerRecord removes the peer's outdated record once the peer holds
 // this primary's data again (after a resync).
-func (p *primary) clearPeerRecord() {
+func (p *primary) clearPeerRecord() { p.clearRecord(p.n.cfg.PeerName) }
+
+// clearRecord removes node's outdated record, if this node holds the
+// election.
+func (p *primary) clearRecord(node string) {
 	n := p.n
 	if n.fence == nil {
 		return
@@ -369,8 +382,8 @@ func (p *primary) clearPeerRecord() {
 	}
 	ctx, cancel := context.WithTimeout(p.ctx, n.fence.w.TTL())
 	defer cancel()
-	if err := lead.ClearOutdated(ctx, n.cfg.PeerName); err != nil {
-		n.log.Warn("clearing the peer's outdated record", "err", err)
+	if err := lead.ClearOutdated(ctx, node); err != nil {
+		n.log.Warn("clearing an outdated record in the witness", "node", node, "err", err)
 	}
 }
 

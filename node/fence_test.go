@@ -69,6 +69,26 @@ func (s *synced) outdated(name, whose string) bool {
 	return slices.ContainsFunc(s.failover(name).Outdated, func(r node.OutdatedRecord) bool { return r.Node == whose })
 }
 
+// staysOutdated waits until name, running alone, promotes itself or says
+// the witness records its copy outdated; it fails the test if name
+// promoted itself, lacking x, which its peer acknowledged alone.
+func (s *synced) staysOutdated(name string, x *sim.Write) {
+	s.t.Helper()
+	s.waitFor(name+" to promote itself, or to say its copy is recorded outdated", func() bool {
+		return s.role(name) == "primary" || strings.Contains(s.failover(name).Waiting, "records this node's copy outdated")
+	})
+	if s.role(name) != "primary" {
+		return
+	}
+	vals, err := s.c.Copy(name)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.c.Model.Promoted(name)
+	s.c.Model.CheckPromoted(name, vals)
+	s.t.Fatalf("%s promoted itself lacking %s, acknowledged by its peer alone: %d blocks lost", name, x, s.c.Model.Excused)
+}
+
 // checkPromoted checks name's copy as a copy promoted without --force,
 // with nothing excused.
 func (s *synced) checkPromoted(name string) {
@@ -500,18 +520,7 @@ func TestFencedPromotedAloneRecordsPeer(t *testing.T) {
 	if err := s.c.Procs["a"].Start(); err != nil {
 		t.Fatal(err)
 	}
-	s.waitFor("a to promote itself, or to say its copy is recorded outdated", func() bool {
-		return s.role("a") == "primary" || strings.Contains(s.failover("a").Waiting, "records this node's copy outdated")
-	})
-	if s.role("a") == "primary" {
-		vals, err := s.c.Copy("a")
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.c.Model.Promoted("a")
-		s.c.Model.CheckPromoted("a", vals)
-		t.Fatalf("a promoted itself lacking %s, acknowledged by b alone: %d blocks lost", x, s.c.Model.Excused)
-	}
+	s.staysOutdated("a", x)
 	if err := s.c.Procs["b"].Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -551,4 +560,52 @@ func TestFencedShutdownWhileHeld(t *testing.T) {
 	}
 	s.waitFor("b to promote itself", func() bool { return s.role("b") == "primary" })
 	s.checkPromoted("b")
+}
+
+// TestFencedDisklessRecordsItselfOutdated is fenced explorer seed 115:
+// every disk of the primary fails at once, too soon for any of them to
+// record it, and the volume is served through the peer, which takes
+// writes the old disks never get. The primary's machine then dies and
+// comes back first with those disks working again: they still say they
+// are the pair's up-to-date copy. They must not promote themselves: the
+// primary had to record its own copy outdated in the witness before
+// answering the first write they lack.
+func TestFencedDisklessRecordsItselfOutdated(t *testing.T) {
+	s := newFenced(t, sim.Options{})
+	for _, d := range s.c.Procs["a"].Disks {
+		d.FailMeta(s.c.Layout().DataOffset)
+	}
+	lay := s.c.Layout()
+	w, out, err := s.app.Write(3*lay.Region/sim.BlockSize, 1, true) // a clean region: the bitmap write fails both members
+	t.Logf("W = %s: %v %v", w, out, err)
+	s.waitFor("a to serve through b, its disks failed", func() bool {
+		return !slices.ContainsFunc(s.status("a").Members, func(m node.MemberStatus) bool { return m.State != "failed" })
+	})
+	x := s.write(4*lay.Region/sim.BlockSize, 2, true) // on b alone
+	s.app.Close()
+	for _, name := range []string{"a", "b"} {
+		if err := s.c.Procs[name].Stop(sim.Crash, wait); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range s.c.Procs["a"].Disks {
+		d.Heal()
+	}
+	if err := s.c.Procs["a"].Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.staysOutdated("a", x)
+	if _, err := s.c.Do("a", node.ActPromote, node.Request{}); err == nil || !strings.Contains(err.Error(), "outdated") {
+		t.Fatalf("plain promote of a's outdated disks: %v; want a refusal naming the witness's record", err)
+	}
+	if err := s.c.Procs["b"].Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("b to promote itself", func() bool { return s.role("b") == "primary" })
+	s.checkPromoted("b")
+	if err := s.app.Use("b"); err != nil {
+		t.Fatal(err)
+	}
+	s.identical("b")
+	s.waitFor("a's record cleared once it is synced", func() bool { return !s.outdated("b", "a") })
 }

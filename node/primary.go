@@ -451,9 +451,10 @@ func (p *primary) localFailed(err error) error {
 	switch err := p.recordDiskless(); {
 	case err == nil:
 		return nil
-	case errors.Is(err, errPeerNotInSync):
+	case errors.Is(err, errPeerNotInSync), errors.Is(err, errSelfNotRecorded):
 		// Nothing is answered but errors until the peer is back in
-		// sync; then not before it records the new generation.
+		// sync; then not before it records the new generation (and
+		// the witness this copy outdated).
 		p.holdForDiskless()
 		return nil
 	default:
@@ -461,8 +462,13 @@ func (p *primary) localFailed(err error) error {
 	}
 }
 
-// errPeerNotInSync: the peer cannot record anything for this copy now.
-var errPeerNotInSync = errors.New("the peer is not connected and in sync")
+var (
+	// errPeerNotInSync: the peer cannot record anything for this copy now.
+	errPeerNotInSync = errors.New("the peer is not connected and in sync")
+	// errSelfNotRecorded: the witness did not record this node's copy
+	// outdated.
+	errSelfNotRecorded = errors.New("the witness (etcd) did not record this node's copy outdated")
+)
 
 // recordDiskless has the peer record a new current generation for the
 // pair (repl.MsgDiskless), which this node keeps in memory (memGens):
@@ -470,35 +476,42 @@ var errPeerNotInSync = errors.New("the peer is not connected and in sync")
 // record that on, so after a restart they read as they were, naming
 // the generation the pair holds with a bitmap that misses what was
 // written since. Under a new generation they meet the peer as an older
-// copy (a full sync), never as its equal. It is done once; done already,
-// it returns nil.
+// copy (a full sync), never as its equal. With a witness, the copy is
+// recorded outdated there too (under this node's election key): those
+// disks, restarted while the peer is away, would otherwise promote
+// themselves without the writes only the peer holds. It is done once;
+// done already, it returns nil.
 func (p *primary) recordDiskless() error {
 	n := p.n
 	p.disklessMu.Lock()
 	defer p.disklessMu.Unlock()
-	n.mu.Lock()
-	done := n.memGens != nil
-	g := n.gens()
-	n.mu.Unlock()
-	if done || p.disklessDone.Load() {
-		p.disklessDone.Store(true)
+	if p.disklessDone.Load() {
 		return nil
 	}
-	p.mu.Lock()
-	l, remote := p.client, p.remote
-	p.mu.Unlock()
-	if l == nil || remote == nil || remote.State() != mirror.InSync {
-		return errPeerNotInSync
-	}
-	g.NewCurrent()
-	if _, err := l.Send(repl.Message{Kind: repl.MsgDiskless, Gens: g}); err != nil {
-		return err
-	}
 	n.mu.Lock()
-	n.memGens = &g
+	mem := n.memGens
+	g := n.gens()
 	n.mu.Unlock()
+	if mem == nil {
+		p.mu.Lock()
+		l, remote := p.client, p.remote
+		p.mu.Unlock()
+		if l == nil || remote == nil || remote.State() != mirror.InSync {
+			return errPeerNotInSync
+		}
+		g.NewCurrent()
+		if _, err := l.Send(repl.Message{Kind: repl.MsgDiskless, Gens: g}); err != nil {
+			return err
+		}
+		n.mu.Lock()
+		n.memGens = &g
+		n.mu.Unlock()
+		n.log.Warn("no disk of this node is left to record its failure: the peer recorded a new generation", "generations", g.String())
+	}
+	if err := p.recordOutdated(n.cfg.Name, g.Current); err != nil {
+		return fmt.Errorf("%w: %w", errSelfNotRecorded, err)
+	}
 	p.disklessDone.Store(true)
-	n.log.Warn("no disk of this node is left to record its failure: the peer recorded a new generation", "generations", g.String())
 	return nil
 }
 

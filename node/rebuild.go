@@ -189,6 +189,10 @@ func (p *primary) rebuildLocal(ctx context.Context, rp RebuildPoint, done chan s
 		return fmt.Errorf("recording the end of the rebuild: %w", err)
 	}
 	n.log.Info("rebuild of the replaced disk done", "member", rp.Member, "copied", leg.Stats().SyncBytes)
+	if p.disklessDone.Load() && n.sb.FailedMembers == 0 {
+		// The disks recorded outdated (recordDiskless) are rebuilt.
+		n.wg.Go(func() { p.clearRecord(n.cfg.Name) })
+	}
 	return nil
 }
 
