@@ -103,11 +103,13 @@ func TestFrozenWhenFailureNotRecorded(t *testing.T) {
 }
 
 // TestHoldAcks: while answers are held, an application write that
-// succeeded on its legs waits; released, it is answered; failed, it and
-// every later one fail.
+// succeeded on its legs waits; released for every reason that held it,
+// it is answered; failed, it and every later one fail.
 func TestHoldAcks(t *testing.T) {
 	r := newRig(t)
-	r.m.HoldAcks()
+	r.m.HoldAcks("a")
+	r.m.HoldAcks("b")
+	r.m.HoldAcks("a")
 	if !r.m.AcksHeld() {
 		t.Fatal("AcksHeld is false after HoldAcks")
 	}
@@ -118,11 +120,20 @@ func TestHoldAcks(t *testing.T) {
 		t.Fatalf("a write was answered (%v) while answers were held", err)
 	case <-time.After(100 * time.Millisecond):
 	}
-	r.m.ReleaseAcks()
+	r.m.ReleaseAcks("a")
+	if !r.m.AcksHeld() {
+		t.Fatal("AcksHeld is false with one of two reasons released")
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("a write was answered (%v) while one reason of two still held it", err)
+	default:
+	}
+	r.m.ReleaseAcks("b")
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	r.m.HoldAcks()
+	r.m.HoldAcks("a")
 	go func() { done <- r.m.Flush() }()
 	fenced := errors.New("fenced")
 	r.m.FailAcks(fenced)

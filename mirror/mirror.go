@@ -58,6 +58,8 @@ type Mirror struct {
 	// (HoldAcks); ackMu serialises its changes.
 	held  atomic.Pointer[ackHold]
 	ackMu sync.Mutex
+	// ackWhy are the reasons the answers are held for (under ackMu).
+	ackWhy map[string]bool
 	// Application I/O, for adaptive resync.
 	appOps, appInflight, appSeen atomic.Int64
 }
@@ -262,31 +264,47 @@ type ackHold struct {
 // FailAcks fails them. Resyncs, rebuilds and verifies go on meanwhile,
 // so that a peer that comes back can be brought in sync under the hold.
 // The node holds the answers while it cannot record what makes them
-// safe (its witness unreachable after losing its peer).
-func (m *Mirror) HoldAcks() {
+// safe (its witness unreachable after losing its peer). Holds for
+// different reasons (why) add up: the answers wait until each is
+// released; a reason held twice is one hold.
+func (m *Mirror) HoldAcks(why string) {
 	m.ackMu.Lock()
 	defer m.ackMu.Unlock()
+	if m.ackWhy == nil {
+		m.ackWhy = map[string]bool{}
+	}
+	m.ackWhy[why] = true
 	if m.held.Load() == nil {
 		m.held.Store(&ackHold{done: make(chan struct{})})
 	}
 }
 
-// ReleaseAcks answers the operations held.
-func (m *Mirror) ReleaseAcks() { m.endHold(nil) }
+// ReleaseAcks ends the hold for why; the operations held are answered
+// once no other reason holds them.
+func (m *Mirror) ReleaseAcks(why string) {
+	m.ackMu.Lock()
+	defer m.ackMu.Unlock()
+	delete(m.ackWhy, why)
+	if len(m.ackWhy) == 0 {
+		m.endHoldLocked(nil)
+	}
+}
 
-// FailAcks fails the operations held, and freezes the mirror: every
-// later operation fails too.
+// FailAcks fails the operations held, whatever holds them, and freezes
+// the mirror: every later operation fails too.
 func (m *Mirror) FailAcks(err error) {
 	m.freeze(err)
-	m.endHold(m.frozenErr())
+	m.ackMu.Lock()
+	defer m.ackMu.Unlock()
+	clear(m.ackWhy)
+	m.endHoldLocked(m.frozenErr())
 }
 
 // AcksHeld reports whether answers are held.
 func (m *Mirror) AcksHeld() bool { return m.held.Load() != nil }
 
-func (m *Mirror) endHold(err error) {
-	m.ackMu.Lock()
-	defer m.ackMu.Unlock()
+// endHoldLocked ends the hold, if any, with err. Callers hold m.ackMu.
+func (m *Mirror) endHoldLocked(err error) {
 	if h := m.held.Load(); h != nil {
 		h.err = err
 		m.held.Store(nil)

@@ -259,7 +259,7 @@ func (p *primary) fencePeerLost(gen uint64) bool {
 	}
 	if errors.Is(err, witness.ErrNotLeader) {
 		n.log.Error("the peer is lost and this node no longer holds the election: demoting", "err", err)
-		p.mir.HoldAcks()
+		p.mir.HoldAcks(holdFence)
 		n.wg.Go(func() { n.fenceDemote(p, fmt.Errorf("peer lost and the election lost: %w", err)) })
 		return false
 	}
@@ -271,7 +271,7 @@ func (p *primary) fencePeerLost(gen uint64) bool {
 		n.mu.Unlock()
 		return false
 	}
-	p.mir.HoldAcks()
+	p.mir.HoldAcks(holdFence)
 	n.mu.Lock()
 	n.suspended = fmt.Sprintf("I/O held since %s: the peer is lost and the witness (etcd) cannot record it outdated (%v); "+
 		"writes are neither answered nor failed until the witness or the peer is back", time.Now().UTC().Format(time.RFC3339), err)
@@ -287,7 +287,7 @@ func (p *primary) fencePeerLost(gen uint64) bool {
 // record is made, or as fencePeerLost says.
 func (p *primary) fencePromoted(gen uint64) {
 	if p.fencePeerLost(gen) {
-		p.mir.ReleaseAcks()
+		p.mir.ReleaseAcks(holdFence)
 	}
 }
 
@@ -329,7 +329,7 @@ func (p *primary) retryPeerOutdated(gen uint64) {
 		n.mu.Lock()
 		n.suspended = ""
 		n.mu.Unlock()
-		p.mir.ReleaseAcks()
+		p.mir.ReleaseAcks(holdFence)
 	}
 	for attempt := 0; ; attempt++ {
 		select {

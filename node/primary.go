@@ -154,7 +154,7 @@ func (n *Node) promote(ctx context.Context, force bool) (string, error) {
 	if lead != nil && plan.Diverge {
 		// The peer is away: nothing is answered before it is recorded
 		// outdated (after this returns: the record takes n.mu).
-		p.mir.HoldAcks()
+		p.mir.HoldAcks(holdFence)
 		n.wg.Go(func() { p.fencePromoted(g.Current) })
 	}
 	n.setPeer(PeerConnecting, nil)
@@ -397,28 +397,38 @@ func (p *primary) legFailed(leg *mirror.Leg, err error) error {
 // retryHeld runs try until it succeeds (nil) or this node stops being
 // primary (try's last error), waiting retryDelay between attempts. While
 // it fails, status says why I/O is held (held, given since when and the
-// error; "" when nothing is held for now) and the error is logged once
-// as msg.
+// error; "" when nothing is held for now: status keeps what it says) and
+// the error is logged once as msg. What it put in status, it takes out
+// when it ends, unless something else has replaced it since.
 func (p *primary) retryHeld(msg string, try func() error, held func(since string, err error) string) error {
 	n := p.n
 	since := time.Now().UTC().Format(time.RFC3339)
+	said := ""
+	unsay := func() {
+		if said != "" && n.suspended == said {
+			n.suspended = ""
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		err := try()
 		n.mu.Lock()
 		if err == nil {
-			if attempt > 0 {
-				n.suspended = ""
-			}
+			unsay()
 			n.mu.Unlock()
 			return nil
 		}
-		n.suspended = held(since, err)
+		if h := held(since, err); h != "" {
+			n.suspended, said = h, h
+		} else {
+			unsay()
+			said = ""
+		}
 		n.logOnce(msg, err)
 		n.mu.Unlock()
 		select {
 		case <-p.stopCh:
 			n.mu.Lock()
-			n.suspended = ""
+			unsay()
 			n.mu.Unlock()
 			return err
 		case <-time.After(retryDelay(attempt)):
@@ -461,6 +471,15 @@ func (p *primary) localFailed(err error) error {
 		return fmt.Errorf("this node's disks failed and the peer could not record that it holds the only copy: %w", err)
 	}
 }
+
+// The reasons a primary holds its answers (mirror.HoldAcks).
+const (
+	// holdFence: the peer is not yet recorded outdated in the witness.
+	holdFence = "fence"
+	// holdDiskless: no disk is left, and the new generation is not yet
+	// recorded (recordDiskless).
+	holdDiskless = "diskless"
+)
 
 var (
 	// errPeerNotInSync: the peer cannot record anything for this copy now.
@@ -525,7 +544,7 @@ func (p *primary) holdForDiskless() {
 	if p.disklessDone.Load() || !p.disklessBusy.CompareAndSwap(false, true) {
 		return
 	}
-	p.mir.HoldAcks()
+	p.mir.HoldAcks(holdDiskless)
 	p.n.wg.Go(func() {
 		defer p.disklessBusy.Store(false)
 		err := p.retryHeld("I/O held: no disk is left and the peer cannot record the new generation yet", p.recordDiskless, func(since string, err error) string {
@@ -541,7 +560,7 @@ func (p *primary) holdForDiskless() {
 			p.mir.FailAcks(errors.New("the node stopped being primary while its answers were held"))
 			return
 		}
-		p.mir.ReleaseAcks()
+		p.mir.ReleaseAcks(holdDiskless)
 	})
 }
 
