@@ -21,6 +21,11 @@ type fence struct {
 	// Guarded by n.mu:
 	lead *witness.Leadership // while this node holds the election
 	seen int64               // the newest fencing token this node saw
+	// users counts the campaigns of this node under way or won and not
+	// yet kept or given up; resigning is closed when the last
+	// resignation begun ends (see campaign).
+	users     int
+	resigning chan struct{}
 	// view is the witness as last looked at, for status.
 	view fenceView
 	// why says why this secondary does not promote itself, if it would.
@@ -185,19 +190,17 @@ func (n *Node) leaseEnded(lead *witness.Leadership) {
 func (n *Node) recampaign(p *primary) {
 	for {
 		ctx, cancel := context.WithCancel(p.ctx)
-		lead, err := n.fence.w.Campaign(ctx)
+		lead, err := n.campaign(ctx)
 		cancel()
 		if err == nil {
 			n.mu.Lock()
+			defer n.mu.Unlock()
 			if n.prim == p {
-				n.fence.lead = lead
-				n.fence.seen = max(n.fence.seen, lead.Token)
-				n.mu.Unlock()
+				n.keepLocked(lead)
 				n.log.Info("won the election again", "token", lead.Token)
 				return
 			}
-			n.mu.Unlock()
-			lead.Resign(context.Background())
+			n.giveUpLocked(lead)
 			return
 		}
 		select {
@@ -388,31 +391,112 @@ func (p *primary) clearRecord(node string) {
 }
 
 // leadershipFor wins the election for a promotion, within a lease or
-// two; a node already holding it keeps it.
-func (n *Node) leadershipFor(ctx context.Context) (*witness.Leadership, error) {
+// two; a node already holding it keeps it. won says the leadership is
+// new: the caller keeps it (keepLocked) or gives it up (giveUpLocked).
+func (n *Node) leadershipFor(ctx context.Context) (lead *witness.Leadership, won bool, err error) {
 	n.mu.Lock()
-	lead := n.fence.lead
+	lead = n.fence.lead
 	n.mu.Unlock()
 	if lead != nil {
 		select {
 		case <-lead.Done():
 		default:
-			return lead, nil
+			return lead, false, nil
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*n.fence.w.TTL())
 	defer cancel()
-	lead, err := n.fence.w.Campaign(ctx)
+	lead, err = n.campaign(ctx)
 	if err != nil {
 		n.mu.Lock()
 		holder := n.fence.view.holder
 		n.mu.Unlock()
 		if holder.Node != "" && holder.Node != n.cfg.Name {
-			return nil, fmt.Errorf("%s holds the volume's election in the witness (token %d): demote it first, or wait for its lease to end", holder.Node, holder.Token)
+			return nil, false, fmt.Errorf("%s holds the volume's election in the witness (token %d): demote it first, or wait for its lease to end", holder.Node, holder.Token)
 		}
-		return nil, fmt.Errorf("winning the volume's election in the witness: %w", err)
+		return nil, false, fmt.Errorf("winning the volume's election in the witness: %w", err)
+	}
+	return lead, true, nil
+}
+
+// Every leadership of this node shares one election key (one witness
+// session): a campaign while a leadership is held, or being given up,
+// wins that same key at once. So the node counts its campaigns
+// (fence.users), gives a key up only when no campaign of its own and no
+// primary of its own uses it, and a campaign first waits for the
+// resignations begun before it: otherwise a late resignation deletes
+// the key a newer campaign has just won, and that node, primary, finds
+// it does not hold the election.
+
+// campaign waits until this node wins the volume's election, or ctx
+// ends; a leadership won is then the caller's to keep (keepLocked) or
+// give up (giveUpLocked).
+func (n *Node) campaign(ctx context.Context) (*witness.Leadership, error) {
+	f := n.fence
+	n.mu.Lock()
+	f.users++
+	ch := f.resigning
+	n.mu.Unlock()
+	var err error
+	if ch != nil {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	var lead *witness.Leadership
+	if err == nil {
+		lead, err = f.w.Campaign(ctx)
+	}
+	if err != nil {
+		n.mu.Lock()
+		f.users--
+		n.mu.Unlock()
+		return nil, err
 	}
 	return lead, nil
+}
+
+// keepLocked makes a leadership won by campaign this node's. Callers
+// hold n.mu.
+func (n *Node) keepLocked(lead *witness.Leadership) {
+	n.fence.users--
+	n.fence.lead = lead
+	n.fence.seen = max(n.fence.seen, lead.Token)
+}
+
+// giveUpLocked gives up a leadership won by campaign that this node does
+// not keep. Callers hold n.mu.
+func (n *Node) giveUpLocked(lead *witness.Leadership) {
+	n.fence.users--
+	n.resignKeyLocked(lead)
+}
+
+// resignKeyLocked resigns lead's key in the background, unless a
+// campaign of this node or the leadership it holds uses that key. The
+// next campaign waits for it. Callers hold n.mu.
+func (n *Node) resignKeyLocked(lead *witness.Leadership) {
+	f := n.fence
+	if f.users > 0 || f.lead != nil && f.lead.Key() == lead.Key() {
+		return
+	}
+	prev, ch := f.resigning, make(chan struct{})
+	f.resigning = ch
+	n.wg.Go(func() {
+		if prev != nil {
+			<-prev
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), f.w.TTL())
+		lead.Resign(ctx)
+		cancel()
+		n.mu.Lock()
+		if f.resigning == ch {
+			f.resigning = nil
+		}
+		n.mu.Unlock()
+		close(ch)
+	})
 }
 
 // outdatedRefusal reads this node's record in the witness, once it holds
@@ -510,7 +594,7 @@ func (n *Node) campaignAndPromote(ctx context.Context) {
 			}
 		}
 	}()
-	lead, err := n.fence.w.Campaign(cctx)
+	lead, err := n.campaign(cctx)
 	if err != nil {
 		return
 	}
@@ -530,14 +614,13 @@ func (n *Node) campaignAndPromote(ctx context.Context) {
 	if !ok {
 		n.mu.Lock()
 		n.fence.why = why
+		n.giveUpLocked(lead)
 		n.mu.Unlock()
-		lead.Resign(context.Background())
 		return
 	}
 	n.mu.Lock()
 	lost := n.fence.lostAt
-	n.fence.lead = lead
-	n.fence.seen = max(n.fence.seen, lead.Token)
+	n.keepLocked(lead)
 	n.mu.Unlock()
 	n.log.Warn("won the volume's election with no primary: promoting this node", "token", lead.Token)
 	if _, err := n.promoteAndStart(ctx, false); err != nil {
@@ -567,9 +650,5 @@ func (n *Node) resignLocked() {
 	}
 	lead := n.fence.lead
 	n.fence.lead = nil
-	n.wg.Go(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), n.fence.w.TTL())
-		defer cancel()
-		lead.Resign(ctx)
-	})
+	n.resignKeyLocked(lead)
 }

@@ -609,3 +609,40 @@ func TestFencedDisklessRecordsItselfOutdated(t *testing.T) {
 	s.identical("b")
 	s.waitFor("a's record cleared once it is synced", func() bool { return !s.outdated("b", "a") })
 }
+
+// TestFencedForcedPromoteAfterRefusal is fenced explorer seed 25: a
+// plain promote of an outdated secondary wins the election, is refused
+// (the witness records the copy outdated) and gives the election up in
+// the background; the operator's promote --force right after campaigns
+// on the same session, whose election key is the same: the late
+// resignation deleted the key the forced promotion had just won, and
+// the new primary, unable to record its peer outdated, demoted itself.
+func TestFencedForcedPromoteAfterRefusal(t *testing.T) {
+	s := newFenced(t, sim.Options{})
+	s.partition()
+	s.write(160, 2, true)
+	s.waitFor("a's status to show b recorded outdated", func() bool { return s.outdated("a", "b") })
+	if err := s.c.Procs["a"].Stop(sim.Kill, wait); err != nil {
+		t.Fatal(err)
+	}
+	s.app.Close()
+	s.waitFor("b to see its record, and a's lease gone", func() bool {
+		return s.outdated("b", "b") && s.failover("b").Holder == ""
+	})
+	if _, err := s.c.Do("b", node.ActPromote, node.Request{}); err == nil || !strings.Contains(err.Error(), "outdated") {
+		t.Fatalf("plain promote of an outdated b: %v; want the witness's record named", err)
+	}
+	s.do("b", node.ActPromote, node.Request{Force: true})
+	vals, err := s.c.Copy("b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.c.Model.Consent(vals)
+	s.c.Model.Promoted("b")
+	s.waitFor("b to record a outdated as primary, or to demote itself", func() bool {
+		return s.outdated("b", "a") || s.role("b") != "primary"
+	})
+	if st := s.status("b"); st.Role != "primary" {
+		t.Fatalf("b, promoted with --force, demoted itself (last fenced %q, failover %+v)", st.Failover.LastFenced, *st.Failover)
+	}
+}

@@ -63,6 +63,7 @@ func (n *Node) promote(ctx context.Context, force bool) (string, error) {
 	// With a witness, only the holder of the volume's election is
 	// primary: its key guards the records that let it write alone.
 	var lead *witness.Leadership
+	won := false
 	if n.fence != nil {
 		n.mu.Lock()
 		already := n.prim != nil
@@ -70,7 +71,8 @@ func (n *Node) promote(ctx context.Context, force bool) (string, error) {
 		if already {
 			return "already primary", nil
 		}
-		l, err := n.leadershipFor(ctx)
+		l, w, err := n.leadershipFor(ctx)
+		won = w
 		switch {
 		case err != nil && !force:
 			return "", fmt.Errorf("%v; --force promotes without it (writes the peer misses are then held until this node wins it)", err)
@@ -80,11 +82,10 @@ func (n *Node) promote(ctx context.Context, force bool) (string, error) {
 		lead = l
 		if lead != nil && !force {
 			if err := n.outdatedRefusal(ctx); err != nil {
-				n.mu.Lock()
-				held := n.fence.lead == lead
-				n.mu.Unlock()
-				if !held {
-					go lead.Resign(context.Background())
+				if won {
+					n.mu.Lock()
+					n.giveUpLocked(lead)
+					n.mu.Unlock()
 				}
 				return "", err
 			}
@@ -92,19 +93,18 @@ func (n *Node) promote(ctx context.Context, force bool) (string, error) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.prim != nil {
-		return "already primary", nil
-	}
 	keep := false
-	if lead != nil {
+	if won {
 		defer func() {
 			if keep {
-				n.fence.lead = lead
-				n.fence.seen = max(n.fence.seen, lead.Token)
-			} else if n.fence.lead != lead {
-				go lead.Resign(context.Background())
+				n.keepLocked(lead)
+			} else {
+				n.giveUpLocked(lead)
 			}
 		}()
+	}
+	if n.prim != nil {
+		return "already primary", nil
 	}
 	plan := decidePromote(promoteIn{
 		Force: force, Standalone: n.cfg.standalone(), Disk: n.sb.DiskState, Flags: n.sb.Flags,
