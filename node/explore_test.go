@@ -53,6 +53,9 @@ func exploreMany(t *testing.T, test string, witness bool, budget time.Duration) 
 			}
 			t.Fatalf("%v", err)
 		}
+		if res.Unsettled {
+			t.Logf("node logs:\n%s", tail(log, 300))
+		}
 		t.Logf("schedule:\n  %s", strings.Join(res.Schedule, "\n  "))
 		return
 	}

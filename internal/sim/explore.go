@@ -637,10 +637,21 @@ func (e *explorer) operator() (bool, error) {
 func (e *explorer) promoteAny(sts map[string]node.Status, keep string) error {
 	order := []string{keep, e.c.Other(keep)}
 	for _, x := range order {
-		if sts[x].DiskState == "up-to-date" {
-			e.logf("operator: no primary, promote %s", x)
-			return e.promote(x, false)
+		if sts[x].DiskState != "up-to-date" {
+			continue
 		}
+		e.logf("operator: no primary, promote %s", x)
+		if err := e.promote(x, false); err != nil {
+			return err
+		}
+		st, ok := e.status(x)
+		if !ok || st.Role == "primary" || st.Failover == nil || !strings.Contains(st.Failover.Waiting, "records this node's copy outdated") {
+			return nil
+		}
+		// Up to date on its own disks, but the witness records that
+		// its peer acknowledged writes it lacks: the peer promotes
+		// itself if it can; if it cannot either, the operator chooses
+		// a copy below, losing what only the other held.
 	}
 	for _, x := range order {
 		if err := e.promote(x, false); err != nil {
