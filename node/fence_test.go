@@ -581,6 +581,9 @@ func TestFencedDisklessRecordsItselfOutdated(t *testing.T) {
 	s.waitFor("a to serve through b, its disks failed", func() bool {
 		return !slices.ContainsFunc(s.status("a").Members, func(m node.MemberStatus) bool { return m.State != "failed" })
 	})
+	if st := s.status("a"); st.DiskState != "failed" {
+		t.Fatalf("a's status with every member failed says its copy is %s", st.DiskState)
+	}
 	x := s.write(4*lay.Region/sim.BlockSize, 2, true) // on b alone
 	s.app.Close()
 	for _, name := range []string{"a", "b"} {

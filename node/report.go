@@ -64,12 +64,19 @@ func (n *Node) status() Status {
 		OutOfSync: n.bm.DirtyBytes(), Bitmap: bitmapStatus(n.bm.Stats()),
 		Uptime: time.Since(n.started).Seconds(), Time: time.Now().UTC(),
 	}
+	failed := 0
 	for _, m := range n.vol.Members() {
 		state := "active"
 		if m.Failed {
 			state = "failed"
+			failed++
 		}
 		st.Members = append(st.Members, MemberStatus{Index: m.Index, Path: m.Path, Size: m.Size, State: state})
+	}
+	if failed == len(st.Members) {
+		// No member was left to record it: the superblock still says
+		// what it said before.
+		st.DiskState = meta.Failed.String()
 	}
 	if !n.cfg.standalone() {
 		ps := &PeerStatus{Address: n.cfg.Peer, Listen: n.cfg.ListenPeer, TLS: n.cfg.TLSDir != "", Auth: n.cfg.linkAuth(),
