@@ -452,13 +452,11 @@ func TestFencedOperatorDemote(t *testing.T) {
 	s.identical(prim)
 }
 
-// TestFencedPromoteOutdatedRefused: the primary takes writes alone after
-// the link is cut (its peer recorded outdated), then dies. An operator's
-// promote of the secondary without --force, once the dead primary's
-// lease is gone, must be refused as the promoter refuses it: the copy
-// lacks acknowledged writes, and the witness says so. --force promotes
-// it, the operator giving those writes up.
-func TestFencedPromoteOutdatedRefused(t *testing.T) {
+// newOutdatedSecondary is a fenced pair whose primary a took a write
+// alone after the link was cut (b recorded outdated) and then died; b
+// sees its record, and a's lease is gone.
+func newOutdatedSecondary(t *testing.T) *synced {
+	t.Helper()
 	s := newFenced(t, sim.Options{})
 	s.partition()
 	s.write(160, 2, true)
@@ -468,9 +466,19 @@ func TestFencedPromoteOutdatedRefused(t *testing.T) {
 	}
 	s.app.Close()
 	s.waitFor("b to see its record, and a's lease gone", func() bool {
-		f := s.failover("b")
-		return s.outdated("b", "b") && f.Holder == ""
+		return s.outdated("b", "b") && s.failover("b").Holder == ""
 	})
+	return s
+}
+
+// TestFencedPromoteOutdatedRefused: the primary takes writes alone after
+// the link is cut (its peer recorded outdated), then dies. An operator's
+// promote of the secondary without --force, once the dead primary's
+// lease is gone, must be refused as the promoter refuses it: the copy
+// lacks acknowledged writes, and the witness says so. --force promotes
+// it, the operator giving those writes up.
+func TestFencedPromoteOutdatedRefused(t *testing.T) {
+	s := newOutdatedSecondary(t)
 	msg, err := s.c.Do("b", node.ActPromote, node.Request{})
 	if err == nil {
 		vals, _ := s.c.Copy("b")
@@ -621,17 +629,7 @@ func TestFencedDisklessRecordsItselfOutdated(t *testing.T) {
 // resignation deleted the key the forced promotion had just won, and
 // the new primary, unable to record its peer outdated, demoted itself.
 func TestFencedForcedPromoteAfterRefusal(t *testing.T) {
-	s := newFenced(t, sim.Options{})
-	s.partition()
-	s.write(160, 2, true)
-	s.waitFor("a's status to show b recorded outdated", func() bool { return s.outdated("a", "b") })
-	if err := s.c.Procs["a"].Stop(sim.Kill, wait); err != nil {
-		t.Fatal(err)
-	}
-	s.app.Close()
-	s.waitFor("b to see its record, and a's lease gone", func() bool {
-		return s.outdated("b", "b") && s.failover("b").Holder == ""
-	})
+	s := newOutdatedSecondary(t)
 	if _, err := s.c.Do("b", node.ActPromote, node.Request{}); err == nil || !strings.Contains(err.Error(), "outdated") {
 		t.Fatalf("plain promote of an outdated b: %v; want the witness's record named", err)
 	}
