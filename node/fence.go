@@ -260,6 +260,12 @@ func (p *primary) fencePeerLost(gen uint64) bool {
 	if err == nil {
 		return true
 	}
+	if errors.Is(err, witness.ErrNotLeader) && p.electing.Load() {
+		// Promoted with --force, it has not won the election yet:
+		// held until it has (electForced records the peer then).
+		p.mir.HoldAcks(holdFence)
+		return false
+	}
 	if errors.Is(err, witness.ErrNotLeader) {
 		n.log.Error("the peer is lost and this node no longer holds the election: demoting", "err", err)
 		p.mir.HoldAcks(holdFence)
@@ -282,6 +288,58 @@ func (p *primary) fencePeerLost(gen uint64) bool {
 	n.mu.Unlock()
 	n.wg.Go(func() { p.retryPeerOutdated(gen) })
 	return false
+}
+
+// electForced campaigns for the election for a primary promoted with
+// --force without it (another node held it, or the witness did not
+// answer). Its answers stay held (holdFence) until it wins, then until
+// it records the peer outdated (fencePromoted); they fail if it stops
+// being primary first.
+func (p *primary) electForced() {
+	n := p.n
+	n.mu.Lock()
+	said := fmt.Sprintf("I/O held since %s: promoted with --force without the volume's election in the witness (etcd); "+
+		"writes are answered once this node wins it (when the node holding it resigns or its lease ends) and records its peer outdated, "+
+		"or fail if this node is demoted", time.Now().UTC().Format(time.RFC3339))
+	n.suspended = said
+	n.mu.Unlock()
+	unsay := func() {
+		n.mu.Lock()
+		if n.suspended == said {
+			n.suspended = ""
+		}
+		n.mu.Unlock()
+	}
+	for {
+		lead, err := n.campaign(p.ctx)
+		if err == nil {
+			n.mu.Lock()
+			if n.prim != p {
+				n.giveUpLocked(lead)
+				n.mu.Unlock()
+				unsay()
+				p.mir.FailAcks(errors.New("the node stopped being primary before it won the volume's election"))
+				return
+			}
+			n.keepLocked(lead)
+			gen := n.gens().Current
+			n.mu.Unlock()
+			p.electing.Store(false)
+			unsay()
+			n.log.Info("won the volume's election after a forced promotion", "token", lead.Token)
+			p.fencePromoted(gen)
+			return
+		}
+		select {
+		case <-p.stopCh:
+		case <-p.ctx.Done():
+		case <-time.After(n.fence.w.TTL() / 3):
+			continue
+		}
+		unsay()
+		p.mir.FailAcks(errors.New("the node stopped being primary before it won the volume's election"))
+		return
+	}
 }
 
 // fencePromoted records the peer outdated for a primary promoted while

@@ -647,3 +647,69 @@ func TestFencedForcedPromoteAfterRefusal(t *testing.T) {
 		t.Fatalf("b, promoted with --force, demoted itself (last fenced %q, failover %+v)", st.Failover.LastFenced, *st.Failover)
 	}
 }
+
+// TestFencedForcedPromoteHoldsUntilElected: promote --force of a
+// secondary while its primary, alive, holds the election (the operator
+// overrides the witness) promotes it, but, as the refusal of a plain
+// promote says, the writes its peer misses are held until it wins the
+// election and records the peer outdated: never answered while the old
+// primary may still answer its own.
+func TestFencedForcedPromoteHoldsUntilElected(t *testing.T) {
+	s := newFenced(t, sim.Options{})
+	s.partition()
+	s.write(160, 2, true) // a alone: b recorded outdated
+	s.app.Close()
+	if _, err := s.c.Do("b", node.ActPromote, node.Request{}); err == nil {
+		t.Fatal("plain promote of b while a holds the election succeeded")
+	}
+	s.do("b", node.ActPromote, node.Request{Force: true})
+	vals, err := s.c.Copy("b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.c.Model.Consent(vals)
+	s.c.Model.Promoted("b")
+	appB := s.c.NewApp(wait)
+	defer appB.Close()
+	if err := appB.Use("b"); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		out sim.Outcome
+		err error
+	}
+	yc := make(chan result, 1)
+	go func() {
+		_, out, err := appB.Write(300, 1, true)
+		yc <- result{out, err}
+	}()
+	var y result
+	answered := false
+	s.waitFor("Y answered, or held with b's status saying why", func() bool {
+		select {
+		case y = <-yc:
+			answered = true
+			return true
+		default:
+		}
+		return s.status("b").Suspended != ""
+	})
+	if answered {
+		t.Fatalf("b, forced primary without the election, answered Y (%v %v) while a held the election (a is %s)", y.out, y.err, s.role("a"))
+	}
+	t.Logf("b holds Y: %s", s.status("b").Suspended)
+	if err := s.c.Procs["a"].Stop(sim.Kill, wait); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case y = <-yc:
+	case <-time.After(wait):
+		t.Fatal("Y still held after a died and its lease ended")
+	}
+	if y.out != sim.OK {
+		t.Fatalf("Y after b won the election: %v %v", y.out, y.err)
+	}
+	s.waitFor("b to hold the election and a recorded outdated", func() bool {
+		return s.failover("b").Holder == "b" && s.outdated("b", "a")
+	})
+}

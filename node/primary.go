@@ -47,6 +47,9 @@ type primary struct {
 	disklessMu   sync.Mutex
 	disklessDone atomic.Bool
 	disklessBusy atomic.Bool
+	// electing: promoted with --force without the volume's election,
+	// this primary campaigns for it (electForced).
+	electing atomic.Bool
 
 	mu     sync.Mutex
 	remote *mirror.Leg    // the peer leg, or nil
@@ -151,11 +154,19 @@ func (n *Node) promote(ctx context.Context, force bool) (string, error) {
 	n.prim = p
 	n.primNow.Store(p)
 	keep = true
-	if lead != nil && plan.Diverge {
+	switch {
+	case lead != nil && plan.Diverge:
 		// The peer is away: nothing is answered before it is recorded
 		// outdated (after this returns: the record takes n.mu).
 		p.mir.HoldAcks(holdFence)
 		n.wg.Go(func() { p.fencePromoted(g.Current) })
+	case n.fence != nil && plan.Diverge:
+		// Forced without the election: nothing the peer misses is
+		// answered before this node wins it and records the peer
+		// outdated.
+		p.electing.Store(true)
+		p.mir.HoldAcks(holdFence)
+		n.wg.Go(p.electForced)
 	}
 	n.setPeer(PeerConnecting, nil)
 	n.log.Info("promoted to primary", "generations", g.String(), "export", p.addr)
