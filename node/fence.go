@@ -310,8 +310,19 @@ func (p *primary) electForced() {
 		}
 		n.mu.Unlock()
 	}
+	// The campaign ends when a demotion or shutdown begins: its drain
+	// waits for the answers held here, which then fail.
+	ctx, cancel := context.WithCancel(p.ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-p.stopCh:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	for {
-		lead, err := n.campaign(p.ctx)
+		lead, err := n.campaign(ctx)
 		if err == nil {
 			n.mu.Lock()
 			if n.prim != p {
