@@ -696,6 +696,12 @@ func (n *Node) campaignAndPromote(ctx context.Context) {
 		n.log.Error("promoting after winning the election", "err", err)
 		n.mu.Lock()
 		n.fence.why = "promoting failed: " + err.Error()
+		if n.prim == nil && n.fence.lead == lead {
+			// Not primary: the election goes, or the peer could never
+			// win it.
+			n.fence.lead = nil
+			n.resignKeyLocked(lead)
+		}
 		n.mu.Unlock()
 		// Let the peer try first.
 		select {

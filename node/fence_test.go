@@ -589,8 +589,8 @@ func TestFencedDisklessRecordsItselfOutdated(t *testing.T) {
 	s.waitFor("a to serve through b, its disks failed", func() bool {
 		return !slices.ContainsFunc(s.status("a").Members, func(m node.MemberStatus) bool { return m.State != "failed" })
 	})
-	if st := s.status("a"); st.DiskState != "failed" {
-		t.Fatalf("a's status with every member failed says its copy is %s", st.DiskState)
+	if st := s.status("a"); st.DiskState != "failed" || !slices.ContainsFunc(st.Problems, func(p string) bool { return strings.Contains(p, "every member disk failed") }) {
+		t.Fatalf("a's status with every member failed says its copy is %s, and problems %q", st.DiskState, st.Problems)
 	}
 	x := s.write(4*lay.Region/sim.BlockSize, 2, true) // on b alone
 	s.app.Close()
@@ -762,5 +762,30 @@ func TestFencedForcedPromoteDemotedWhileHeld(t *testing.T) {
 	}
 	if r := f.role("b"); r != "secondary" {
 		t.Fatalf("b after demote: %s", r)
+	}
+}
+
+// TestFencedFailedSelfPromotionResigns is fenced explorer seed 86: the
+// secondary wins the election after its primary died, but its promotion
+// fails (its disks cannot record the new generation). It must give the
+// election up: held by a node that is not primary, the election keeps
+// the other node, once back, from promoting itself, for good.
+func TestFencedFailedSelfPromotionResigns(t *testing.T) {
+	s := newFenced(t, sim.Options{})
+	s.app.Close()
+	for _, d := range s.c.Procs["b"].Disks {
+		d.FailMeta(s.c.Layout().DataOffset)
+	}
+	if err := s.c.Procs["a"].Stop(sim.Kill, wait); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("b's self-promotion to fail", func() bool {
+		return strings.Contains(s.failover("b").Waiting, "promoting failed")
+	})
+	s.waitFor("the election free again", func() bool {
+		return s.failover("b").Holder == ""
+	})
+	if r := s.role("b"); r != "secondary" {
+		t.Fatalf("b is %s", r)
 	}
 }

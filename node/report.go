@@ -168,7 +168,17 @@ func (n *Node) status() Status {
 				rp.Member, humanize.IBytes(uint64(rp.Cursor))))
 		}
 	}
-	if sb.FailedMembers != 0 {
+	var unrecorded uint64
+	for _, m := range st.Members {
+		if m.State == "failed" && !sb.MemberFailed(m.Index) {
+			unrecorded |= 1 << uint(m.Index)
+		}
+	}
+	switch {
+	case unrecorded != 0 && unrecorded|sb.FailedMembers == 1<<uint(len(st.Members))-1:
+		st.Problems = append(st.Problems, fmt.Sprintf("every member disk failed, %#x with no disk left to record it: "+
+			"replace them ('netraid disk replace OLD NEW'), or restart the daemon once they work again to use them as they are", sb.FailedMembers|unrecorded))
+	case sb.FailedMembers != 0:
 		st.Problems = append(st.Problems, fmt.Sprintf("failed member disk(s) %#x: replace with 'netraid disk replace OLD NEW'", sb.FailedMembers))
 	}
 	return st
