@@ -452,6 +452,19 @@ func TestFencedOperatorDemote(t *testing.T) {
 	s.identical(prim)
 }
 
+// forcePromote promotes name with --force, the operator consenting to
+// lose what only the other copy holds.
+func (s *synced) forcePromote(name string) {
+	s.t.Helper()
+	s.do(name, node.ActPromote, node.Request{Force: true})
+	vals, err := s.c.Copy(name)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.c.Model.Consent(vals)
+	s.c.Model.Promoted(name)
+}
+
 // newOutdatedSecondary is a fenced pair whose primary a took a write
 // alone after the link was cut (b recorded outdated) and then died; b
 // sees its record, and a's lease is gone.
@@ -493,13 +506,7 @@ func TestFencedPromoteOutdatedRefused(t *testing.T) {
 	if s.role("b") != "secondary" {
 		t.Fatalf("b after a refused promote: %s", s.role("b"))
 	}
-	s.do("b", node.ActPromote, node.Request{Force: true})
-	vals, err := s.c.Copy("b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.c.Model.Consent(vals)
-	s.c.Model.Promoted("b")
+	s.forcePromote("b")
 }
 
 // TestFencedPromotedAloneRecordsPeer: the primary dies; the secondary
@@ -633,13 +640,7 @@ func TestFencedForcedPromoteAfterRefusal(t *testing.T) {
 	if _, err := s.c.Do("b", node.ActPromote, node.Request{}); err == nil || !strings.Contains(err.Error(), "outdated") {
 		t.Fatalf("plain promote of an outdated b: %v; want the witness's record named", err)
 	}
-	s.do("b", node.ActPromote, node.Request{Force: true})
-	vals, err := s.c.Copy("b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.c.Model.Consent(vals)
-	s.c.Model.Promoted("b")
+	s.forcePromote("b")
 	s.waitFor("b to record a outdated as primary, or to demote itself", func() bool {
 		return s.outdated("b", "a") || s.role("b") != "primary"
 	})
@@ -673,13 +674,7 @@ func newForcedHeld(t *testing.T) *forcedHeld {
 	if _, err := s.c.Do("b", node.ActPromote, node.Request{}); err == nil {
 		t.Fatal("plain promote of b while a holds the election succeeded")
 	}
-	s.do("b", node.ActPromote, node.Request{Force: true})
-	vals, err := s.c.Copy("b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.c.Model.Consent(vals)
-	s.c.Model.Promoted("b")
+	s.forcePromote("b")
 	f := &forcedHeld{synced: s, appB: s.c.NewApp(wait), ys: make(chan yResult, 1)}
 	t.Cleanup(f.appB.Close)
 	if err := f.appB.Use("b"); err != nil {
