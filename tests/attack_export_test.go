@@ -80,10 +80,9 @@ func TestAttackExportNodeCert(t *testing.T) {
 	if out, err := harness.Try("nbdinfo", uri); err == nil {
 		t.Fatalf("node b's certificate opened the export:\n%s", out)
 	}
-	log, _ := os.ReadFile(n.Log)
-	if !strings.Contains(string(log), "--tls-allow-node-clients") {
-		t.Fatalf("the refusal does not say how to allow node clients:\n%s", n.Tail())
-	}
+	n.WaitLog(t, 10*time.Second, "the refusal does not say how to allow node clients", func(log string) bool {
+		return strings.Contains(log, "--tls-allow-node-clients")
+	})
 	_, addr = serveNode(t, "sec", "--tls-dir", d.a, "--tls-allow-node-clients")
 	harness.Run(t, "nbdinfo", fmt.Sprintf("nbds://%s/sec?tls-certificates=%s", addr, asClient))
 }
@@ -148,10 +147,9 @@ func TestAttackRevokedClient(t *testing.T) {
 	if !n.Running() || after.Uptime < before.Uptime || after.Export.TLSRefused <= before.Export.TLSRefused {
 		t.Fatalf("status before %+v, after %+v: want the same daemon, one more TLS refusal", before, after)
 	}
-	log, _ := os.ReadFile(n.Log)
-	if !strings.Contains(string(log), "closed the connections of revoked certificates") || !strings.Contains(string(log), "certificate revoked") {
-		t.Fatalf("the log does not show the revocation:\n%s", n.Tail())
-	}
+	n.WaitLog(t, 10*time.Second, "the log does not show the revocation", func(log string) bool {
+		return strings.Contains(log, "closed the connections of revoked certificates") && strings.Contains(log, "certificate revoked")
+	})
 }
 
 // copyFile copies a file to another name, mode 0600.

@@ -139,9 +139,9 @@ func TestFloodHostileClients(t *testing.T) {
 	if peak<<10 > bound {
 		t.Fatalf("peak RSS %s is above the bound %s", humanize.IBytes(uint64(peak<<10)), humanize.IBytes(uint64(bound)))
 	}
-	if log, _ := os.ReadFile(n.Log); !strings.Contains(string(log), "connection limit reached") {
-		t.Fatalf("the node did not log the connection limit:\n%s", n.Tail())
-	}
+	n.WaitLog(t, 10*time.Second, "the node did not log the connection limit", func(log string) bool {
+		return strings.Contains(log, "connection limit reached")
+	})
 }
 
 // goodClient writes and reads back its own region in a loop.

@@ -205,6 +205,25 @@ func (n *Node) Tail() string {
 	return string(b)
 }
 
+// WaitLog waits until the node's log satisfies cond, or fails the test
+// with what and the log's end. A daemon writes what it logs about a
+// client or a link after the other side may have seen the outcome: a
+// test that checks the log waits for it.
+func (n *Node) WaitLog(t T, timeout time.Duration, what string, cond func(log string) bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		b, _ := os.ReadFile(n.Log)
+		if cond(string(b)) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s (waited %v):\n%s", what, timeout, n.Tail())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // Status asks the node for its status.
 func (n *Node) Status() (node.Status, error) {
 	out, err := n.Command("status", "--json")
