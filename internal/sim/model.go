@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"sort"
+	"sync"
 )
 
 // Write is one application write, as the model knows it.
@@ -51,6 +52,8 @@ func (w *Write) String() string {
 //     apart: only fencing protects it), and no write of a primary's sent
 //     after a durable write of the same primary's that it lacks.
 type Model struct {
+	// mu makes the model safe for apps writing from several goroutines.
+	mu      sync.Mutex
 	blocks  int64
 	clock   int64
 	writes  []*Write    // by ID-1
@@ -70,19 +73,35 @@ func NewModel(blocks int64) *Model {
 }
 
 // Promoted records that node became primary now.
-func (m *Model) Promoted(node string) { m.promoted[node] = m.Tick() }
+func (m *Model) Promoted(node string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.promoted[node] = m.tick()
+}
 
 // Blocks returns the volume's size in blocks.
 func (m *Model) Blocks() int64 { return m.blocks }
 
 // Tick advances the clock and returns the new time.
 func (m *Model) Tick() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.tick()
+}
+
+func (m *Model) tick() int64 {
 	m.clock++
 	return m.clock
 }
 
 // Write returns write id.
 func (m *Model) Write(id WriteID) *Write {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.write(id)
+}
+
+func (m *Model) write(id WriteID) *Write {
 	if id == 0 || int(id) > len(m.writes) {
 		return nil
 	}
@@ -91,7 +110,9 @@ func (m *Model) Write(id WriteID) *Write {
 
 // Issue records a write of n blocks from block sent to node's export.
 func (m *Model) Issue(node string, block, n int64, fua bool) *Write {
-	w := &Write{ID: WriteID(len(m.writes) + 1), Block: block, N: n, Node: node, FUA: fua, Issued: m.Tick()}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	w := &Write{ID: WriteID(len(m.writes) + 1), Block: block, N: n, Node: node, FUA: fua, Issued: m.tick()}
 	m.writes = append(m.writes, w)
 	for b := block; b < block+n; b++ {
 		m.byBlock[b] = append(m.byBlock[b], w.ID)
@@ -102,7 +123,9 @@ func (m *Model) Issue(node string, block, n int64, fua bool) *Write {
 // Ack records a successful answer to w; missing names the nodes whose
 // disks lacked it right after.
 func (m *Model) Ack(w *Write, missing map[string]bool) {
-	w.Acked, w.AckedAt, w.Missing = true, m.Tick(), missing
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	w.Acked, w.AckedAt, w.Missing = true, m.tick(), missing
 	if w.FUA {
 		m.durable(w)
 	}
@@ -114,6 +137,8 @@ func (m *Model) Ack(w *Write, missing map[string]bool) {
 // reached (not attached to node's mirror throughout): they may lack
 // those writes durably.
 func (m *Model) Flushed(node string, issued int64, detached map[string]bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	for _, w := range m.writes {
 		if w.Node == node && w.Acked && !w.Durable && !w.Dropped && w.AckedAt < issued {
 			for d := range detached {
@@ -131,6 +156,8 @@ func (m *Model) Flushed(node string, issued int64, detached map[string]bool) {
 // had not made durable may be gone, and no later flush brings them back;
 // and it may lack durably any write not durable yet.
 func (m *Model) Crashed(node string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	for _, w := range m.writes {
 		if w.Durable {
 			continue
@@ -146,7 +173,7 @@ func (m *Model) Crashed(node string) {
 }
 
 func (m *Model) durable(w *Write) {
-	w.Durable, w.DurableAt = true, m.Tick()
+	w.Durable, w.DurableAt = true, m.tick()
 	for b := w.Block; b < w.Block+w.N; b++ {
 		m.floor[b] = max(m.floor[b], w.ID)
 	}
@@ -156,6 +183,8 @@ func (m *Model) durable(w *Write) {
 // (connect --discard-local on the other, promote --force of keep): what
 // only the other held may be lost. vals is keep's copy now.
 func (m *Model) Consent(vals []WriteID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	for b, v := range vals {
 		if v == Garbage {
 			v = 0
@@ -170,6 +199,8 @@ func (m *Model) Consent(vals []WriteID) {
 // the operator after it failed): what only that disk held is gone, and
 // the other copy's data is what survives there (vals).
 func (m *Model) Lost(blocks []int64, vals []WriteID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	for _, b := range blocks {
 		v := vals[b]
 		if v == Garbage {
@@ -196,6 +227,12 @@ func violation(rule, format string, a ...any) *Violation {
 // CheckData checks that every block of node's copy holds zeroes or a
 // write sent to that block.
 func (m *Model) CheckData(node string, vals []WriteID) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.checkData(node, vals)
+}
+
+func (m *Model) checkData(node string, vals []WriteID) error {
 	for b, v := range vals {
 		if v == 0 {
 			continue
@@ -206,7 +243,7 @@ func (m *Model) CheckData(node string, vals []WriteID) error {
 			}
 			return violation("garbage", "%s block %d holds neither zeroes nor one whole write's stamp, and no write sent there failed", node, b)
 		}
-		w := m.Write(v)
+		w := m.write(v)
 		if w == nil || int64(b) < w.Block || int64(b) >= w.Block+w.N {
 			return violation("garbage", "%s block %d holds the stamp of write %d, which was never sent there", node, b, v)
 		}
@@ -244,14 +281,16 @@ func (m *Model) latestDurable(b int64, before int64, reached, by string) WriteID
 // a durable write it lacks. Blocks that lack only writes a primary took
 // alone are counted in m.Excused.
 func (m *Model) CheckPromoted(node string, vals []WriteID) error {
-	if err := m.CheckData(node, vals); err != nil {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.checkData(node, vals); err != nil {
 		return err
 	}
 	excused := 0
 	for b, v := range vals {
 		if got := m.latestDurable(int64(b), 0, node, ""); v < got {
 			return violation("promoted-lost", "%s was promoted without --force but block %d holds %d, older than %s, which was durable and had reached it",
-				node, b, v, m.Write(got))
+				node, b, v, m.write(got))
 		}
 		if v < m.floor[b] {
 			excused++
@@ -264,11 +303,11 @@ func (m *Model) CheckPromoted(node string, vals []WriteID) error {
 	if last != 0 {
 		// A primary's writes are one history: a copy holding one of them
 		// holds every one that primary made durable before sending it.
-		lw := m.Write(last)
+		lw := m.write(last)
 		for b, v := range vals {
 			if f := m.latestDurable(int64(b), lw.Issued, "", lw.Node); v < f {
 				return violation("promoted-prefix", "%s was promoted without --force holding %s, but block %d holds %d, older than %s, which %s made durable before it sent that write",
-					node, lw, b, v, m.Write(f), lw.Node)
+					node, lw, b, v, m.write(f), lw.Node)
 			}
 		}
 	}
@@ -279,6 +318,8 @@ func (m *Model) CheckPromoted(node string, vals []WriteID) error {
 // CheckFloor checks that every durable write the operator did not give up
 // survives on some copy: copies maps node names to their data.
 func (m *Model) CheckFloor(copies map[string][]WriteID) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	names := make([]string, 0, len(copies))
 	for n := range copies {
 		names = append(names, n)
@@ -297,7 +338,7 @@ func (m *Model) CheckFloor(copies map[string][]WriteID) error {
 			for _, n := range names {
 				got = append(got, fmt.Sprintf("%s has %d", n, copies[n][b]))
 			}
-			return violation("durable-lost", "block %d: %s was acknowledged durable and no copy holds it any more (%v)", b, m.Write(f), got)
+			return violation("durable-lost", "block %d: %s was acknowledged durable and no copy holds it any more (%v)", b, m.write(f), got)
 		}
 	}
 	return nil
@@ -307,8 +348,10 @@ func (m *Model) CheckFloor(copies map[string][]WriteID) error {
 // it holds at least the newest write node acknowledged there since it was
 // last promoted, and the newest durable write that reached node.
 func (m *Model) CheckRead(node string, b int64, v WriteID, issued int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if v != 0 {
-		w := m.Write(v)
+		w := m.write(v)
 		if w == nil || b < w.Block || b >= w.Block+w.N {
 			return violation("garbage", "a read of block %d through %s returned the stamp of write %d, never sent there", b, node, v)
 		}
@@ -323,7 +366,7 @@ func (m *Model) CheckRead(node string, b int64, v WriteID, issued int64) error {
 		}
 	}
 	if v < need {
-		return violation("stale-read", "a read of block %d through %s returned %d, older than %s", b, node, v, m.Write(need))
+		return violation("stale-read", "a read of block %d through %s returned %d, older than %s", b, node, v, m.write(need))
 	}
 	return nil
 }
