@@ -321,25 +321,23 @@ func (p *primary) electForced() {
 		case <-ctx.Done():
 		}
 	}()
+	defer unsay()
 	for {
 		lead, err := n.campaign(ctx)
 		if err == nil {
 			n.mu.Lock()
-			if n.prim != p {
-				n.giveUpLocked(lead)
+			if n.prim == p {
+				n.keepLocked(lead)
+				gen := n.gens().Current
 				n.mu.Unlock()
-				unsay()
-				p.mir.FailAcks(errors.New("the node stopped being primary before it won the volume's election"))
+				p.electing.Store(false)
+				n.log.Info("won the volume's election after a forced promotion", "token", lead.Token)
+				p.fencePromoted(gen)
 				return
 			}
-			n.keepLocked(lead)
-			gen := n.gens().Current
+			n.giveUpLocked(lead)
 			n.mu.Unlock()
-			p.electing.Store(false)
-			unsay()
-			n.log.Info("won the volume's election after a forced promotion", "token", lead.Token)
-			p.fencePromoted(gen)
-			return
+			break
 		}
 		select {
 		case <-p.stopCh:
@@ -347,10 +345,9 @@ func (p *primary) electForced() {
 		case <-time.After(n.fence.w.TTL() / 3):
 			continue
 		}
-		unsay()
-		p.mir.FailAcks(errors.New("the node stopped being primary before it won the volume's election"))
-		return
+		break
 	}
+	p.mir.FailAcks(errors.New("the node stopped being primary before it won the volume's election"))
 }
 
 // fencePromoted records the peer outdated for a primary promoted while
@@ -699,8 +696,7 @@ func (n *Node) campaignAndPromote(ctx context.Context) {
 		if n.prim == nil && n.fence.lead == lead {
 			// Not primary: the election goes, or the peer could never
 			// win it.
-			n.fence.lead = nil
-			n.resignKeyLocked(lead)
+			n.resignLocked()
 		}
 		n.mu.Unlock()
 		// Let the peer try first.

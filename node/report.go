@@ -65,15 +65,22 @@ func (n *Node) status() Status {
 		Uptime: time.Since(n.started).Seconds(), Time: time.Now().UTC(),
 	}
 	failed := 0
+	// unrecorded are the members failed in memory that no superblock
+	// records failed: the last to fail, with none left to record it.
+	var unrecorded uint64
 	for _, m := range n.vol.Members() {
 		state := "active"
 		if m.Failed {
 			state = "failed"
 			failed++
+			if !sb.MemberFailed(m.Index) {
+				unrecorded |= 1 << uint(m.Index)
+			}
 		}
 		st.Members = append(st.Members, MemberStatus{Index: m.Index, Path: m.Path, Size: m.Size, State: state})
 	}
-	if failed == len(st.Members) {
+	allFailed := failed == len(st.Members)
+	if allFailed {
 		// No member was left to record it: the superblock still says
 		// what it said before.
 		st.DiskState = meta.Failed.String()
@@ -168,14 +175,8 @@ func (n *Node) status() Status {
 				rp.Member, humanize.IBytes(uint64(rp.Cursor))))
 		}
 	}
-	var unrecorded uint64
-	for _, m := range st.Members {
-		if m.State == "failed" && !sb.MemberFailed(m.Index) {
-			unrecorded |= 1 << uint(m.Index)
-		}
-	}
 	switch {
-	case unrecorded != 0 && unrecorded|sb.FailedMembers == 1<<uint(len(st.Members))-1:
+	case allFailed && unrecorded != 0:
 		st.Problems = append(st.Problems, fmt.Sprintf("every member disk failed, %#x with no disk left to record it: "+
 			"replace them ('netraid disk replace OLD NEW'), or restart the daemon once they work again to use them as they are", sb.FailedMembers|unrecorded))
 	case sb.FailedMembers != 0:
