@@ -18,14 +18,28 @@ func (m *Mirror) Flush() error {
 // generation read before o began.
 func (m *Mirror) flush(o *op, gen uint64) error {
 	regions := m.locks.takeCompleted()
+	seen := m.answered.Load()
 	all, err := m.fanout(o, "flush", kindFlush, 0, 0, func(l *Leg) error { return l.dev.Flush() })
 	if all {
 		m.clean(regions, gen)
 	} else {
 		m.giveBack(regions)
 	}
+	if err == nil {
+		for {
+			cur := m.flushedUpTo.Load()
+			if cur >= seen || m.flushedUpTo.CompareAndSwap(cur, seen) {
+				break
+			}
+		}
+	}
 	return err
 }
+
+// Unflushed reports whether a write was answered since the last flush
+// that succeeded began: a write that only the in-sync legs of that
+// moment hold, perhaps not durably yet.
+func (m *Mirror) Unflushed() bool { return m.answered.Load() > m.flushedUpTo.Load() }
 
 // complete reports whether the mirror may clean bits now: the copies
 // are all attached and none has failed.

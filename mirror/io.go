@@ -221,6 +221,9 @@ func (m *Mirror) write(name string, off, n int64, mark func(off, n int64) error,
 	if err == nil && all && unused != nil && o.allInSync() {
 		unused(off, n)
 	}
+	if err == nil {
+		m.answered.Add(1)
+	}
 	return err
 }
 

@@ -52,6 +52,10 @@ type Mirror struct {
 	failMu sync.RWMutex
 	// gen changes whenever a leg changes state or joins or leaves.
 	gen atomic.Uint64
+	// answered counts the application's writes answered; flushedUpTo is
+	// the count a flush that succeeded had seen when it began
+	// (Unflushed).
+	answered, flushedUpTo atomic.Uint64
 	// frozen, once set, fails every operation (see Options.OnLegFailed).
 	frozen atomic.Pointer[error]
 	// held, while set, keeps application operations from being answered

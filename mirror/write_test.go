@@ -385,3 +385,24 @@ func TestRandomWritesDoNotMarkAhead(t *testing.T) {
 		t.Fatalf("random writes marked %d regions ahead", st.MarkedAhead)
 	}
 }
+
+// TestUnflushed: a write answered makes the mirror unflushed until a
+// flush begun after it succeeds.
+func TestUnflushed(t *testing.T) {
+	r := newRig(t)
+	if r.m.Unflushed() {
+		t.Fatal("a new mirror is unflushed")
+	}
+	if _, err := r.m.WriteAt(make([]byte, 4096), 0); err != nil {
+		t.Fatal(err)
+	}
+	if !r.m.Unflushed() {
+		t.Fatal("a write answered left the mirror flushed")
+	}
+	if err := r.m.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if r.m.Unflushed() {
+		t.Fatal("a flush after the write left the mirror unflushed")
+	}
+}

@@ -417,3 +417,36 @@ func TestLastDiskLostWhileServingThroughPeer(t *testing.T) {
 		}
 	}
 }
+
+// TestDisklessPrimaryPeerCrashLosesWrites is explorer seed 487: the
+// primary's disks failed and it serves through its peer; the peer takes
+// a plain write (acknowledged, not yet flushed) and crashes, losing it.
+// The flush that follows fails. When the peer comes back, it must not
+// join as the primary's in-sync copy: it lacks a write the primary
+// acknowledged, which nothing can copy back, so a later flush answered
+// as if all were well would call that write durable.
+func TestDisklessPrimaryPeerCrashLosesWrites(t *testing.T) {
+	s := newSynced(t, sim.Options{})
+	for _, d := range s.c.Procs["a"].Disks {
+		d.Fail()
+	}
+	s.write(40, 1, false) // its local leg fails: served through b
+	s.waitFor("a to serve through b", func() bool { return s.status("a").DiskState == "failed" })
+	w := s.write(60, 2, false) // on b alone, not flushed
+	if err := s.c.Procs["b"].Stop(sim.Crash, wait); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := s.app.Flush(); out == sim.OK {
+		t.Fatal("a flush answered with b, the only copy, crashed")
+	}
+	if err := s.c.Procs["b"].Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("a to meet b again", func() bool {
+		st := s.status("a")
+		return st.Peer != nil && (st.Peer.State == "connected" || st.Peer.State == "standalone")
+	})
+	out, err := s.app.Flush()
+	t.Logf("W = %s; a's peer %s %q; a later flush: %v %v", w, s.status("a").Peer.State, s.status("a").Peer.LastError, out, err)
+	s.checkFloor()
+}

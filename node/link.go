@@ -150,7 +150,7 @@ func (p *primary) connectOnce(ctx context.Context) error {
 	if localFailed && own == nil {
 		// Nothing here can be copied: the peer serves in this node's
 		// place if it holds everything, else it is the copy to keep.
-		if err := checkDisklessSource(v, peer); err != nil {
+		if err := checkDisklessSource(v, peer, p.peerMayLack.Load()); err != nil {
 			return p.refuse(err)
 		}
 	}

@@ -47,6 +47,10 @@ type primary struct {
 	disklessMu   sync.Mutex
 	disklessDone atomic.Bool
 	disklessBusy atomic.Bool
+	// peerMayLack: this node's disks had failed and its peer leg failed
+	// with writes answered since the last flush, which only the peer
+	// held (see checkDisklessSource).
+	peerMayLack atomic.Bool
 	// electing: promoted with --force without the volume's election,
 	// this primary campaigns for it (electForced).
 	electing atomic.Bool
@@ -377,6 +381,12 @@ func (p *primary) legFailed(leg *mirror.Leg, err error) error {
 	case peerLostNothing:
 		return nil
 	case peerLostHold:
+		if p.local.State() == mirror.Failed && p.mir.Unflushed() {
+			// The peer was the only copy of writes answered since the
+			// last flush: if it crashed, they are gone, and nothing
+			// here can copy them back.
+			p.peerMayLack.Store(true)
+		}
 		n.log.Warn("peer leg failed while the local copy is rebuilt from it, or failed: no I/O until it is back", "err", err)
 		return nil
 	}

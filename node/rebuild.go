@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/dustin/go-humanize"
@@ -238,8 +239,14 @@ func checkRebuildSource(rp *RebuildPoint, v Verdict, peer repl.Hello) error {
 // checkDisklessSource says why a primary whose local disks failed cannot
 // take the peer back, or nil if it can: the peer holds everything (the
 // same generation, up to date, nothing owed to it), and serves in the
-// primary's place.
-func checkDisklessSource(v Verdict, peer repl.Hello) error {
+// primary's place. mayLack: the peer's link ended while it held, alone,
+// writes answered since the last flush; had it crashed, it lost them,
+// and a flush answered once it is back would call them durable.
+func checkDisklessSource(v Verdict, peer repl.Hello, mayLack bool) error {
+	if mayLack {
+		return errors.New("this node's disks failed and the peer, the only copy, lost its link before writes answered since the last flush were flushed: " +
+			"if it restarted, they are gone. Demote this node and promote the peer (what it lacks was never flushed), then replace the disks here ('netraid disk replace')")
+	}
 	if v == repl.NoSync && peer.DiskState == meta.UpToDate && !peer.NeedFull && !peer.Discard {
 		return nil
 	}

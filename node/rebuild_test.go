@@ -75,3 +75,35 @@ func TestRebuildSourceCheck(t *testing.T) {
 		})
 	}
 }
+
+// TestDisklessSourceCheck: a primary whose disks failed takes its peer
+// back as the copy it serves through only if the peer holds everything
+// it answered: the same generation, up to date, nothing owed, and no
+// write answered since the last flush held by the peer alone when its
+// link ended.
+func TestDisklessSourceCheck(t *testing.T) {
+	up := meta.UpToDate
+	tests := []struct {
+		name    string
+		v       Verdict
+		h       repl.Hello
+		mayLack bool
+		ok      bool
+	}{
+		{"same generation, up to date", repl.NoSync, repl.Hello{DiskState: up}, false, true},
+		{"the peer held unflushed writes alone when its link ended", repl.NoSync, repl.Hello{DiskState: up}, true, false},
+		{"bitmap resync owed to the peer", repl.BitmapSync, repl.Hello{DiskState: up}, false, false},
+		{"full sync", repl.FullSync, repl.Hello{DiskState: up}, false, false},
+		{"peer inconsistent", repl.NoSync, repl.Hello{DiskState: meta.Inconsistent}, false, false},
+		{"peer waits for a full sync", repl.NoSync, repl.Hello{DiskState: up, NeedFull: true}, false, false},
+		{"peer discards", repl.NoSync, repl.Hello{DiskState: up, Discard: true}, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := checkDisklessSource(tt.v, tt.h, tt.mayLack)
+			if (err == nil) != tt.ok {
+				t.Fatalf("checkDisklessSource(%v, %+v, %v) = %v, want accepted: %v", tt.v, tt.h, tt.mayLack, err, tt.ok)
+			}
+		})
+	}
+}
