@@ -127,6 +127,25 @@ func (s *synced) peerState(name string) string {
 	return st.Peer.State
 }
 
+// checkIdentical checks that the two copies, reported in sync, hold the
+// same write in every block.
+func (s *synced) checkIdentical() {
+	s.t.Helper()
+	ca, err := s.c.Copy("a")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	cb, err := s.c.Copy("b")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for i := range ca {
+		if ca[i] != cb[i] {
+			s.t.Fatalf("the pair reports in sync but block %d holds write %d on a and %d on b (a's verdict %s)", i, ca[i], cb[i], s.status("a").Peer.Verdict)
+		}
+	}
+}
+
 // partition cuts the link and waits until both nodes have noticed.
 func (s *synced) partition() {
 	s.t.Helper()
@@ -403,19 +422,7 @@ func TestLastDiskLostWhileServingThroughPeer(t *testing.T) {
 		}
 	}
 	s.waitFor("the pair in sync", func() bool { _, ok := s.c.InSync(); return ok })
-	ca, err := s.c.Copy("a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cb, err := s.c.Copy("b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range ca {
-		if ca[i] != cb[i] {
-			t.Fatalf("the pair reports in sync but block %d holds write %d on a and %d on b (a's verdict %s)", i, ca[i], cb[i], s.status("a").Peer.Verdict)
-		}
-	}
+	s.checkIdentical()
 }
 
 // TestDisklessPrimaryPeerCrashLosesWrites is explorer seed 487: the
@@ -449,4 +456,30 @@ func TestDisklessPrimaryPeerCrashLosesWrites(t *testing.T) {
 	out, err := s.app.Flush()
 	t.Logf("W = %s; a's peer %s %q; a later flush: %v %v", w, s.status("a").Peer.State, s.status("a").Peer.LastError, out, err)
 	s.checkFloor()
+}
+
+// TestForcedPromoteOfRebuildingCopySyncsWhole is explorer seed 487's
+// second form: a secondary whose disks were replaced and never rebuilt
+// is forced up while its peer is away. Its copy lacks data the peer
+// holds, and no bitmap records where; when the peer returns as its
+// secondary, the resync must make the two copies identical (the peer
+// losing what only it held, as the forced promotion warned), not copy
+// only the regions written since and call the pair in sync.
+func TestForcedPromoteOfRebuildingCopySyncsWhole(t *testing.T) {
+	s := newSynced(t, sim.Options{})
+	s.write(40, 16, false)
+	s.flush()
+	s.do("a", node.ActDemote, node.Request{Force: true}) // cuts the app off
+	s.net.Partition("a", "b")
+	s.waitFor("both to notice the link is down", func() bool { return s.peerState("a") != "connected" && s.peerState("b") != "connected" })
+	b := s.c.Procs["b"]
+	for _, m := range s.status("b").Members {
+		d := b.AddDisk()
+		s.do("b", node.ActDiskReplace, node.Request{Disk: m.Path, NewDisk: d.Name})
+	}
+	s.do("b", node.ActPromote, node.Request{Force: true})
+	t.Logf("b after its forced promotion: %s, generations %s", s.status("b").DiskState, s.status("b").Gens)
+	s.net.Heal("a", "b")
+	s.waitFor("the pair in sync", func() bool { p, ok := s.c.InSync(); return ok && p == "b" })
+	s.checkIdentical()
 }

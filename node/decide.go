@@ -49,6 +49,11 @@ type promotePlan struct {
 	Rebuilding bool
 	// SetAllUsed: every region counts as used before any write.
 	SetAllUsed bool
+	// DirtyAll: every region is marked out of sync before any write: a
+	// copy forced up from a state that is not up to date differs from
+	// its old generation where nothing records it, so whatever is synced
+	// from it later is copied whole.
+	DirtyAll bool
 	// Diverge: a new data generation before any write.
 	Diverge bool
 	// Disk is the disk state to record.
@@ -80,6 +85,7 @@ func decidePromote(in promoteIn) promotePlan {
 		}
 		p.Warn = fmt.Sprintf("WARNING: promoted a copy that is %s; whatever only the peer holds will be overwritten when they resync", in.Disk)
 		p.ClearRebuild = true
+		p.DirtyAll = true
 	}
 	if in.Link.Live {
 		p.Refuse = fmt.Errorf("the peer is primary and connected to this node (last heard from %s ago): demote it there first ('netraid demote'); "+

@@ -20,6 +20,7 @@ func TestDecidePromote(t *testing.T) {
 		rebuilding bool
 		diverge    bool
 		setAllUsed bool
+		dirtyAll   bool
 		disk       meta.DiskState
 		clear      bool
 	}{
@@ -33,7 +34,10 @@ func TestDecidePromote(t *testing.T) {
 		{name: "outdated", in: promoteIn{Disk: meta.Outdated, Gens: g}, refuse: "outdated"},
 		{name: "failed", in: promoteIn{Disk: meta.Failed, Gens: g}, refuse: "failed"},
 		{name: "inconsistent, forced", in: promoteIn{Force: true, Disk: meta.Inconsistent, Gens: g, Rebuild: rb},
-			diverge: true, disk: meta.UpToDate, clear: true},
+			diverge: true, dirtyAll: true, disk: meta.UpToDate, clear: true},
+		{name: "failed, forced", in: promoteIn{Force: true, Disk: meta.Failed, Gens: g},
+			diverge: true, dirtyAll: true, disk: meta.UpToDate, clear: true},
+		{name: "up to date, forced", in: promoteIn{Force: true, Disk: meta.UpToDate, Gens: g}, diverge: true, disk: meta.UpToDate},
 		{name: "rebuilding", in: promoteIn{Disk: meta.Inconsistent, Gens: g, Rebuild: rb}, rebuilding: true, disk: meta.Inconsistent},
 		{name: "rebuilding, standalone", in: promoteIn{Standalone: true, Disk: meta.Inconsistent, Gens: g, Rebuild: rb}, refuse: "inconsistent"},
 		{name: "failed members", in: promoteIn{Disk: meta.UpToDate, Gens: g, Failed: 2}, refuse: "0x2"},
@@ -54,9 +58,9 @@ func TestDecidePromote(t *testing.T) {
 			if p.Refuse != nil {
 				t.Fatalf("refused: %v", p.Refuse)
 			}
-			if p.Rebuilding != tt.rebuilding || p.Diverge != tt.diverge || p.SetAllUsed != tt.setAllUsed || p.Disk != tt.disk || p.ClearRebuild != tt.clear {
-				t.Fatalf("plan %+v; want rebuilding %v diverge %v setAllUsed %v disk %v clear %v",
-					p, tt.rebuilding, tt.diverge, tt.setAllUsed, tt.disk, tt.clear)
+			if p.Rebuilding != tt.rebuilding || p.Diverge != tt.diverge || p.SetAllUsed != tt.setAllUsed || p.DirtyAll != tt.dirtyAll || p.Disk != tt.disk || p.ClearRebuild != tt.clear {
+				t.Fatalf("plan %+v; want rebuilding %v diverge %v setAllUsed %v dirtyAll %v disk %v clear %v",
+					p, tt.rebuilding, tt.diverge, tt.setAllUsed, tt.dirtyAll, tt.disk, tt.clear)
 			}
 		})
 	}

@@ -127,6 +127,11 @@ func (n *Node) promote(ctx context.Context, force bool) (string, error) {
 	if force && plan.Warn != "" {
 		n.log.Warn("forced promotion", "disk_state", n.sb.DiskState.String())
 	}
+	if plan.DirtyAll {
+		if err := n.bm.SetAll(); err != nil {
+			return "", fmt.Errorf("marking every region out of sync before taking writes: %w", err)
+		}
+	}
 	if plan.SetAllUsed {
 		if err := n.bm.SetAllUsed(); err != nil {
 			return "", fmt.Errorf("marking every region used before taking writes: %w", err)
