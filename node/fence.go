@@ -432,15 +432,32 @@ func (p *primary) retryPeerOutdated(gen uint64) {
 	}
 }
 
-// clearPeerRecord removes the peer's outdated record once the peer holds
-// this primary's data again (after a resync).
-func (p *primary) clearPeerRecord() { p.clearRecord(p.n.cfg.PeerName) }
-
-// clearRecord removes node's outdated record, if this node holds the
-// election.
-func (p *primary) clearRecord(node string) {
+// readRecord reads node's outdated record, to be removed (clearRecord)
+// once its copy holds this primary's data: read before the moment that
+// makes it hold it, so that a record made after that moment stays. It
+// is nil without a witness, without a record, or when the witness does
+// not answer (the record then stays; promoting that copy takes --force
+// until a later resync removes it).
+func (p *primary) readRecord(node string) *witness.Record {
 	n := p.n
 	if n.fence == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, n.fence.w.TTL())
+	defer cancel()
+	r, err := n.fence.w.Outdated(ctx, node)
+	if err != nil {
+		n.log.Warn("reading an outdated record in the witness: it stays", "node", node, "err", err)
+		return nil
+	}
+	return r
+}
+
+// clearRecord removes r, an outdated record readRecord read, if this
+// node holds the election and nothing changed the record since.
+func (p *primary) clearRecord(r *witness.Record) {
+	n := p.n
+	if r == nil {
 		return
 	}
 	n.mu.Lock()
@@ -451,8 +468,8 @@ func (p *primary) clearRecord(node string) {
 	}
 	ctx, cancel := context.WithTimeout(p.ctx, n.fence.w.TTL())
 	defer cancel()
-	if err := lead.ClearOutdated(ctx, node); err != nil {
-		n.log.Warn("clearing an outdated record in the witness", "node", node, "err", err)
+	if err := lead.ClearOutdated(ctx, r); err != nil {
+		n.log.Warn("clearing an outdated record in the witness", "node", r.Node, "err", err)
 	}
 }
 

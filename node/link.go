@@ -426,6 +426,9 @@ func (p *primary) resyncPeer(ctx context.Context, l *repl.Link, full bool, rb *R
 	// Tell the target first: if this node dies before recording its own
 	// side, the next meeting finds the same generation and has nothing
 	// to do rather than a full sync.
+	// The peer's outdated record is read before it is told: a record
+	// made after this point (the link lost again) is not removed.
+	rec := p.readRecord(n.cfg.PeerName)
 	n.mu.Lock()
 	g := n.gens()
 	n.mu.Unlock()
@@ -433,7 +436,7 @@ func (p *primary) resyncPeer(ctx context.Context, l *repl.Link, full bool, rb *R
 	if err != nil {
 		return fmt.Errorf("peer: %w", err)
 	}
-	p.clearPeerRecord()
+	p.clearRecord(rec)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	// The secondary answers with its state now: up to date.

@@ -52,12 +52,12 @@ func (e *etcdConn) grant(ctx context.Context, ttl time.Duration) (session, error
 	return &etcdSession{e: e, s: s}, nil
 }
 
-func (e *etcdConn) get(ctx context.Context, key string) ([]byte, bool, error) {
+func (e *etcdConn) get(ctx context.Context, key string) ([]byte, int64, bool, error) {
 	resp, err := e.cli.Get(ctx, key)
 	if err != nil || len(resp.Kvs) == 0 {
-		return nil, false, err
+		return nil, 0, false, err
 	}
-	return resp.Kvs[0].Value, true, nil
+	return resp.Kvs[0].Value, resp.Kvs[0].ModRevision, true, nil
 }
 
 func (e *etcdConn) first(ctx context.Context, prefix string) ([]byte, int64, bool, error) {
@@ -72,6 +72,11 @@ func (e *etcdConn) txn(ctx context.Context, guard string, rev int64, o op) (bool
 	do := clientv3.OpPut(o.key, o.val)
 	if o.del {
 		do = clientv3.OpDelete(o.key)
+	}
+	if o.ifMod != 0 {
+		// A nested transaction: the guard decides Succeeded, the key's
+		// revision only whether the write is made.
+		do = clientv3.OpTxn([]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(o.key), "=", o.ifMod)}, []clientv3.Op{do}, nil)
 	}
 	resp, err := e.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(guard), "=", rev)).Then(do).Commit()
 	if err != nil {

@@ -260,14 +260,14 @@ func (c *memConn) await(ctx context.Context, f func() error) error {
 	}
 }
 
-func (c *memConn) get(ctx context.Context, key string) (v []byte, ok bool, err error) {
+func (c *memConn) get(ctx context.Context, key string) (v []byte, mod int64, ok bool, err error) {
 	err = c.await(ctx, func() error {
 		if kv := c.m.kv[key]; kv != nil {
-			v, ok = []byte(kv.val), true
+			v, mod, ok = []byte(kv.val), kv.mod, true
 		}
 		return nil
 	})
-	return v, ok, err
+	return v, mod, ok, err
 }
 
 func (c *memConn) first(ctx context.Context, prefix string) (v []byte, rev int64, ok bool, err error) {
@@ -294,9 +294,12 @@ func (c *memConn) txn(ctx context.Context, guard string, rev int64, o op) (ok bo
 }
 
 // applyLocked applies a put (under lease, if not 0) or a delete, in a
-// new revision.
+// new revision; with o.ifMod, only if the key's last change was then.
 func (m *Memory) applyLocked(o op, lease int64) {
 	kv := m.kv[o.key]
+	if o.ifMod != 0 && (kv == nil || kv.mod != o.ifMod) {
+		return
+	}
 	switch {
 	case o.del && kv == nil:
 		return

@@ -57,8 +57,8 @@ type conn interface {
 	// grant opens a session: a lease of ttl, kept alive while the
 	// witness answers.
 	grant(ctx context.Context, ttl time.Duration) (session, error)
-	// get reads a key.
-	get(ctx context.Context, key string) ([]byte, bool, error)
+	// get reads a key, and the revision of its last change.
+	get(ctx context.Context, key string) (value []byte, modRev int64, ok bool, err error)
 	// first returns the key under prefix created first.
 	first(ctx context.Context, prefix string) (value []byte, createRev int64, ok bool, err error)
 	// txn applies op if guard's create revision is rev, and says
@@ -68,10 +68,13 @@ type conn interface {
 	String() string
 }
 
-// op is a write in a guarded transaction: a put, or a delete.
+// op is a write in a guarded transaction: a put, or a delete. With
+// ifMod, it applies only if the key's last change was at that revision
+// (the transaction still succeeds when it is not: the guard held).
 type op struct {
 	key, val string
 	del      bool
+	ifMod    int64
 }
 
 // session is a lease kept alive, and the election under it.
@@ -252,6 +255,9 @@ type Record struct {
 	By    string    `json:"by"`
 	Token int64     `json:"token"`
 	Time  time.Time `json:"time"`
+	// Rev is the witness's revision of the record's last change (not
+	// stored in it): ClearOutdated removes this record only.
+	Rev int64 `json:"-"`
 }
 
 // RecordOutdated records that node's copy is outdated as of gen, in a
@@ -264,10 +270,13 @@ func (l *Leadership) RecordOutdated(ctx context.Context, node string, gen uint64
 	return l.guarded(ctx, op{key: l.c.outdatedKey(node), val: string(b)})
 }
 
-// ClearOutdated removes node's record, guarded like RecordOutdated: once
-// its copy holds the primary's data again.
-func (l *Leadership) ClearOutdated(ctx context.Context, node string) error {
-	return l.guarded(ctx, op{key: l.c.outdatedKey(node), del: true})
+// ClearOutdated removes r, node's record as Outdated read it, guarded
+// like RecordOutdated: once its copy holds the primary's data again. A
+// record made since r was read stays (the copy fell behind again after
+// the moment the caller means): a removal delayed in flight may not
+// erase it.
+func (l *Leadership) ClearOutdated(ctx context.Context, r *Record) error {
+	return l.guarded(ctx, op{key: l.c.outdatedKey(r.Node), del: true, ifMod: r.Rev})
 }
 
 func (l *Leadership) guarded(ctx context.Context, o op) error {
@@ -287,7 +296,7 @@ func (l *Leadership) guarded(ctx context.Context, o op) error {
 func (c *Client) Outdated(ctx context.Context, node string) (*Record, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
 	defer cancel()
-	v, ok, err := c.cli.get(ctx, c.outdatedKey(node))
+	v, rev, ok, err := c.cli.get(ctx, c.outdatedKey(node))
 	if err != nil {
 		return nil, c.unreachable(err)
 	}
@@ -298,6 +307,7 @@ func (c *Client) Outdated(ctx context.Context, node string) (*Record, error) {
 	if err := json.Unmarshal(v, &r); err != nil {
 		return nil, fmt.Errorf("witness: the record of %s's copy does not parse: %w", node, err)
 	}
+	r.Node, r.Rev = node, rev // the key names the node
 	return &r, nil
 }
 

@@ -106,6 +106,7 @@ var behaviours = []struct {
 }{
 	{"Election", testElection},
 	{"RecordGuarded", testRecordGuarded},
+	{"ClearKeepsNewerRecord", testClearKeepsNewerRecord},
 	{"Unreachable", testUnreachable},
 	{"Renewed", testRenewed},
 	{"CloseHandsOver", testCloseHandsOver},
@@ -289,17 +290,54 @@ func testRecordGuarded(t *testing.T, w world) {
 	if err := la.RecordOutdated(ctx, "b", 43); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("a record by a node whose lease is gone: %v, want ErrNotLeader", err)
 	}
-	if err := la.ClearOutdated(ctx, "b"); !errors.Is(err, ErrNotLeader) {
+	if err := la.ClearOutdated(ctx, r); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("a clear by a node whose lease is gone: %v, want ErrNotLeader", err)
 	}
 	if r, err := b.Outdated(ctx, "b"); err != nil || r == nil || r.Generation != 42 {
 		t.Fatalf("b's record after a's refused writes: %+v, %v; want generation 42", r, err)
 	}
-	if err := lb.ClearOutdated(ctx, "b"); err != nil {
+	if err := lb.ClearOutdated(ctx, r); err != nil {
 		t.Fatal(err)
 	}
 	if r, err := b.Outdated(ctx, "b"); err != nil || r != nil {
 		t.Fatalf("b's record after the clear: %+v, %v", r, err)
+	}
+}
+
+// testClearKeepsNewerRecord: a removal clears the record as it was read,
+// never one made since. A primary reads its peer's record before the
+// resync that supersedes it ends; if the link fails again at once, the
+// new record may reach the witness before the removal, which must not
+// erase it (explorer seed 117, fenced).
+func testClearKeepsNewerRecord(t *testing.T, w world) {
+	a := w.client(t, "a")
+	ctx := context.Background()
+	la, err := a.Campaign(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := la.RecordOutdated(ctx, "b", 42); err != nil {
+		t.Fatal(err)
+	}
+	old, err := a.Outdated(ctx, "b")
+	if err != nil || old == nil {
+		t.Fatalf("b's record: %+v, %v", old, err)
+	}
+	if err := la.RecordOutdated(ctx, "b", 43); err != nil {
+		t.Fatal(err)
+	}
+	if err := la.ClearOutdated(ctx, old); err != nil {
+		t.Fatalf("removing a record changed since: %v, want no error (the guard held)", err)
+	}
+	now, err := a.Outdated(ctx, "b")
+	if err != nil || now == nil || now.Generation != 43 {
+		t.Fatalf("b's record after removing the one read before it: %+v, %v; want generation 43", now, err)
+	}
+	if err := la.ClearOutdated(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := a.Outdated(ctx, "b"); err != nil || r != nil {
+		t.Fatalf("b's record after removing it as read: %+v, %v; want none", r, err)
 	}
 }
 
