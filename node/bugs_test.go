@@ -483,3 +483,77 @@ func TestForcedPromoteOfRebuildingCopySyncsWhole(t *testing.T) {
 	s.waitFor("the pair in sync", func() bool { p, ok := s.c.InSync(); return ok && p == "b" })
 	s.checkIdentical()
 }
+
+// TestRebuildingPrimaryPeerCrashLosesWrites: a primary rebuilds a
+// replaced member from its peer while it serves; the peer takes plain
+// writes (answered, not yet flushed) and crashes, losing them. The
+// primary cannot tell which of them its half-rebuilt copy holds: no
+// flush may answer as if they were durable, it must not take the
+// restarted peer back as its source, and the operator's way out (demote
+// it, promote the peer) ends in a pair in sync with identical copies.
+// A peer that only lost its link, not restarted, is taken back.
+func TestRebuildingPrimaryPeerCrashLosesWrites(t *testing.T) {
+	for _, crash := range []bool{true, false} {
+		t.Run(map[bool]string{true: "crash", false: "partition"}[crash], func(t *testing.T) {
+			s := newSynced(t, sim.Options{Config: func(_ string, cfg *node.Config) { cfg.ResyncRate = 64 << 10 }})
+			lay := s.c.Layout()
+			blocksPerRegion := lay.Region / sim.BlockSize
+			for r := int64(0); r < 32; r += 3 {
+				s.write(r*blocksPerRegion+1, 1, false)
+			}
+			s.flush()
+			a := s.c.Procs["a"]
+			d := a.AddDisk()
+			s.do("a", node.ActDiskReplace, node.Request{Disk: s.status("a").Members[0].Path, NewDisk: d.Name})
+			s.waitFor("a's rebuild under way", func() bool { return s.status("a").RebuildPoint != nil })
+			var ws []*sim.Write
+			for _, r := range []int64{0, 1, 16, 30, 31} {
+				ws = append(ws, s.write(r*blocksPerRegion+1, 1, false))
+			}
+			t.Logf("written, not flushed: %v; a's rebuild %+v", ws, s.status("a").RebuildPoint)
+			if crash {
+				if err := s.c.Procs["b"].Stop(sim.Crash, wait); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				s.partition()
+			}
+			if out, err := s.app.Flush(); out == sim.OK {
+				t.Fatal("a flush answered with b, the rebuild's source, away")
+			} else {
+				t.Logf("a flush with b away: %v", err)
+			}
+			if crash {
+				if err := s.c.Procs["b"].Start(); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				s.net.Heal("a", "b")
+			}
+			s.do("a", node.ActResyncRate, node.Request{Rate: 0})
+			s.waitFor("a to meet b again", func() bool {
+				st := s.status("a")
+				return st.Peer != nil && (st.Peer.State == "connected" || st.Peer.State == "standalone")
+			})
+			t.Logf("a's peer %s %q", s.status("a").Peer.State, s.status("a").Peer.LastError)
+			if crash {
+				if out, _ := s.app.Flush(); out == sim.OK {
+					t.Fatal("a flush answered after a restarted b, which may lack writes it alone held, was taken back")
+				}
+				// Its final flush fails: it has no in-sync leg.
+				_, err := s.c.Do("a", node.ActDemote, node.Request{Force: true})
+				if st := s.status("a"); st.Role != "secondary" {
+					t.Fatalf("a is %s after demote --force: %v", st.Role, err)
+				}
+				s.do("b", node.ActPromote, node.Request{})
+				s.do("b", node.ActResyncRate, node.Request{Rate: 0})
+				if err := s.app.Use("b"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			prim := map[bool]string{true: "b", false: "a"}[crash]
+			s.identical(prim)
+			s.checkFloor()
+		})
+	}
+}

@@ -142,15 +142,16 @@ func (p *primary) connectOnce(ctx context.Context) error {
 	if v.Refused() {
 		return p.refuse(fmt.Errorf("%v: local %s, peer %s", v, hello.Gens, peer.Gens))
 	}
+	mayLack := peerMayLack(p.peerLostHolding.Load(), peer)
 	if own != nil {
-		if err := checkRebuildSource(own, v, peer); err != nil {
+		if err := checkRebuildSource(own, v, peer, mayLack); err != nil {
 			return p.refuse(err)
 		}
 	}
 	if localFailed && own == nil {
 		// Nothing here can be copied: the peer serves in this node's
 		// place if it holds everything, else it is the copy to keep.
-		if err := checkDisklessSource(v, peer, p.peerMayLack.Load()); err != nil {
+		if err := checkDisklessSource(v, peer, mayLack); err != nil {
 			return p.refuse(err)
 		}
 	}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -67,6 +68,8 @@ type Node struct {
 	// primNow is prim, for the volume's callbacks, which may run with mu
 	// held.
 	primNow atomic.Pointer[primary]
+	// boot is this daemon's start, as its hello says (repl.Hello.Boot).
+	boot string
 	// lastLogged is the error each repeated condition was last logged
 	// with, so that a condition is logged once, not at every retry.
 	lastLogged map[string]string
@@ -164,7 +167,7 @@ func Open(cfg Config) (*Node, error) {
 		secret: secret,
 		cfg:    cfg, log: cfg.Logger.With("volume", sb.Name), vol: vol, bm: bm,
 		size: int64(sb.VolumeSize), sb: sb, started: time.Now(), ready: make(chan struct{}),
-		lastLogged: map[string]string{},
+		lastLogged: map[string]string{}, boot: rand.Text(),
 	}
 	n.peer.state = PeerStandalone
 	if !cfg.standalone() {
@@ -373,7 +376,7 @@ func (n *Node) helloFor() repl.Hello {
 		token = n.fence.lead.Token
 	}
 	return repl.Hello{
-		Proto: repl.Proto, Software: n.cfg.Version, Node: n.cfg.Name, Peer: n.cfg.PeerName, Token: token,
+		Proto: repl.Proto, Software: n.cfg.Version, Node: n.cfg.Name, Peer: n.cfg.PeerName, Token: token, Boot: n.boot,
 		Name: n.sb.Name, SetUUID: n.sb.SetUUID.String(), Size: n.size, Region: int64(n.sb.RegionSize),
 		Role: role(n.prim != nil), DiskState: n.sb.DiskState, Gens: n.gens(), OutOfSync: n.bm.DirtyBytes(),
 	}

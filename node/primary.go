@@ -47,10 +47,12 @@ type primary struct {
 	disklessMu   sync.Mutex
 	disklessDone atomic.Bool
 	disklessBusy atomic.Bool
-	// peerMayLack: this node's disks had failed and its peer leg failed
-	// with writes answered since the last flush, which only the peer
-	// held (see checkDisklessSource).
-	peerMayLack atomic.Bool
+	// peerLostHolding is set at every loss of the peer leg: when this
+	// node's local copy was not in sync (failed, or rebuilt from the
+	// peer) and writes answered since the last flush were held by the
+	// peer alone, it is the peer daemon's boot then, else nil (see
+	// peerMayLack).
+	peerLostHolding atomic.Pointer[string]
 	// electing: promoted with --force without the volume's election,
 	// this primary campaigns for it (electForced).
 	electing atomic.Bool
@@ -377,21 +379,27 @@ func (p *primary) legFailed(leg *mirror.Leg, err error) error {
 	}
 	n.mu.Lock()
 	n.setPeer(PeerConnecting, err)
+	var boot string
+	if n.peer.hello != nil {
+		boot = n.peer.hello.Boot
+	}
 	n.mu.Unlock()
 	select {
 	case p.linkDown <- struct{}{}:
 	default:
 	}
+	if p.local.State() != mirror.InSync && p.mir.Unflushed() {
+		// The peer was the only whole copy of writes answered since
+		// the last flush: if it crashed, they are gone, and nothing
+		// here can copy them back.
+		p.peerLostHolding.Store(&boot)
+	} else {
+		p.peerLostHolding.Store(nil)
+	}
 	switch decidePeerLost(p.stopping.Load(), p.local.State() == mirror.InSync) {
 	case peerLostNothing:
 		return nil
 	case peerLostHold:
-		if p.local.State() == mirror.Failed && p.mir.Unflushed() {
-			// The peer was the only copy of writes answered since the
-			// last flush: if it crashed, they are gone, and nothing
-			// here can copy them back.
-			p.peerMayLack.Store(true)
-		}
 		n.log.Warn("peer leg failed while the local copy is rebuilt from it, or failed: no I/O until it is back", "err", err)
 		return nil
 	}

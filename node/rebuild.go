@@ -227,13 +227,27 @@ func (p *primary) ownRebuild() *RebuildPoint {
 // checkRebuildSource says why a peer cannot be the source of this
 // primary's own rebuild, or nil if it can: same generation, up to date,
 // and nothing of its own to be synced or discarded.
-func checkRebuildSource(rp *RebuildPoint, v Verdict, peer repl.Hello) error {
+func checkRebuildSource(rp *RebuildPoint, v Verdict, peer repl.Hello, mayLack bool) error {
+	if mayLack {
+		return fmt.Errorf("this node's copy has an unfinished rebuild of member %d (from %s) and the peer, its source, lost its link, then came back restarted, "+
+			"before writes answered since the last flush were flushed: they may be gone, and what this node holds of them cannot be told from what it does not. "+
+			"Demote this node and promote the peer (what it lacks was never flushed); this node is then synced from it", rp.Member, humanize.IBytes(uint64(rp.Cursor)))
+	}
 	if v == repl.NoSync && peer.DiskState == meta.UpToDate && !peer.NeedFull && !peer.Discard {
 		return nil
 	}
 	return fmt.Errorf("this node's copy has an unfinished rebuild of member %d (from %s) and the peer cannot be its source "+
 		"(verdict %s, peer %s%s): demote this node and promote the peer; this node is then synced from it",
 		rp.Member, humanize.IBytes(uint64(rp.Cursor)), v, peer.DiskState, map[bool]string{true: ", itself waiting for a full sync"}[peer.NeedFull])
+}
+
+// peerMayLack says whether the peer, back on the link, may lack writes
+// answered since the last flush that it alone held when its link was
+// lost (lostFrom: its boot then; nil if it held none alone). Unless it
+// is the same daemon, not restarted since, it may have crashed and lost
+// them.
+func peerMayLack(lostFrom *string, peer repl.Hello) bool {
+	return lostFrom != nil && (*lostFrom == "" || peer.Boot != *lostFrom)
 }
 
 // checkDisklessSource says why a primary whose local disks failed cannot
@@ -244,8 +258,8 @@ func checkRebuildSource(rp *RebuildPoint, v Verdict, peer repl.Hello) error {
 // and a flush answered once it is back would call them durable.
 func checkDisklessSource(v Verdict, peer repl.Hello, mayLack bool) error {
 	if mayLack {
-		return errors.New("this node's disks failed and the peer, the only copy, lost its link before writes answered since the last flush were flushed: " +
-			"if it restarted, they are gone. Demote this node and promote the peer (what it lacks was never flushed), then replace the disks here ('netraid disk replace')")
+		return errors.New("this node's disks failed and the peer, the only copy, lost its link, then came back restarted, before writes answered since the last flush were flushed: " +
+			"they may be gone. Demote this node and promote the peer (what it lacks was never flushed), then replace the disks here ('netraid disk replace')")
 	}
 	if v == repl.NoSync && peer.DiskState == meta.UpToDate && !peer.NeedFull && !peer.Discard {
 		return nil

@@ -53,24 +53,52 @@ func TestRebuildSourceCheck(t *testing.T) {
 	rp := &RebuildPoint{Member: 1, Cursor: 8 << 20}
 	up := meta.UpToDate
 	tests := []struct {
-		name string
-		v    Verdict
-		h    repl.Hello
-		ok   bool
+		name    string
+		v       Verdict
+		h       repl.Hello
+		mayLack bool
+		ok      bool
 	}{
-		{"same generation, up to date", repl.NoSync, repl.Hello{DiskState: up}, true},
-		{"bitmap resync owed to the peer", repl.BitmapSync, repl.Hello{DiskState: up}, false},
-		{"full sync", repl.FullSync, repl.Hello{DiskState: up}, false},
-		{"peer inconsistent", repl.NoSync, repl.Hello{DiskState: meta.Inconsistent}, false},
-		{"peer outdated", repl.NoSync, repl.Hello{DiskState: meta.Outdated}, false},
-		{"peer waits for a full sync", repl.NoSync, repl.Hello{DiskState: up, NeedFull: true}, false},
-		{"peer discards", repl.NoSync, repl.Hello{DiskState: up, Discard: true}, false},
+		{"same generation, up to date", repl.NoSync, repl.Hello{DiskState: up}, false, true},
+		{"the peer, restarted, may lack unflushed writes it held alone", repl.NoSync, repl.Hello{DiskState: up}, true, false},
+		{"bitmap resync owed to the peer", repl.BitmapSync, repl.Hello{DiskState: up}, false, false},
+		{"full sync", repl.FullSync, repl.Hello{DiskState: up}, false, false},
+		{"peer inconsistent", repl.NoSync, repl.Hello{DiskState: meta.Inconsistent}, false, false},
+		{"peer outdated", repl.NoSync, repl.Hello{DiskState: meta.Outdated}, false, false},
+		{"peer waits for a full sync", repl.NoSync, repl.Hello{DiskState: up, NeedFull: true}, false, false},
+		{"peer discards", repl.NoSync, repl.Hello{DiskState: up, Discard: true}, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := checkRebuildSource(rp, tt.v, tt.h)
+			err := checkRebuildSource(rp, tt.v, tt.h, tt.mayLack)
 			if (err == nil) != tt.ok {
-				t.Fatalf("checkRebuildSource(%v, %+v) = %v, want accepted: %v", tt.v, tt.h, err, tt.ok)
+				t.Fatalf("checkRebuildSource(%v, %+v, %v) = %v, want accepted: %v", tt.v, tt.h, tt.mayLack, err, tt.ok)
+			}
+		})
+	}
+}
+
+// TestPeerMayLack: a peer that held, alone, writes answered since the
+// last flush when its link was lost may lack them when it is back,
+// unless it is the same daemon (the same boot): it did not restart.
+func TestPeerMayLack(t *testing.T) {
+	boot := func(s string) *string { return &s }
+	tests := []struct {
+		name     string
+		lostFrom *string
+		peerBoot string
+		want     bool
+	}{
+		{"held nothing alone", nil, "x", false},
+		{"the same daemon is back", boot("x"), "x", false},
+		{"the daemon restarted", boot("x"), "y", true},
+		{"a peer that does not say its boot", boot("x"), "", true},
+		{"a peer that did not say it then", boot(""), "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := peerMayLack(tt.lostFrom, repl.Hello{Boot: tt.peerBoot}); got != tt.want {
+				t.Fatalf("peerMayLack = %v, want %v", got, tt.want)
 			}
 		})
 	}

@@ -27,6 +27,10 @@ type Hello struct {
 	// its volume's election, 0 without one. A node that has seen a
 	// newer token refuses a primary with an older one.
 	Token int64 `json:"token,omitempty"`
+	// Boot is drawn at random at each start of the sender's daemon: a
+	// peer back on the link with the same Boot did not restart, so it
+	// lost nothing it had written, even what it had not yet flushed.
+	Boot string `json:"boot,omitempty"`
 
 	// The volume as the sender holds it.
 	Name      string         `json:"name"`
