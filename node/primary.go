@@ -384,10 +384,7 @@ func (p *primary) legFailed(leg *mirror.Leg, err error) error {
 		boot = n.peer.hello.Boot
 	}
 	n.mu.Unlock()
-	select {
-	case p.linkDown <- struct{}{}:
-	default:
-	}
+	// Before the link loop is told: its next handshake reads it.
 	if p.local.State() != mirror.InSync && p.mir.Unflushed() {
 		// The peer was the only whole copy of writes answered since
 		// the last flush: if it crashed, they are gone, and nothing
@@ -395,6 +392,10 @@ func (p *primary) legFailed(leg *mirror.Leg, err error) error {
 		p.peerLostHolding.Store(&boot)
 	} else {
 		p.peerLostHolding.Store(nil)
+	}
+	select {
+	case p.linkDown <- struct{}{}:
+	default:
 	}
 	switch decidePeerLost(p.stopping.Load(), p.local.State() == mirror.InSync) {
 	case peerLostNothing:
