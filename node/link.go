@@ -383,6 +383,12 @@ func (p *primary) keepalive(ctx context.Context, l *repl.Link, leg *mirror.Leg) 
 // records the outcome in both nodes' generations.
 func (p *primary) resyncPeer(ctx context.Context, l *repl.Link, full bool, rb *RebuildPoint, plan *mirror.RebuildOptions, total int64) error {
 	n := p.n
+	// The peer's outdated record, removed once the peer holds this
+	// node's data, is read before the copy starts: a record made after
+	// this point (the link lost again) is not removed. Read here, a
+	// witness that does not answer delays the copy's start, not the
+	// peer's learning that it is up to date.
+	rec := p.readRecord(n.cfg.PeerName)
 	n.mu.Lock()
 	rate, paused := n.cfg.ResyncRate, n.resyncPaused
 	n.mu.Unlock()
@@ -427,9 +433,6 @@ func (p *primary) resyncPeer(ctx context.Context, l *repl.Link, full bool, rb *R
 	// Tell the target first: if this node dies before recording its own
 	// side, the next meeting finds the same generation and has nothing
 	// to do rather than a full sync.
-	// The peer's outdated record is read before it is told: a record
-	// made after this point (the link lost again) is not removed.
-	rec := p.readRecord(n.cfg.PeerName)
 	n.mu.Lock()
 	g := n.gens()
 	n.mu.Unlock()
