@@ -581,11 +581,15 @@ func (e *explorer) operator() (bool, error) {
 		prim, sec = "b", "a"
 	}
 	sp, ss := sts[prim], sts[sec]
-	if sp.DiskState == "failed" && (ss.DiskState == "up-to-date" || sp.Peer != nil && sp.Peer.State == "standalone") {
+	refused := sp.Peer != nil && sp.Peer.State == "standalone"
+	if sp.DiskState == "failed" && (ss.DiskState == "up-to-date" || refused) ||
+		sp.RebuildPoint != nil && refused && ss.DiskState == "up-to-date" {
 		// With the peer up to date, a swap; with the peer refused too
 		// (it lacks data only the failed disks held), the peer is all
-		// there is: promoted, with --force if it must be.
-		e.logf("operator: %s's disks failed and %s is %s: swap", prim, sec, ss.DiskState)
+		// there is: promoted, with --force if it must be. A primary
+		// rebuilt from its peer that refuses it (it came back restarted
+		// and may lack unflushed writes) asks for the same swap.
+		e.logf("operator: %s's copy is %s, %s is %s: swap", prim, sp.DiskState, sec, ss.DiskState)
 		if e.app.Node() == prim {
 			e.app.Close()
 		}
