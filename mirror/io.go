@@ -61,7 +61,11 @@ func (m *Mirror) fanout(o *op, name string, k kind, off, n int64, do func(*Leg) 
 			continue
 		}
 		t.leg.count(k, n)
-		ok = ok || t.inSync
+		// A leg counts if it was in sync when o began and still is: one
+		// failed meanwhile (by another operation, or by a member disk's
+		// failure found while this one marked its bits) holds the data
+		// on a copy that is out.
+		ok = ok || t.inSync && t.leg.State() == InSync
 	}
 	switch {
 	case ok:

@@ -406,3 +406,38 @@ func TestUnflushed(t *testing.T) {
 		t.Fatal("a flush after the write left the mirror unflushed")
 	}
 }
+
+// failsItsLeg fails its own leg (as a member disk's failure found by
+// another operation does) during a write that then succeeds on it.
+type failsItsLeg struct {
+	blockdev.Device
+	fail func()
+}
+
+func (d *failsItsLeg) WriteAt(p []byte, off int64) (int, error) {
+	d.fail()
+	return d.Device.WriteAt(p, off)
+}
+
+// TestWriteOnLegFailedMeanwhileNotAnswered is fenced explorer seed 2368:
+// a write began with both legs in sync; while it ran, the local leg was
+// failed (its bitmap write had timed out on one member disk), though the
+// write itself succeeded on that leg's other member; the peer leg failed
+// too. The write reached no leg that was still in sync when it ended: it
+// must fail, not be answered on the strength of a leg already out.
+func TestWriteOnLegFailedMeanwhileNotAnswered(t *testing.T) {
+	r := newRig(t)
+	if err := r.m.RemoveLeg(r.leg["local"]); err != nil {
+		t.Fatal(err)
+	}
+	var local *Leg
+	dev := &failsItsLeg{Device: blockdev.NewMem(volSize), fail: func() { r.m.FailLeg(local, "member disk metadata", errDead) }}
+	local, err := r.m.AddLeg("local", dev, InSync, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.fault["peer"].FailAll(fault.Write, errDead)
+	if _, err := r.m.WriteAt([]byte{1}, 0); err == nil {
+		t.Fatalf("a write answered although every leg it reached had failed (legs failed: %v)", r.failedLegs())
+	}
+}

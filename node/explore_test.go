@@ -50,6 +50,7 @@ func TestExploreFoundSeeds(t *testing.T) {
 		{487, false, "a diskless primary's peer crashed holding unflushed writes; a forced copy met its peer by bitmap"},
 		{50, true, "two primaries seen through a paused link"},
 		{117, true, "a delayed removal of the peer's outdated record erased a newer one"},
+		{2368, true, "a write answered on a leg failed while it ran (the mirror counted the leg as in sync)"},
 	} {
 		name := "plain"
 		if c.witness {
