@@ -361,17 +361,25 @@ func (p *primary) fencePromoted(gen uint64) {
 }
 
 // recordPeerOutdated records the peer outdated as of gen under this
-// node's election key.
+// node's election key, unless the peer is in sync again: it then holds
+// every write answered, and there is nothing to record.
 func (p *primary) recordPeerOutdated(gen uint64) error {
-	return p.recordOutdated(p.n.cfg.PeerName, gen)
+	return p.recordOutdated(p.n.cfg.PeerName, gen, p.peerInSync)
 }
 
 // recordOutdated records node's copy (the peer's, or this node's own
-// disks') outdated as of gen under this node's election key. Without a
-// witness there is nothing to record.
-func (p *primary) recordOutdated(node string, gen uint64) error {
+// disks') outdated as of gen under this node's election key, unless
+// needless (if not nil) says, once it is this record's turn (recMu),
+// that there is nothing to record. Without a witness there is nothing
+// to record.
+func (p *primary) recordOutdated(node string, gen uint64, needless func() bool) error {
 	n := p.n
 	if n.fence == nil {
+		return nil
+	}
+	p.recMu.Lock()
+	defer p.recMu.Unlock()
+	if needless != nil && needless() {
 		return nil
 	}
 	n.mu.Lock()
@@ -432,32 +440,32 @@ func (p *primary) retryPeerOutdated(gen uint64) {
 	}
 }
 
-// readRecord reads node's outdated record, to be removed (clearRecord)
-// once its copy holds this primary's data: read before the moment that
-// makes it hold it, so that a record made after that moment stays. It
-// is nil without a witness, without a record, or when the witness does
-// not answer (the record then stays; promoting that copy takes --force
-// until a later resync removes it).
-func (p *primary) readRecord(node string) *witness.Record {
+// clearRecordIf removes node's outdated record once its copy holds
+// every write answered, if holds still says so after the record is read.
+// The record is read after every record made before (recMu): one that
+// reached the witness late, after the copy was made whole, is removed.
+// A record made for a later loss is made after holds stops saying so:
+// either it is read and holds says no (it stays), or it is made after
+// this removal (it waits for recMu; and the removal, guarded by the
+// revision read, never takes a record made since). Without a witness,
+// without a record, or when the witness does not answer, nothing is
+// removed (promoting that copy takes --force until a later resync
+// removes it).
+func (p *primary) clearRecordIf(node string, holds func() bool) {
 	n := p.n
 	if n.fence == nil {
-		return nil
+		return
 	}
+	p.recMu.Lock()
+	defer p.recMu.Unlock()
 	ctx, cancel := context.WithTimeout(p.ctx, n.fence.w.TTL())
 	defer cancel()
 	r, err := n.fence.w.Outdated(ctx, node)
 	if err != nil {
 		n.log.Warn("reading an outdated record in the witness: it stays", "node", node, "err", err)
-		return nil
+		return
 	}
-	return r
-}
-
-// clearRecord removes r, an outdated record readRecord read, if this
-// node holds the election and nothing changed the record since.
-func (p *primary) clearRecord(r *witness.Record) {
-	n := p.n
-	if r == nil {
+	if r == nil || !holds() {
 		return
 	}
 	n.mu.Lock()
@@ -466,8 +474,6 @@ func (p *primary) clearRecord(r *witness.Record) {
 	if lead == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(p.ctx, n.fence.w.TTL())
-	defer cancel()
 	if err := lead.ClearOutdated(ctx, r); err != nil {
 		n.log.Warn("clearing an outdated record in the witness", "node", r.Node, "err", err)
 	}

@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/netraid/netraid/internal/sim"
 	"github.com/netraid/netraid/node"
+	"github.com/netraid/netraid/witness"
 )
 
 // Fenced failover in process: the pair of newSynced with a witness (an
@@ -67,6 +69,22 @@ func (s *synced) attached(x string) map[string]bool {
 // outdated says whether name's status shows a record of node's copy.
 func (s *synced) outdated(name, whose string) bool {
 	return slices.ContainsFunc(s.failover(name).Outdated, func(r node.OutdatedRecord) bool { return r.Node == whose })
+}
+
+// inWitness says whether the witness holds a record of whose copy now
+// (status shows what a node last looked at, a third of a lease ago).
+func (s *synced) inWitness(whose string) bool {
+	s.t.Helper()
+	w, err := witness.New(witness.Options{Backend: s.c.Witness, Volume: s.status("a").Volume, Node: "test", Timeout: wait})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer w.Close()
+	r, err := w.Outdated(context.Background(), whose)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return r != nil
 }
 
 // staysOutdated waits until name, running alone, promotes itself or says
@@ -769,4 +787,39 @@ func TestFencedFailedSelfPromotionResigns(t *testing.T) {
 	if r := s.role("b"); r != "secondary" {
 		t.Fatalf("b is %s", r)
 	}
+}
+
+// TestFencedLateRecordOfPeerRemoved: the record of the peer outdated,
+// made when a node promotes itself with its peer away, reaches the
+// witness only after the peer is back and its resync has begun (in CI,
+// a's record of b, made at its promotion, landed 3 ms after b's full
+// sync began, and stayed: b, in sync, could never promote itself, and
+// TestFencedFailedSelfPromotionResigns waited in vain). Once the peer
+// holds every write the record goes, and the peer takes over when the
+// primary dies.
+func TestFencedLateRecordOfPeerRemoved(t *testing.T) {
+	// A lease long enough that the held record does not time out.
+	s := newFenced(t, sim.Options{LeaseTTL: 20 * time.Second})
+	s.app.Close()
+	s.c.Witness.HoldTxns("b")
+	if err := s.c.Procs["a"].Stop(sim.Kill, wait); err != nil {
+		t.Fatal(err)
+	}
+	s.c.Witness.Expire("a")
+	s.waitFor("b to promote itself", func() bool { return s.role("b") == "primary" })
+	if err := s.c.Procs["a"].Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("the pair in sync again", func() bool { _, ok := s.c.InSync(); return ok })
+	mark := s.log.Mark()
+	s.c.Witness.ReleaseTxns("b")
+	s.waitLog(mark, "recorded outdated in the witness", "node=a")
+	s.waitFor("a's record removed, b's I/O no longer held", func() bool {
+		return !s.inWitness("a") && s.status("b").Suspended == ""
+	})
+	if err := s.c.Procs["b"].Stop(sim.Kill, wait); err != nil {
+		t.Fatal(err)
+	}
+	s.c.Witness.Expire("b")
+	s.waitFor("a to promote itself", func() bool { return s.role("a") == "primary" })
 }

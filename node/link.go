@@ -383,12 +383,6 @@ func (p *primary) keepalive(ctx context.Context, l *repl.Link, leg *mirror.Leg) 
 // records the outcome in both nodes' generations.
 func (p *primary) resyncPeer(ctx context.Context, l *repl.Link, full bool, rb *RebuildPoint, plan *mirror.RebuildOptions, total int64) error {
 	n := p.n
-	// The peer's outdated record, removed once the peer holds this
-	// node's data, is read before the copy starts: a record made after
-	// this point (the link lost again) is not removed. Read here, a
-	// witness that does not answer delays the copy's start, not the
-	// peer's learning that it is up to date.
-	rec := p.readRecord(n.cfg.PeerName)
 	n.mu.Lock()
 	rate, paused := n.cfg.ResyncRate, n.resyncPaused
 	n.mu.Unlock()
@@ -440,7 +434,17 @@ func (p *primary) resyncPeer(ctx context.Context, l *repl.Link, full bool, rb *R
 	if err != nil {
 		return fmt.Errorf("peer: %w", err)
 	}
-	p.clearRecord(rec)
+	// The peer holds every write and knows it: its outdated record goes,
+	// unless the link is lost again first. Apart, so that a witness that
+	// does not answer does not hold the peer's learning that it is up to
+	// date.
+	n.wg.Go(func() {
+		p.clearRecordIf(n.cfg.PeerName, func() bool {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return p.remote == leg && leg.State() == mirror.InSync
+		})
+	})
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	// The secondary answers with its state now: up to date.

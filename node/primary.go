@@ -56,6 +56,10 @@ type primary struct {
 	// electing: promoted with --force without the volume's election,
 	// this primary campaigns for it (electForced).
 	electing atomic.Bool
+	// recMu orders this primary's outdated records in the witness: one
+	// is made (recordOutdated), or read and removed (clearRecordIf), at
+	// a time, so that a removal reads every record made before it.
+	recMu sync.Mutex
 
 	mu     sync.Mutex
 	remote *mirror.Leg    // the peer leg, or nil
@@ -562,7 +566,7 @@ func (p *primary) recordDiskless() error {
 		n.mu.Unlock()
 		n.log.Warn("no disk of this node is left to record its failure: the peer recorded a new generation", "generations", g.String())
 	}
-	if err := p.recordOutdated(n.cfg.Name, g.Current); err != nil {
+	if err := p.recordOutdated(n.cfg.Name, g.Current, nil); err != nil {
 		return fmt.Errorf("%w: %w", errSelfNotRecorded, err)
 	}
 	p.disklessDone.Store(true)

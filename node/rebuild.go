@@ -192,7 +192,13 @@ func (p *primary) rebuildLocal(ctx context.Context, rp RebuildPoint, done chan s
 	n.log.Info("rebuild of the replaced disk done", "member", rp.Member, "copied", leg.Stats().SyncBytes)
 	if p.disklessDone.Load() && n.sb.FailedMembers == 0 {
 		// The disks recorded outdated (recordDiskless) are rebuilt.
-		n.wg.Go(func() { p.clearRecord(p.readRecord(n.cfg.Name)) })
+		n.wg.Go(func() {
+			p.clearRecordIf(n.cfg.Name, func() bool {
+				n.mu.Lock()
+				defer n.mu.Unlock()
+				return n.sb.FailedMembers == 0
+			})
+		})
 	}
 	return nil
 }

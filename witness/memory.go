@@ -27,6 +27,7 @@ type Memory struct {
 	cut     map[string]bool
 	dead    map[string]bool
 	failing map[string]error
+	slowTxn map[string]bool
 	stopped bool
 	// changed is closed, and replaced, on every change: requests and
 	// campaigns waiting for one look again.
@@ -51,7 +52,7 @@ type memLease struct {
 // NewMemory returns an empty witness that answers every node.
 func NewMemory() *Memory {
 	return &Memory{kv: map[string]*memKV{}, leases: map[int64]*memLease{}, cut: map[string]bool{}, dead: map[string]bool{},
-		failing: map[string]error{}, changed: make(chan struct{})}
+		failing: map[string]error{}, slowTxn: map[string]bool{}, changed: make(chan struct{})}
 }
 
 func (m *Memory) broadcastLocked() {
@@ -85,6 +86,25 @@ func (m *Memory) Heal(node string) {
 	defer m.mu.Unlock()
 	delete(m.cut, node)
 	delete(m.failing, node)
+	m.broadcastLocked()
+}
+
+// HoldTxns holds node's guarded transactions (the records and removals
+// its leadership makes), as requests slow on the network are: they are
+// applied after ReleaseTxns, or fail when their time-out ends first.
+// Its reads, campaigns and renewals are answered as before.
+func (m *Memory) HoldTxns(node string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.slowTxn[node] = true
+	m.broadcastLocked()
+}
+
+// ReleaseTxns ends HoldTxns.
+func (m *Memory) ReleaseTxns(node string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.slowTxn, node)
 	m.broadcastLocked()
 }
 
@@ -227,6 +247,12 @@ func (c *memConn) reachableLocked() bool {
 // can, when the cut ends if not, never if ctx ends first (its error).
 // A dead node's requests and a closed client's fail at once.
 func (c *memConn) await(ctx context.Context, f func() error) error {
+	return c.awaitOr(ctx, false, f)
+}
+
+// awaitOr is await; a transaction (txn) also waits while HoldTxns holds
+// them.
+func (c *memConn) awaitOr(ctx context.Context, txn bool, f func() error) error {
 	m := c.m
 	for {
 		if err := ctx.Err(); err != nil {
@@ -245,7 +271,7 @@ func (c *memConn) await(ctx context.Context, f func() error) error {
 			m.mu.Unlock()
 			return err
 		}
-		if c.reachableLocked() {
+		if c.reachableLocked() && !(txn && m.slowTxn[c.o.Node]) {
 			err := f()
 			m.mu.Unlock()
 			return err
@@ -283,7 +309,7 @@ func (c *memConn) first(ctx context.Context, prefix string) (v []byte, rev int64
 }
 
 func (c *memConn) txn(ctx context.Context, guard string, rev int64, o op) (ok bool, err error) {
-	err = c.await(ctx, func() error {
+	err = c.awaitOr(ctx, true, func() error {
 		g := c.m.kv[guard]
 		if ok = g != nil && g.create == rev; ok {
 			c.m.applyLocked(o, 0)
