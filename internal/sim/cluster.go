@@ -308,9 +308,7 @@ func (p *Proc) Stop(how How, within time.Duration) error {
 		p.c.Net.Crash(p.Name)
 	}
 	if how != Shutdown {
-		for _, d := range p.Disks {
-			d.Sever(how == Crash)
-		}
+		Sever(p.Disks, how == Crash)
 	}
 	cancel()
 	select {

@@ -33,6 +33,9 @@ type Disk struct {
 	failed  bool
 	metaEnd int64         // > 0: writes below it fail
 	hang    chan struct{} // non-nil: I/O waits until it is closed
+	// hangEnd > 0: writes below it wait until hangMeta is closed.
+	hangEnd  int64
+	hangMeta chan struct{}
 }
 
 // NewDisk returns a zeroed disk of size bytes.
@@ -53,19 +56,49 @@ func (d *Disk) Open() *Handle {
 	return h
 }
 
-// Sever cuts the current handle off: the process is gone. With crash,
-// the writes that were not flushed are dropped too (power loss); without
-// it they stay (a killed process: the disk has them).
-func (d *Disk) Sever(crash bool) {
-	d.mu.Lock()
-	h := d.handle
-	d.handle = nil
-	d.mu.Unlock()
-	if h != nil {
-		h.sever()
+// Sever cuts the current handles of disks off at one instant: the
+// process is gone. No I/O of a handle runs once the first is cut, so the
+// process cannot see one disk gone and record it on another (a power
+// loss takes every disk at once). With crash, the writes that were not
+// flushed are dropped too (power loss); without it they stay (a killed
+// process: the disks have them). Hung I/Os fail once every handle is
+// cut.
+func Sever(disks []*Disk, crash bool) {
+	var hs []*Handle
+	for _, d := range disks {
+		d.mu.Lock()
+		if d.handle != nil {
+			hs = append(hs, d.handle)
+		}
+		d.handle = nil
+		d.mu.Unlock()
 	}
-	if crash {
-		d.mem.Crash()
+	severHandles(hs, func() {
+		if crash {
+			for _, d := range disks {
+				d.mem.Crash()
+			}
+		}
+	})
+}
+
+// severHandles cuts hs off at one instant, running cut (if not nil) while
+// no I/O of theirs can run.
+func severHandles(hs []*Handle, cut func()) {
+	for _, h := range hs {
+		h.mu.Lock() // waits for the I/Os under way, keeps new ones out
+	}
+	for _, h := range hs {
+		h.severed = true
+	}
+	if cut != nil {
+		cut()
+	}
+	for _, h := range hs {
+		h.mu.Unlock()
+	}
+	for _, h := range hs {
+		close(h.goneCh())
 	}
 }
 
@@ -94,13 +127,29 @@ func (d *Disk) Hang() {
 	d.mu.Unlock()
 }
 
-// Heal undoes Fail, FailMeta and Hang; hanging I/Os go on.
+// HangMeta makes writes below off (the superblocks and bitmaps) wait
+// until Heal (or until their handle is severed, when they fail); the
+// rest of the I/O goes on.
+func (d *Disk) HangMeta(off int64) {
+	d.mu.Lock()
+	d.hangEnd = off
+	if d.hangMeta == nil {
+		d.hangMeta = make(chan struct{})
+	}
+	d.mu.Unlock()
+}
+
+// Heal undoes Fail, FailMeta, Hang and HangMeta; hanging I/Os go on.
 func (d *Disk) Heal() {
 	d.mu.Lock()
-	d.failed, d.metaEnd = false, 0
+	d.failed, d.metaEnd, d.hangEnd = false, 0, 0
 	if d.hang != nil {
 		close(d.hang)
 		d.hang = nil
+	}
+	if d.hangMeta != nil {
+		close(d.hangMeta)
+		d.hangMeta = nil
 	}
 	d.mu.Unlock()
 }
@@ -109,7 +158,7 @@ func (d *Disk) Heal() {
 func (d *Disk) Faulty() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.failed || d.metaEnd > 0 || d.hang != nil
+	return d.failed || d.metaEnd > 0 || d.hang != nil || d.hangEnd > 0
 }
 
 // ReadAt reads the disk as it is now (unflushed writes included), for
@@ -142,12 +191,7 @@ func (h *Handle) goneCh() chan struct{} {
 	return h.gone
 }
 
-func (h *Handle) sever() {
-	close(h.goneCh())
-	h.mu.Lock()
-	h.severed = true
-	h.mu.Unlock()
-}
+func (h *Handle) sever() { severHandles([]*Handle{h}, nil) }
 
 // enter admits one I/O of a kind: it waits out a hang, then checks the
 // faults. On nil the caller must call h.mu.RUnlock.
@@ -155,6 +199,9 @@ func (h *Handle) enter(write bool, off int64) error {
 	d := h.d
 	d.mu.Lock()
 	hang := d.hang
+	if write && off < d.hangEnd {
+		hang = d.hangMeta
+	}
 	d.mu.Unlock()
 	if hang != nil {
 		select {

@@ -1,0 +1,37 @@
+package sim
+
+import (
+	"errors"
+	"testing"
+)
+
+// TestSeverIsOneInstant: a process that, on an error from one disk,
+// records it on the other (as a volume records a failed member) records
+// nothing when its disks are severed: a power loss or a kill takes every
+// disk at the same instant, never one before the other.
+func TestSeverIsOneInstant(t *testing.T) {
+	for round := range 200 {
+		d0, d1 := NewDisk("d0", 1<<20), NewDisk("d1", 1<<20)
+		h0, h1 := d0.Open(), d1.Open()
+		done := make(chan error, 1)
+		go func() {
+			buf := make([]byte, 4096)
+			for {
+				if _, err := h0.WriteAt(buf, 0); err != nil {
+					_, err = h1.WriteAt([]byte("d0 failed"), 0)
+					done <- err
+					return
+				}
+			}
+		}()
+		Sever([]*Disk{d0, d1}, round%2 == 0)
+		if err := <-done; !errors.Is(err, ErrSevered) {
+			t.Fatalf("round %d: the record of d0's failure on d1: %v, want ErrSevered", round, err)
+		}
+		got := make([]byte, 9)
+		d1.ReadAt(got, 0)
+		if string(got) == "d0 failed" {
+			t.Fatalf("round %d: d1 holds the record of d0's failure, written after d0 was cut", round)
+		}
+	}
+}
