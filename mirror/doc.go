@@ -4,7 +4,9 @@
 //
 // Invariants:
 //   - A write marks its regions dirty in the bitmap (durably: resync.Bitmap
-//     Mark) before any leg sees it, then goes to every leg that has not
+//     Mark) before any leg sees it (and, while HoldWrites is in force,
+//     waits after its mark until ReleaseWrites, or fails, having reached
+//     no leg, if the mirror freezes), then goes to every leg that has not
 //     failed, in parallel, and is answered after all of them answered. It
 //     succeeds if a leg that was InSync when it began succeeded; a leg that
 //     errs (or times out: legs bring their own time-outs) is failed once

@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"testing"
@@ -83,5 +84,62 @@ func TestHoldContext(t *testing.T) {
 	<-done
 	if _, err := r.m.WriteAt(make([]byte, 4096), 8192); err != nil {
 		t.Fatalf("a write after the failed hold: %v", err)
+	}
+}
+
+// TestHoldWrites: a write marked while writes are held goes to no leg
+// until ReleaseWrites; one held when FailWrites or FailAcks comes fails
+// without any leg having seen it, and so do later ones until writes are
+// released (FailWrites) or for good (FailAcks freezes the mirror).
+func TestHoldWrites(t *testing.T) {
+	r := newRig(t)
+	data := bytes.Repeat([]byte{7}, 4096)
+	sent := func() int { return r.fault["local"].Count(fault.Write) + r.fault["peer"].Count(fault.Write) }
+	errStop := errors.New("the node stopped being primary")
+	errNoCopy := errors.New("no copy can take the write")
+	for i, c := range []struct {
+		name string
+		end  func()
+		want func(error) bool // the held write's outcome
+		then func(error) bool // a later write's
+	}{
+		{"released", r.m.ReleaseWrites,
+			func(err error) bool { return err == nil },
+			func(err error) bool { return err == nil }},
+		{"failed", func() { r.m.FailWrites(errNoCopy) },
+			func(err error) bool { return errors.Is(err, errNoCopy) },
+			func(err error) bool { return errors.Is(err, errNoCopy) }},
+		{"frozen", func() { r.m.FailAcks(errStop) },
+			func(err error) bool { var fe *FrozenError; return errors.As(err, &fe) },
+			func(err error) bool { var fe *FrozenError; return errors.As(err, &fe) }},
+	} {
+		off := int64(2*i) * rs
+		before := sent()
+		r.m.HoldWrites()
+		done := make(chan error, 1)
+		go func() {
+			_, err := r.m.WriteAt(data, off)
+			done <- err
+		}()
+		waitFor(t, c.name+": the write's region marked", func() bool { return r.bm.Dirty(off / rs) })
+		if n := sent() - before; n != 0 {
+			t.Fatalf("%s: %d leg writes while writes are held", c.name, n)
+		}
+		c.end()
+		err := <-done
+		_, later := r.m.WriteAt(data, off+rs)
+		n, wantN := sent()-before, 0
+		if err == nil {
+			wantN = 4 // both writes, on both legs
+		}
+		if !c.want(err) || !c.then(later) || n != wantN {
+			t.Fatalf("%s: the held write %v, a later one %v, %d leg writes (want %d)", c.name, err, later, n, wantN)
+		}
+		if c.name == "failed" {
+			r.m.ReleaseWrites()
+			if _, err := r.m.WriteAt(data, off+rs); err != nil || sent()-before != 2 {
+				t.Fatalf("failed: once released, a write: %v, %d leg writes", err, sent()-before)
+			}
+		}
 	}
 }

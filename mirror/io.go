@@ -221,6 +221,9 @@ func (m *Mirror) write(name string, off, n int64, mark func(off, n int64) error,
 		return fmt.Errorf("mirror: %s off %d len %d: write intent: %w", name, off, n, err)
 	}
 	lat.Since(lat.MirrorMark, t)
+	if err := m.sendBarrier(); err != nil {
+		return err // the mirror's freeze, or the reason the writes fail (FailWrites)
+	}
 	all, err := m.fanout(o, name, kindWrite, off, n, do)
 	if err == nil && all && unused != nil && o.allInSync() {
 		unused(off, n)

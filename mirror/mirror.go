@@ -64,6 +64,9 @@ type Mirror struct {
 	ackMu sync.Mutex
 	// ackWhy are the reasons the answers are held for (under ackMu).
 	ackWhy map[string]bool
+	// sendHeld, while set, keeps application writes from going to any
+	// leg once marked (HoldWrites); changed under ackMu.
+	sendHeld atomic.Pointer[ackHold]
 	// Application I/O, for adaptive resync.
 	appOps, appInflight, appSeen atomic.Int64
 }
@@ -304,6 +307,76 @@ func (m *Mirror) FailAcks(err error) {
 	m.endHoldLocked(m.frozenErr())
 }
 
+// HoldWrites keeps the application's writes (and trims and zeroes) that
+// have marked their regions from going to any leg until ReleaseWrites
+// lets them go on, FailWrites fails them, or FailAcks or a freeze fails
+// them. The node holds them when a write's mark persisted nothing (no
+// member disk is left to hold the bitmap) until its peer records that it
+// holds the only copy: a write that reached the peer before would be
+// recorded nowhere, and a crash would leave it on the peer's copy alone
+// with nothing to say so. It may be called from within a mark (it does
+// not block); a write whose mark called it is held.
+func (m *Mirror) HoldWrites() {
+	m.ackMu.Lock()
+	defer m.ackMu.Unlock()
+	if h := m.sendHeld.Load(); h == nil || h.ended() {
+		m.sendHeld.Store(&ackHold{done: make(chan struct{})})
+	}
+}
+
+// FailWrites fails, with err and without sending them, the writes held
+// and those that reach the same point (after their mark) until
+// HoldWrites holds them again or ReleaseWrites lets them go.
+func (m *Mirror) FailWrites(err error) {
+	m.ackMu.Lock()
+	defer m.ackMu.Unlock()
+	m.endSendHoldLocked(err)
+	h := &ackHold{done: make(chan struct{}), err: err}
+	close(h.done)
+	m.sendHeld.Store(h)
+}
+
+// ReleaseWrites ends HoldWrites and FailWrites: writes go on to the legs.
+func (m *Mirror) ReleaseWrites() {
+	m.ackMu.Lock()
+	defer m.ackMu.Unlock()
+	m.endSendHoldLocked(nil)
+}
+
+// endSendHoldLocked ends the hold of writes, if any, failing them with
+// err unless nil. Callers hold m.ackMu.
+func (m *Mirror) endSendHoldLocked(err error) {
+	if h := m.sendHeld.Load(); h != nil {
+		if !h.ended() {
+			h.err = err
+			close(h.done)
+		}
+		m.sendHeld.Store(nil)
+	}
+}
+
+// ended reports whether h has ended.
+func (h *ackHold) ended() bool {
+	select {
+	case <-h.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// sendBarrier waits out a hold of the writes (HoldWrites), and returns
+// the error to fail the write with, without sending it, if any.
+func (m *Mirror) sendBarrier() error {
+	if h := m.sendHeld.Load(); h != nil {
+		<-h.done
+		if h.err != nil {
+			return h.err
+		}
+	}
+	return m.frozenErr()
+}
+
 // AcksHeld reports whether answers are held.
 func (m *Mirror) AcksHeld() bool { return m.held.Load() != nil }
 
@@ -333,6 +406,9 @@ func (m *Mirror) freeze(err error) {
 	err = &FrozenError{Cause: err}
 	m.frozen.CompareAndSwap(nil, &err)
 	m.log.Error("mirror: frozen: no operation is answered any more", "err", err)
+	m.ackMu.Lock()
+	defer m.ackMu.Unlock()
+	m.endSendHoldLocked(m.frozenErr())
 }
 
 // frozenErr is the error a frozen mirror fails operations with, or nil.

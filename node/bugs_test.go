@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -556,4 +557,61 @@ func TestRebuildingPrimaryPeerCrashLosesWrites(t *testing.T) {
 			s.checkFloor()
 		})
 	}
+}
+
+// TestUnmarkedWriteNeverReachesPeer is plain explorer seed 3217: the
+// primary's last disks fail, and while it has its peer record that the
+// peer holds the only copy (repl.MsgDiskless), a write to a clean region
+// comes: its bitmap mark, with no member left, persists nothing. That
+// write must not reach the peer before the peer has made the record. In
+// the seed it did; the peer never made the record; the primary crashed
+// and came back with healed disks, whose bitmap never had the write's
+// region, and the pair met at the same generation and called itself in
+// sync, with the write (failed to the application, but on the peer's
+// disk) on one copy only.
+func TestUnmarkedWriteNeverReachesPeer(t *testing.T) {
+	s := newSynced(t, sim.Options{})
+	lay := s.c.Layout()
+	blocksPerRegion := lay.Region / sim.BlockSize
+	s.write(5*blocksPerRegion, 1, false) // its region dirty; its chunk on member 0
+	a := s.c.Procs["a"]
+	a.Disks[0].Fail()
+	a.Disks[1].FailMeta(lay.DataOffset)
+	for _, d := range s.c.Procs["b"].Disks {
+		d.HangMeta(lay.DataOffset) // b cannot record a new generation, and takes data
+	}
+	mark := s.log.Mark()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		// No mark needed; its write fails a0, and recording that, a1:
+		// a asks b to record the new generation, which hangs.
+		w, out, err := s.app.Write(5*blocksPerRegion, 1, false)
+		t.Logf("W1 = %s: %v %v", w, out, err)
+	})
+	s.waitLog(mark, "node=a", "local disks failed")
+	app2 := s.c.NewApp(wait)
+	defer app2.Close()
+	if err := app2.Use("a"); err != nil {
+		t.Fatal(err)
+	}
+	w2, out, err := app2.Write(3*blocksPerRegion, 1, false) // a clean region
+	t.Logf("W2 = %s: %v %v", w2, out, err)
+	if err := s.c.Procs["a"].Stop(sim.Crash, wait); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.c.Procs["b"].Stop(sim.Kill, wait); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	for _, name := range []string{"a", "b"} {
+		for _, d := range s.c.Procs[name].Disks {
+			d.Heal()
+		}
+		if err := s.c.Procs[name].Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.do("a", node.ActPromote, node.Request{})
+	s.waitFor("the pair in sync", func() bool { _, ok := s.c.InSync(); return ok })
+	s.checkIdentical()
 }

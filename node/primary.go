@@ -584,9 +584,26 @@ func (p *primary) holdForDiskless() {
 		return
 	}
 	p.mir.HoldAcks(holdDiskless)
+	// The write whose mark called this persisted no bit: it waits too,
+	// before any leg sees it, so that nothing reaches the peer's copy
+	// alone before the peer has recorded it holds the only one.
+	p.mir.HoldWrites()
 	p.n.wg.Go(func() {
 		defer p.disklessBusy.Store(false)
-		err := p.retryHeld("I/O held: no disk is left and the peer cannot record the new generation yet", p.recordDiskless, func(since string, err error) string {
+		record := func() error {
+			err := p.recordDiskless()
+			switch {
+			case err == nil:
+			case errors.Is(err, errPeerNotInSync):
+				// No copy can take the writes: they fail, rather than
+				// wait for a peer that this copy cannot bring back.
+				p.mir.FailWrites(fmt.Errorf("mirror: write not sent: no disk of this node is left and %w", err))
+			default:
+				p.mir.HoldWrites()
+			}
+			return err
+		}
+		err := p.retryHeld("I/O held: no disk is left and the peer cannot record the new generation yet", record, func(since string, err error) string {
 			if errors.Is(err, errPeerNotInSync) {
 				// Nothing succeeds to be held: I/O fails for want of
 				// a copy, which status says otherwise.
@@ -599,6 +616,7 @@ func (p *primary) holdForDiskless() {
 			p.mir.FailAcks(errors.New("the node stopped being primary while its answers were held"))
 			return
 		}
+		p.mir.ReleaseWrites()
 		p.mir.ReleaseAcks(holdDiskless)
 	})
 }
