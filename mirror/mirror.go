@@ -367,8 +367,12 @@ func (h *ackHold) ended() bool {
 
 // sendBarrier waits out a hold of the writes (HoldWrites), and returns
 // the error to fail the write with, without sending it, if any.
-func (m *Mirror) sendBarrier() error {
-	if h := m.sendHeld.Load(); h != nil {
+func (m *Mirror) sendBarrier() error { return m.barrier(&m.sendHeld) }
+
+// barrier waits out the hold in p, if any, and returns its error, else
+// the freeze's, if any.
+func (m *Mirror) barrier(p *atomic.Pointer[ackHold]) error {
+	if h := p.Load(); h != nil {
 		<-h.done
 		if h.err != nil {
 			return h.err
@@ -391,15 +395,7 @@ func (m *Mirror) endHoldLocked(err error) {
 
 // ackBarrier waits out a hold of the answers, and returns what to answer
 // instead of success, if anything.
-func (m *Mirror) ackBarrier() error {
-	if h := m.held.Load(); h != nil {
-		<-h.done
-		if h.err != nil {
-			return h.err
-		}
-	}
-	return m.frozenErr()
-}
+func (m *Mirror) ackBarrier() error { return m.barrier(&m.held) }
 
 // freeze makes every operation fail from now on with err.
 func (m *Mirror) freeze(err error) {
