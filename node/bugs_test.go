@@ -615,3 +615,56 @@ func TestUnmarkedWriteNeverReachesPeer(t *testing.T) {
 	s.waitFor("the pair in sync", func() bool { _, ok := s.c.InSync(); return ok })
 	s.checkIdentical()
 }
+
+// TestPromoteRefusedWhenPeerHoldsNewer is plain explorer seed 5197: a
+// write answered with the pair in sync, not yet flushed; then every disk
+// of the primary fails its metadata writes, so it serves through its
+// peer, which records that it holds the only copy (a new generation);
+// the flush that follows is durable on the peer alone. The primary
+// crashes, losing its unflushed copy of the write, and comes back with
+// healed disks that still say up to date at the old generation (nothing
+// new could be recorded on them). Promoted without --force while its
+// peer is up, it must refuse: the peer holds a newer generation that
+// descends from its own, as a connected DRBD secondary refuses. The peer
+// is the one to promote.
+func TestPromoteRefusedWhenPeerHoldsNewer(t *testing.T) {
+	s := newSynced(t, sim.Options{})
+	lay := s.c.Layout()
+	blocksPerRegion := lay.Region / sim.BlockSize
+	a := s.c.Procs["a"]
+	w := s.write(blocksPerRegion+1, 4, false) // in sync, not flushed
+	for _, d := range a.Disks {
+		d.FailMeta(lay.DataOffset)
+	}
+	s.write(3*blocksPerRegion, 1, false) // a clean region: its mark fails every member
+	s.waitFor("a to serve through b", func() bool { return s.status("a").DiskState == "failed" })
+	s.flush() // durable on b alone
+	gb := s.status("b").Gens
+	if err := a.Stop(sim.Crash, wait); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range a.Disks {
+		d.Heal()
+	}
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("W = %s; a's generations %s (%s), b's %s", w, s.status("a").Gens, s.status("a").DiskState, gb)
+	msg, err := s.c.Do("a", node.ActPromote, node.Request{})
+	if err == nil {
+		s.app.Close()
+		if uerr := s.app.Use("a"); uerr == nil {
+			s.checkFloor()
+		}
+		t.Fatalf("a was promoted (%q) while b, up and reachable, holds newer data (generations %s)", msg, gb)
+	}
+	if !strings.Contains(err.Error(), "newer") {
+		t.Errorf("the refusal does not say the peer holds newer data: %v", err)
+	}
+	t.Logf("a refused: %v", err)
+	s.waitFor("b to notice a's link is gone", func() bool { return s.peerState("b") != "connected" })
+	s.do("b", node.ActPromote, node.Request{})
+	s.waitFor("the pair in sync", func() bool { _, ok := s.c.InSync(); return ok })
+	s.checkFloor()
+	s.checkIdentical()
+}

@@ -36,6 +36,9 @@ type promoteIn struct {
 	Rebuild *RebuildPoint
 	Link    inboundLink
 	Gens    Gens
+	// Peer is what the peer said it holds when asked just before (nil:
+	// not asked, or no answer).
+	Peer *repl.Hello
 	// Detect is how long a silent peer takes to be declared gone.
 	Detect time.Duration
 }
@@ -92,6 +95,23 @@ func decidePromote(in promoteIn) promotePlan {
 			"if its machine or link is gone, this node notices within %s of silence and then accepts promote",
 			in.Link.Heard.Round(time.Millisecond), in.Detect)
 		return p
+	}
+	if h := in.Peer; h != nil && !in.Force && !p.Rebuilding {
+		// Two secondaries do not talk, so what the peer holds is asked
+		// for: a copy that is up to date on its own disks may still lack
+		// what the peer took alone (it recorded a new generation while
+		// it held the only copy of this node's writes). A copy being
+		// rebuilt serves through the peer: their meeting decides.
+		switch {
+		case h.Role == meta.Primary:
+			p.Refuse = fmt.Errorf("the peer is primary (it answered just now, generations %s): demote it there first ('netraid demote'); "+
+				"--force promotes this node anyway and the two copies split", h.Gens)
+			return p
+		case repl.Decide(in.Gens, h.Gens, false) == repl.TargetNewer:
+			p.Refuse = fmt.Errorf("the peer holds newer data than this node (generations: %s here, %s on the peer, whose copy is %s): "+
+				"promote the peer instead; --force promotes this node and loses what only the peer holds", in.Gens, h.Gens, h.DiskState)
+			return p
+		}
 	}
 	if in.Failed != 0 {
 		p.Refuse = fmt.Errorf("member disk(s) %#x of this node failed: replace them ('netraid disk replace') or promote the peer", in.Failed)

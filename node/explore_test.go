@@ -49,6 +49,7 @@ func TestExploreFoundSeeds(t *testing.T) {
 		{202, false, "a write hidden by a member rebuild after the last disk failed"},
 		{487, false, "a diskless primary's peer crashed holding unflushed writes; a forced copy met its peer by bitmap"},
 		{3217, false, "a write whose mark persisted nothing reached the peer before the peer recorded it held the only copy"},
+		{5197, false, "a copy whose unflushed writes the peer alone kept (it recorded a new generation) was promoted while the peer was up"},
 		{50, true, "two primaries seen through a paused link"},
 		{117, true, "a delayed removal of the peer's outdated record erased a newer one"},
 		{2368, true, "a write answered on a leg failed while it ran (the mirror counted the leg as in sync)"},

@@ -104,6 +104,12 @@ func (n *Node) promote(ctx context.Context, force bool) (string, error) {
 			}
 		}
 	}
+	// Without a witness, nothing records that the peer took writes this
+	// copy lacks: the peer, if it answers, says what it holds.
+	var peer *repl.Hello
+	if n.fence == nil && !force && !n.cfg.standalone() {
+		peer = n.askPeer(ctx)
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	keep := false
@@ -122,7 +128,7 @@ func (n *Node) promote(ctx context.Context, force bool) (string, error) {
 	plan := decidePromote(promoteIn{
 		Force: force, Standalone: n.cfg.standalone(), Disk: n.sb.DiskState, Flags: n.sb.Flags,
 		Failed: n.sb.FailedMembers, Rebuild: n.rebuildPoint(), Link: n.linkView(), Gens: n.gens(),
-		Detect: n.cfg.detect(),
+		Peer: peer, Detect: n.cfg.detect(),
 	})
 	if plan.Refuse != nil {
 		return "", plan.Refuse

@@ -252,17 +252,19 @@ func (n *Node) linkView() inboundLink {
 	return inboundLink{}
 }
 
-// onPoke answers a secondary that says it is up (pokePeer): a primary of
-// the same volume dials it at once instead of at its next attempt. Either
-// way the poke is refused: the link is always the primary's dial. Called
-// with n.mu held.
+// onPoke answers a secondary that says it is up (pokePeer) or asks what
+// this node holds before it is promoted (askPeer): a primary of the same
+// volume dials it at once instead of at its next attempt. Either way the
+// poke is refused (the link is always the primary's dial), with this
+// node's hello. Called with n.mu held.
 func (n *Node) onPoke(h repl.Hello) error {
+	reply := n.helloFor()
 	if n.prim == nil || h.Name != n.sb.Name {
-		return &repl.Refusal{Msg: "this node is not the volume's primary: it does not dial"}
+		return &repl.Refusal{Msg: "this node is not the volume's primary: it does not dial", Peer: &reply}
 	}
 	n.prim.kickLink()
 	n.log.Info("the secondary says it is up: dialing it")
-	return &repl.Refusal{Msg: "this node is primary: it dials the secondary now"}
+	return &repl.Refusal{Msg: "this node is primary: it dials the secondary now", Peer: &reply}
 }
 
 // pokePeer tells the peer, once, that this node is up, so that a primary
@@ -270,24 +272,56 @@ func (n *Node) onPoke(h repl.Hello) error {
 // a restarted secondary is back in sync sooner. The answer is always a
 // refusal; a peer that is down or not primary changes nothing.
 func (n *Node) pokePeer(ctx context.Context) {
+	_, err := n.hailPeer(ctx)
+	n.log.Debug("told the peer this node is up", "answer", err)
+}
+
+// askPeer asks the peer what it holds (its hello), as a secondary's poke:
+// nil if it is unreachable or does not say.
+func (n *Node) askPeer(ctx context.Context) *repl.Hello {
+	h, err := n.hailPeer(ctx)
+	n.log.Debug("asked the peer what it holds", "answer", err)
+	return h
+}
+
+// hailPeer dials the peer as a secondary (the poke of pokePeer) and
+// returns the hello of its answer, which is always a refusal.
+func (n *Node) hailPeer(ctx context.Context) (*repl.Hello, error) {
 	n.mu.Lock()
 	hello := n.helloFor()
 	n.mu.Unlock()
 	hello.Role = meta.Secondary
 	peerTLS, err := n.peerTLS(hello.Name)
 	if err != nil {
-		return
+		return nil, err
 	}
 	dctx, cancel := context.WithTimeout(ctx, n.cfg.PeerTimeout)
 	defer cancel()
 	conn, err := n.cfg.DialFunc(dctx, "tcp", n.cfg.Peer)
-	if err == nil {
-		var l *repl.Link
-		if l, err = repl.Connect(dctx, conn, repl.DialOptions{Hello: hello, Timeout: n.cfg.PeerTimeout, TLS: peerTLS, Secret: n.secret}); err == nil {
-			l.Close()
-		}
+	if err != nil {
+		return nil, err
 	}
-	n.log.Debug("told the peer this node is up", "answer", err)
+	l, err := repl.Connect(dctx, conn, repl.DialOptions{Hello: hello, Timeout: n.cfg.PeerTimeout, TLS: peerTLS, Secret: n.secret})
+	if err == nil {
+		l.Close()
+		return nil, errors.New("the peer took a secondary's hello")
+	}
+	var r *repl.Refusal
+	if errors.As(err, &r) && r.Peer != nil && n.isPeer(*r.Peer) {
+		return r.Peer, err
+	}
+	return nil, err
+}
+
+// isPeer says whether an answer is the configured peer's, for this
+// volume: its name, its node name (--peer-name), and, once the nodes have
+// met, the copy they met with.
+func (n *Node) isPeer(h repl.Hello) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	known := n.sb.PeerSetUUID
+	return h.Name == n.sb.Name && (n.cfg.PeerName == "" || h.Node == n.cfg.PeerName) &&
+		(known.IsZero() || h.SetUUID == known.String())
 }
 
 // Control handles the primary's messages on the established link.

@@ -214,6 +214,13 @@ func Decide(src, dst Gens, discardTarget bool) Verdict {
 		return SplitBrain
 	case slices.Contains(src.History[:], dst.Current) && dst.Bitmap == 0:
 		return FullSync
+	case slices.Contains(dst.History[:], src.Current) && src.Bitmap == 0 && !discardTarget:
+		// The target moved on from the source's current generation
+		// (it recorded a new one while it held the only copy of the
+		// source's writes, repl.MsgDiskless) and the source took
+		// nothing since: the target holds everything the source does,
+		// and more.
+		return TargetNewer
 	case discardTarget && (related(src, dst)):
 		return FullSync
 	case related(src, dst):

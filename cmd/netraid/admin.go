@@ -15,7 +15,12 @@ func init() {
 		fs := newFlags(e, "promote", "[--force]", `
 Make this node the primary: it starts exporting the volume over NBD and
 mirroring to its peer. Refused when the local copy is not up to date (for
-example in the middle of a resync), or when the peer is primary.
+example in the middle of a resync), or when the peer is primary. Without
+a witness (--etcd), the peer is asked first what it holds, waiting at
+most --peer-timeout for an answer: promote is refused when the peer
+answers that it is primary or holds newer data than this node (it kept
+writes this node lost, for example while this node's disks had failed);
+promote the peer instead.
 --force promotes a copy that is not known to be up to date: whatever the
 peer holds that this node lacks is lost if the nodes are later resynced
 from this one.`)

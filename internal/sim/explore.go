@@ -86,6 +86,8 @@ type explorer struct {
 	stuck  []string
 	stacks string
 	start  time.Time
+	// refused is what the last promote refused with ("" if it did not).
+	refused string
 }
 
 // Explore runs one randomized schedule of application I/O, network and
@@ -511,6 +513,10 @@ func (e *explorer) promote(x string, force bool) error {
 		return violation("stuck", "%s", strings.Join(e.stuck, "; "))
 	}
 	e.logf("promote %s%s: %s", x, flags(node.Request{Force: force}), errText(err))
+	e.refused = ""
+	if err != nil {
+		e.refused = err.Error()
+	}
 	if err != nil || was.Role == "primary" {
 		return nil
 	}
@@ -574,7 +580,7 @@ func (e *explorer) operator() (bool, error) {
 		e.logf("operator: both primary, demote %s", other)
 		return true, e.admin(other, node.ActDemote, node.Request{Force: true})
 	case !a && !b:
-		return true, e.promoteAny(sts, keep)
+		return e.promoteAny(sts, keep)
 	case a:
 		prim, sec = "a", "b"
 	default:
@@ -640,8 +646,10 @@ func (e *explorer) operator() (bool, error) {
 }
 
 // promoteAny promotes a node when neither is primary: first one that is
-// up to date (keep first), then any that will be, then with --force.
-func (e *explorer) promoteAny(sts map[string]node.Status, keep string) error {
+// up to date (keep first), then any that will be, then with --force. It
+// does nothing (false) while a node refuses because it has not yet
+// noticed that its old primary is gone: that passes by itself.
+func (e *explorer) promoteAny(sts map[string]node.Status, keep string) (bool, error) {
 	order := []string{keep, e.c.Other(keep)}
 	for _, x := range order {
 		if sts[x].DiskState != "up-to-date" {
@@ -649,32 +657,37 @@ func (e *explorer) promoteAny(sts map[string]node.Status, keep string) error {
 		}
 		e.logf("operator: no primary, promote %s", x)
 		if err := e.promote(x, false); err != nil {
-			return err
+			return true, err
 		}
-		st, ok := e.status(x)
-		if !ok || st.Role == "primary" || st.Failover == nil || !strings.Contains(st.Failover.Waiting, "records this node's copy outdated") {
-			return nil
+		if st, ok := e.status(x); !ok || st.Role == "primary" {
+			return true, nil
 		}
-		// Up to date on its own disks, but the witness records that
-		// its peer acknowledged writes it lacks: the peer promotes
-		// itself if it can; if it cannot either, the operator chooses
-		// a copy below, losing what only the other held.
+		// Up to date on its own disks, but refused: the witness records
+		// that its peer acknowledged writes it lacks (the peer promotes
+		// itself if it can), or the peer said it holds newer data. The
+		// other is tried; if it cannot be promoted either, the operator
+		// chooses a copy below, losing what only the other held.
 	}
+	waiting := false
 	for _, x := range order {
 		if err := e.promote(x, false); err != nil {
-			return err
+			return true, err
 		}
 		if st, ok := e.status(x); ok && st.Role == "primary" {
-			return nil
+			return true, nil
 		}
+		waiting = waiting || strings.Contains(e.refused, "this node notices within")
+	}
+	if waiting {
+		return false, nil
 	}
 	for _, x := range order {
 		if sts[x].DiskState != "failed" {
 			e.logf("operator: neither node will be promoted, force %s", x)
-			return e.promote(x, true)
+			return true, e.promote(x, true)
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // replaceFailed replaces a failed member of x with a blank disk, if it

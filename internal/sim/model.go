@@ -277,7 +277,8 @@ func (m *Model) latestDurable(b int64, before int64, reached, by string) WriteID
 }
 
 // CheckPromoted checks the copy of a node just promoted without --force:
-// it holds every durable write that reached it, and nothing written after
+// it holds every durable write that reached it (but those the operator
+// gave up: Consent, Lost), and nothing written after
 // a durable write it lacks. Blocks that lack only writes a primary took
 // alone are counted in m.Excused.
 func (m *Model) CheckPromoted(node string, vals []WriteID) error {
@@ -288,7 +289,9 @@ func (m *Model) CheckPromoted(node string, vals []WriteID) error {
 	}
 	excused := 0
 	for b, v := range vals {
-		if got := m.latestDurable(int64(b), 0, node, ""); v < got {
+		// A block the operator gave up (Consent, Lost) below got need
+		// not hold it: the floor says what must survive.
+		if got := m.latestDurable(int64(b), 0, node, ""); v < got && v < m.floor[b] {
 			return violation("promoted-lost", "%s was promoted without --force but block %d holds %d, older than %s, which was durable and had reached it",
 				node, b, v, m.write(got))
 		}

@@ -80,6 +80,26 @@ func TestModelPromoted(t *testing.T) {
 			m.Ack(w, map[string]bool{"a": true})
 			return []WriteID{0, 0, 0, w.ID}
 		}, "", 1},
+		{"lost a mirrored durable write the operator gave up (promote --force of b earlier)", func(m *Model) []WriteID {
+			w := m.Issue("a", 0, 1, true)
+			m.Ack(w, none)
+			m.Consent([]WriteID{0, 0, 0, 0})
+			return []WriteID{0, 0, 0, 0}
+		}, "", 0},
+		{"lost a mirrored durable write with a replaced disk of b", func(m *Model) []WriteID {
+			w := m.Issue("a", 0, 1, true)
+			m.Ack(w, none)
+			m.Lost([]int64{0}, []WriteID{0, 0, 0, 0})
+			return []WriteID{0, 0, 0, 0}
+		}, "", 0},
+		{"lost a durable write made after the operator gave up an older one", func(m *Model) []WriteID {
+			w := m.Issue("a", 0, 1, true)
+			m.Ack(w, none)
+			m.Consent([]WriteID{0, 0, 0, 0})
+			x := m.Issue("a", 0, 1, true)
+			m.Ack(x, none)
+			return []WriteID{w.ID, 0, 0, 0}
+		}, "promoted-lost", 0},
 		{"garbage", func(m *Model) []WriteID {
 			w := m.Issue("a", 0, 1, false)
 			m.Ack(w, none)
