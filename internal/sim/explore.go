@@ -88,6 +88,8 @@ type explorer struct {
 	start  time.Time
 	// refused is what the last promote refused with ("" if it did not).
 	refused string
+	// rebooted: the nodes the operator restarted in this settle.
+	rebooted map[string]bool
 }
 
 // Explore runs one randomized schedule of application I/O, network and
@@ -559,7 +561,9 @@ func (e *explorer) demote(x string) error {
 //   - a node with a failed member, whose peer can rebuild it: replace
 //     the disk with a blank one;
 //   - a secondary refused for a split brain, unrelated data or being
-//     newer: discard its changes (giving them up in the model).
+//     newer: discard its changes (giving them up in the model);
+//   - settling, a node whose disks all failed with none left to record
+//     it: restart its daemon (once), as its status says.
 func (e *explorer) operator() (bool, error) {
 	sts := map[string]node.Status{}
 	for _, name := range e.c.Names {
@@ -568,6 +572,22 @@ func (e *explorer) operator() (bool, error) {
 			return false, nil
 		}
 		sts[name] = st
+	}
+	if e.rebooted != nil {
+		// Settling, with every disk healed: a node whose disks all
+		// failed with none left to record it says to restart it once
+		// they work again; an operator does, once.
+		for _, x := range e.c.Names {
+			if e.rebooted[x] || !slices.ContainsFunc(sts[x].Problems, func(p string) bool { return strings.Contains(p, "restart the daemon once they work again") }) {
+				continue
+			}
+			e.rebooted[x] = true
+			e.logf("operator: %s's disks work again: restart its daemon", x)
+			if err := e.crash(x, Shutdown); err != nil {
+				return true, err
+			}
+			return true, e.restart(x)
+		}
 	}
 	keep := e.app.Node()
 	if keep == "" {
@@ -684,6 +704,19 @@ func (e *explorer) promoteAny(sts map[string]node.Status, keep string) (bool, er
 	for _, x := range order {
 		if sts[x].DiskState != "failed" {
 			e.logf("operator: neither node will be promoted, force %s", x)
+			return true, e.promote(x, true)
+		}
+	}
+	// Both copies failed (a member on each): one is kept, its failed
+	// disks replaced with blank ones (what only they held is lost) and
+	// forced up; the other is then synced from it.
+	for _, x := range order {
+		e.logf("operator: both copies failed: replace %s's failed disks and force it", x)
+		replaced, err := e.replaceFailed(x, sts[x])
+		if err != nil {
+			return true, err
+		}
+		if replaced {
 			return true, e.promote(x, true)
 		}
 	}
@@ -918,6 +951,8 @@ func (e *explorer) settle() error {
 	for _, name := range e.c.Names {
 		e.admin(name, node.ActConnect, node.Request{})
 	}
+	e.rebooted = map[string]bool{}
+	defer func() { e.rebooted = nil }()
 	deadline := time.Now().Add(e.o.Bound)
 	for time.Now().Before(deadline) {
 		if p, ok := e.inSync(); ok {

@@ -278,8 +278,8 @@ func (m *Model) latestDurable(b int64, before int64, reached, by string) WriteID
 
 // CheckPromoted checks the copy of a node just promoted without --force:
 // it holds every durable write that reached it (but those the operator
-// gave up: Consent, Lost), and nothing written after
-// a durable write it lacks. Blocks that lack only writes a primary took
+// gave up: Consent, Lost), and nothing written after a durable write it
+// lacks (but one the operator gave up). Blocks that lack only writes a primary took
 // alone are counted in m.Excused.
 func (m *Model) CheckPromoted(node string, vals []WriteID) error {
 	m.mu.Lock()
@@ -308,7 +308,7 @@ func (m *Model) CheckPromoted(node string, vals []WriteID) error {
 		// holds every one that primary made durable before sending it.
 		lw := m.write(last)
 		for b, v := range vals {
-			if f := m.latestDurable(int64(b), lw.Issued, "", lw.Node); v < f {
+			if f := m.latestDurable(int64(b), lw.Issued, "", lw.Node); v < f && v < m.floor[b] {
 				return violation("promoted-prefix", "%s was promoted without --force holding %s, but block %d holds %d, older than %s, which %s made durable before it sent that write",
 					node, lw, b, v, m.write(f), lw.Node)
 			}

@@ -73,6 +73,15 @@ func TestModelPromoted(t *testing.T) {
 			m.Ack(w, none)
 			return []WriteID{0, 0, 0, w.ID}
 		}, "promoted-prefix", 0},
+		{"holds a later write without an earlier durable one the operator gave up (promote --force of b earlier)", func(m *Model) []WriteID {
+			x := m.Issue("a", 0, 1, false)
+			m.Ack(x, bLacks)
+			m.Flushed("a", m.Tick(), nil)
+			w := m.Issue("a", 3, 1, false)
+			m.Ack(w, none)
+			m.Consent([]WriteID{0, 0, 0, w.ID})
+			return []WriteID{0, 0, 0, w.ID}
+		}, "", 0},
 		{"two primaries' histories are not one: holding its own later write without a's earlier one", func(m *Model) []WriteID {
 			y := m.Issue("a", 0, 1, true)
 			m.Ack(y, bLacks)
