@@ -703,7 +703,12 @@ func (e *explorer) promoteAny(sts map[string]node.Status, keep string) (bool, er
 	}
 	for _, x := range order {
 		if sts[x].DiskState != "failed" {
+			// A failed member is replaced first: a copy with one is
+			// refused even forced.
 			e.logf("operator: neither node will be promoted, force %s", x)
+			if _, err := e.replaceFailed(x, sts[x]); err != nil {
+				return true, err
+			}
 			return true, e.promote(x, true)
 		}
 	}
