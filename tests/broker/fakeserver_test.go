@@ -131,8 +131,11 @@ type queueServer struct {
 	queue   [][]byte
 	stored  int
 	crashed bool
-	conns   map[net.Conn]bool
-	ackSeq  int
+	// cut: the connections the crash dropped. Their handlers may still
+	// be writing after recover, and those writes fail by design.
+	cut    map[net.Conn]bool
+	conns  map[net.Conn]bool
+	ackSeq int
 }
 
 func startQueueServer(t *testing.T, crashAfter int) *queueServer {
@@ -141,7 +144,7 @@ func startQueueServer(t *testing.T, crashAfter int) *queueServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &queueServer{t: t, l: l, crashAfter: crashAfter, conns: map[net.Conn]bool{}}
+	s := &queueServer{t: t, l: l, crashAfter: crashAfter, conns: map[net.Conn]bool{}, cut: map[net.Conn]bool{}}
 	s.wg.Add(1)
 	go s.acceptLoop()
 	t.Cleanup(s.close)
@@ -198,7 +201,7 @@ func (s *queueServer) serve(conn net.Conn) {
 		s.mu.Unlock()
 		requeue()
 	}()
-	p := &peer{t: s.t, conn: conn, r: newReader(conn), gone: s.hasCrashed}
+	p := &peer{t: s.t, conn: conn, r: newReader(conn), gone: func() bool { return s.dropped(conn) }}
 	if !p.accept() {
 		return
 	}
@@ -249,17 +252,19 @@ func (s *queueServer) store(body []byte) bool {
 		s.crashed = true
 		for c := range s.conns {
 			c.Close()
+			s.cut[c] = true
 		}
 		return false
 	}
 	return true
 }
 
-// hasCrashed reports whether the server is down on purpose (crashAfter).
-func (s *queueServer) hasCrashed() bool {
+// dropped reports whether the crash (crashAfter) dropped conn: it stays
+// so after recover.
+func (s *queueServer) dropped(conn net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.crashed
+	return s.cut[conn]
 }
 
 func (s *queueServer) takeAll() [][]byte {
