@@ -132,15 +132,18 @@ func (m *Model) Ack(w *Write, missing map[string]bool) {
 }
 
 // Flushed records that a FLUSH sent to node at time issued was answered:
-// every write node acknowledged before then is durable, but those its
-// power loss dropped. detached names the nodes the flush may not have
+// every write node acknowledged before then, since it was last promoted,
+// is durable, but those its power loss dropped. A write of an earlier
+// term is not: that term's end (a demotion whose flush failed, a forced
+// promotion over a replaced disk) may have lost it, and its export is
+// gone. detached names the nodes the flush may not have
 // reached (not attached to node's mirror throughout): they may lack
 // those writes durably.
 func (m *Model) Flushed(node string, issued int64, detached map[string]bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, w := range m.writes {
-		if w.Node == node && w.Acked && !w.Durable && !w.Dropped && w.AckedAt < issued {
+		if w.Node == node && w.Acked && !w.Durable && !w.Dropped && w.AckedAt < issued && w.AckedAt > m.promoted[node] {
 			for d := range detached {
 				if w.Missing == nil {
 					w.Missing = map[string]bool{}

@@ -187,3 +187,27 @@ func TestModelCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestModelFlushCoversOneTerm: a flush answered by a node covers the
+// writes it acknowledged since it was last promoted, not those of an
+// earlier term whose end (a demotion whose flush failed, a forced
+// promotion over a replaced disk) may have lost them.
+func TestModelFlushCoversOneTerm(t *testing.T) {
+	m := NewModel(2)
+	m.Promoted("a")
+	w := m.Issue("a", 0, 1, false)
+	m.Ack(w, nil)
+	m.Promoted("a") // demoted (its flush failed), forced up again
+	x := m.Issue("a", 1, 1, false)
+	m.Ack(x, nil)
+	m.Flushed("a", m.Tick(), nil)
+	if w.Durable {
+		t.Fatalf("%s, acknowledged in a's earlier term, made durable by a flush of its next", w)
+	}
+	if !x.Durable {
+		t.Fatalf("%s, acknowledged in this term, not made durable by its flush", x)
+	}
+	if err := m.CheckFloor(map[string][]WriteID{"a": {0, x.ID}, "b": {0, 0}}); err != nil {
+		t.Fatal(err)
+	}
+}
