@@ -125,7 +125,9 @@ func TestSplitBrain(t *testing.T) {
 }
 
 // TestPromoteDemoteRefusals: promote refuses on a node in the middle of a
-// resync; demote refuses while a client is connected unless forced.
+// resync, and on a secondary disconnected from its primary's link (the
+// primary, asked, says it is primary); demote refuses while a client is
+// connected unless forced.
 func TestPromoteDemoteRefusals(t *testing.T) {
 	requireFS(t)
 	p := harness.NewPair(t, harness.PairOptions{})
@@ -141,6 +143,18 @@ func TestPromoteDemoteRefusals(t *testing.T) {
 	}
 	t.Logf("promote refused: %s", strings.TrimSpace(out))
 	p.A.CLI("resync", "resume")
+	harness.WaitInSync(t, p.A, 2*time.Minute)
+
+	// Disconnected from A's link, B does not know A is primary from the
+	// link: promote asks A over the authenticated replication port.
+	p.B.CLI("disconnect")
+	p.B.WaitStatus(time.Minute, "B's link from A ended", func(s node.Status) bool { return s.Peer.State != "connected" })
+	out, err = p.B.Command("promote")
+	if err == nil || !strings.Contains(out, "the peer is primary") {
+		t.Fatalf("promote of a disconnected secondary whose peer is primary: err %v, output %q", err, out)
+	}
+	t.Logf("promote refused: %s", strings.TrimSpace(out))
+	p.B.CLI("connect")
 	harness.WaitInSync(t, p.A, 2*time.Minute)
 
 	m := harness.MountNBD(t, p.File("m"), p.A.URI("vol"), true)
