@@ -50,9 +50,13 @@ func TestExploreFoundSeeds(t *testing.T) {
 		{487, false, "a diskless primary's peer crashed holding unflushed writes; a forced copy met its peer by bitmap"},
 		{3217, false, "a write whose mark persisted nothing reached the peer before the peer recorded it held the only copy"},
 		{5197, false, "a copy whose unflushed writes the peer alone kept (it recorded a new generation) was promoted while the peer was up"},
+		{7287, false, "the model flagged a copy the operator had forced up earlier (promoted-prefix)"},
+		{10586, false, "the model counted a write of a node's earlier term durable by a flush of its next"},
+		{7249, false, "both copies failed; the operator replaces the kept one's disks and forces it"},
 		{50, true, "two primaries seen through a paused link"},
 		{117, true, "a delayed removal of the peer's outdated record erased a newer one"},
 		{2368, true, "a write answered on a leg failed while it ran (the mirror counted the leg as in sync)"},
+		{7175, true, "a forced promote refused for a failed member; the operator replaces it first"},
 	} {
 		name := "plain"
 		if c.witness {
