@@ -254,6 +254,17 @@ func (m *Model) checkData(node string, vals []WriteID) error {
 	return nil
 }
 
+// failedAfter reports whether a write sent to block b after write f
+// failed.
+func (m *Model) failedAfter(b int64, f WriteID) bool {
+	for _, id := range m.byBlock[b] {
+		if id > f && m.writes[id-1].Failed {
+			return true
+		}
+	}
+	return false
+}
+
 // failedAt reports whether a write sent to block b failed.
 func (m *Model) failedAt(b int64) bool {
 	for _, id := range m.byBlock[b] {
@@ -337,7 +348,11 @@ func (m *Model) CheckFloor(copies map[string][]WriteID) error {
 		}
 		held := false
 		for _, n := range names {
-			held = held || copies[n][b] >= f && copies[n][b] != Garbage
+			v := copies[n][b]
+			// Garbage where a later write to the block failed: that
+			// write's range is undefined, and may have landed with
+			// whatever its buffer held by then (blockdev.Timeout).
+			held = held || v >= f && v != Garbage || v == Garbage && m.failedAfter(int64(b), f)
 		}
 		if !held {
 			var got []string

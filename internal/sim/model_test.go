@@ -154,6 +154,27 @@ func TestModelFloor(t *testing.T) {
 	}
 }
 
+// TestModelFloorFailedWrite: a durable write overwritten where a later
+// write to its block failed is not lost: the failed write's range is
+// undefined (fenced seed 17049: a timed-out write landed its reused
+// buffer over a durable write). Garbage with no failed write after the
+// durable one still is.
+func TestModelFloorFailedWrite(t *testing.T) {
+	m := NewModel(2)
+	w := m.Issue("a", 0, 2, true)
+	m.Ack(w, nil)
+	x := m.Issue("a", 0, 1, false)
+	x.Failed = true
+	copies := map[string][]WriteID{"a": {Garbage, w.ID}, "b": {0, 0}}
+	if err := m.CheckFloor(copies); err != nil {
+		t.Fatalf("block 0 was overwritten by a failed write, yet: %v", err)
+	}
+	copies["a"][1] = Garbage
+	if got := rule(m.CheckFloor(copies)); got != "durable-lost" {
+		t.Fatalf("garbage over a durable write with no failed write after it broke %q, want durable-lost", got)
+	}
+}
+
 func TestModelRead(t *testing.T) {
 	m := NewModel(2)
 	m.Promoted("a")
