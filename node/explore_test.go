@@ -53,6 +53,7 @@ func TestExploreFoundSeeds(t *testing.T) {
 		{7287, false, "the model flagged a copy the operator had forced up earlier (promoted-prefix)"},
 		{10586, false, "the model counted a write of a node's earlier term durable by a flush of its next"},
 		{7249, false, "both copies failed; the operator replaces the kept one's disks and forces it"},
+		{16766, false, "the model counted a flushed write as kept by the copy that held it unflushed when the operator replaced the other's disks"},
 		{50, true, "two primaries seen through a paused link"},
 		{117, true, "a delayed removal of the peer's outdated record erased a newer one"},
 		{2368, true, "a write answered on a leg failed while it ran (the mirror counted the leg as in sync)"},

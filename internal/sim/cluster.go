@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -330,11 +331,31 @@ func (c *Cluster) Copy(name string) ([]WriteID, error) {
 	return c.blocksOf(name, 0, c.Model.Blocks())
 }
 
+// DurableCopy reads the node's copy as a power loss now would leave it:
+// what its disks hold flushed.
+func (c *Cluster) DurableCopy(name string) ([]WriteID, error) {
+	return c.read(name, durableView, 0, c.Model.Blocks())
+}
+
+// A view is how the checks read a disk: as it is now, or as a crash
+// would leave it.
+type view func(*Disk) io.ReaderAt
+
+func presentView(d *Disk) io.ReaderAt { return d }
+
+func durableView(d *Disk) io.ReaderAt { return bytes.NewReader(d.Durable()) }
+
 // blocksOf reads blocks [first, first+n) of the node's copy.
 func (c *Cluster) blocksOf(name string, first, n int64) ([]WriteID, error) {
+	return c.read(name, presentView, first, n)
+}
+
+// read reads blocks [first, first+n) of the node's copy, its disks seen
+// through v.
+func (c *Cluster) read(name string, v view, first, n int64) ([]WriteID, error) {
 	p := c.Procs[name]
 	l := c.layout
-	disks, err := p.members()
+	disks, err := p.members(v)
 	if err != nil {
 		return nil, err
 	}
@@ -383,6 +404,21 @@ func (p *Proc) super() (*meta.Superblock, error) {
 	return best, nil
 }
 
+// LoseMember records in the model that x's member was replaced by a
+// blank disk (by the operator, after it failed): what only that disk
+// held is gone, and what survives of its blocks is what the other copy
+// holds durably. What it holds unflushed does not count: a crash may
+// drop it, and nothing obliges the node to flush it (plain seed 16766:
+// a, its local leg failed, held unflushed a write only b had flushed).
+func (c *Cluster) LoseMember(x string, member int) error {
+	vals, err := c.DurableCopy(c.Other(x))
+	if err != nil {
+		return err
+	}
+	c.Model.Lost(c.MemberBlocks(member), vals)
+	return nil
+}
+
 // MemberBlocks returns the blocks of the volume that live, at least in
 // part, on the given member.
 func (c *Cluster) MemberBlocks(member int) []int64 {
@@ -400,11 +436,12 @@ func (c *Cluster) MemberBlocks(member int) []int64 {
 }
 
 // members returns the node's member disks in member order, as their
-// newest superblocks say.
-func (p *Proc) members() ([]*Disk, error) {
-	out := make([]*Disk, p.c.layout.Members)
+// newest superblocks say, seen through v.
+func (p *Proc) members(v view) ([]io.ReaderAt, error) {
+	out := make([]io.ReaderAt, p.c.layout.Members)
 	var seq []uint64 = make([]uint64, len(out))
-	for _, d := range p.Disks {
+	for _, disk := range p.Disks {
+		d := v(disk)
 		a, b := make([]byte, meta.SlotSize), make([]byte, meta.SlotSize)
 		d.ReadAt(a, meta.SlotOffset(0))
 		d.ReadAt(b, meta.SlotOffset(1))

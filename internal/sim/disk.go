@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sync"
@@ -27,6 +28,10 @@ var (
 type Disk struct {
 	Name string
 	mem  *blockdev.Mem
+	// memMu is held shared by every access to mem and exclusively by
+	// Durable and a crash, which roll mem back (and Durable forward
+	// again): no one sees mem half rolled.
+	memMu sync.RWMutex
 
 	mu      sync.Mutex
 	handle  *Handle
@@ -76,7 +81,9 @@ func Sever(disks []*Disk, crash bool) {
 	severHandles(hs, func() {
 		if crash {
 			for _, d := range disks {
+				d.memMu.Lock()
 				d.mem.Crash()
+				d.memMu.Unlock()
 			}
 		}
 	})
@@ -163,7 +170,32 @@ func (d *Disk) Faulty() bool {
 
 // ReadAt reads the disk as it is now (unflushed writes included), for
 // the checks: not through any handle, and never failing.
-func (d *Disk) ReadAt(p []byte, off int64) (int, error) { return d.mem.ReadAt(p, off) }
+func (d *Disk) ReadAt(p []byte, off int64) (int, error) {
+	d.memMu.RLock()
+	defer d.memMu.RUnlock()
+	return d.mem.ReadAt(p, off)
+}
+
+// Durable returns what a power loss now would leave on the disk (its
+// flushed contents), for the checks; the disk is left as it was. The
+// memory device keeps no second image, so Durable drops the unflushed
+// writes, reads what is left, and writes back unflushed what differed:
+// a later crash drops them, a flush keeps them, as before.
+func (d *Disk) Durable() []byte {
+	d.memMu.Lock()
+	defer d.memMu.Unlock()
+	now := d.mem.Bytes()
+	d.mem.Crash()
+	out := d.mem.Bytes()
+	for off := 0; off < len(now); off += BlockSize {
+		end := min(off+BlockSize, len(now))
+		if !bytes.Equal(now[off:end], out[off:end]) {
+			// Mem saves the flushed page before an unflushed write.
+			d.mem.WriteAt(now[off:end], int64(off))
+		}
+	}
+	return out
+}
 
 // Size is the disk's size.
 func (d *Disk) Size() int64 { return d.mem.Size() }
@@ -194,7 +226,7 @@ func (h *Handle) goneCh() chan struct{} {
 func (h *Handle) sever() { severHandles([]*Handle{h}, nil) }
 
 // enter admits one I/O of a kind: it waits out a hang, then checks the
-// faults. On nil the caller must call h.mu.RUnlock.
+// faults. On nil the caller must call h.exit.
 func (h *Handle) enter(write bool, off int64) error {
 	d := h.d
 	d.mu.Lock()
@@ -226,14 +258,21 @@ func (h *Handle) enter(write bool, off int64) error {
 		h.mu.RUnlock()
 		return fmt.Errorf("%s off %d: %w", d.Name, off, ErrMetaFailed)
 	}
+	d.memMu.RLock()
 	return nil
+}
+
+// exit ends an I/O that enter admitted.
+func (h *Handle) exit() {
+	h.d.memMu.RUnlock()
+	h.mu.RUnlock()
 }
 
 func (h *Handle) ReadAt(p []byte, off int64) (int, error) {
 	if err := h.enter(false, off); err != nil {
 		return 0, err
 	}
-	defer h.mu.RUnlock()
+	defer h.exit()
 	return h.d.mem.ReadAt(p, off)
 }
 
@@ -241,7 +280,7 @@ func (h *Handle) WriteAt(p []byte, off int64) (int, error) {
 	if err := h.enter(true, off); err != nil {
 		return 0, err
 	}
-	defer h.mu.RUnlock()
+	defer h.exit()
 	return h.d.mem.WriteAt(p, off)
 }
 
@@ -249,7 +288,7 @@ func (h *Handle) WriteAtFUA(p []byte, off int64) (int, error) {
 	if err := h.enter(true, off); err != nil {
 		return 0, err
 	}
-	defer h.mu.RUnlock()
+	defer h.exit()
 	return h.d.mem.WriteAtFUA(p, off)
 }
 
@@ -257,7 +296,7 @@ func (h *Handle) WriteZeroes(off, n int64, mayTrim bool) error {
 	if err := h.enter(true, off); err != nil {
 		return err
 	}
-	defer h.mu.RUnlock()
+	defer h.exit()
 	return h.d.mem.WriteZeroes(off, n, mayTrim)
 }
 
@@ -265,7 +304,7 @@ func (h *Handle) Flush() error {
 	if err := h.enter(false, -1); err != nil {
 		return err
 	}
-	defer h.mu.RUnlock()
+	defer h.exit()
 	return h.d.mem.Flush()
 }
 

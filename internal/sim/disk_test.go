@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 )
@@ -32,6 +33,44 @@ func TestSeverIsOneInstant(t *testing.T) {
 		d1.ReadAt(got, 0)
 		if string(got) == "d0 failed" {
 			t.Fatalf("round %d: d1 holds the record of d0's failure, written after d0 was cut", round)
+		}
+	}
+}
+
+// TestDiskDurable: Durable shows what a crash would leave, and leaves
+// the disk as it was: the unflushed write still reads, a crash still
+// drops it, a flush still keeps it.
+func TestDiskDurable(t *testing.T) {
+	for _, flush := range []bool{false, true} {
+		d := NewDisk("d", 1<<20)
+		h := d.Open()
+		old, unflushed := bytes.Repeat([]byte{1}, 6000), bytes.Repeat([]byte{2}, 6000)
+		if _, err := h.WriteAtFUA(old, 3000); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.WriteAt(unflushed, 5000); err != nil {
+			t.Fatal(err)
+		}
+		now := make([]byte, 1<<20)
+		d.ReadAt(now, 0)
+		want := make([]byte, 1<<20)
+		copy(want[3000:], old)
+		if got := d.Durable(); !bytes.Equal(got, want) {
+			t.Fatal("Durable holds more or less than what was flushed")
+		}
+		after := make([]byte, 1<<20)
+		if d.ReadAt(after, 0); !bytes.Equal(after, now) {
+			t.Fatal("Durable changed what the disk holds now")
+		}
+		if flush {
+			if err := h.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			want = now
+		}
+		Sever([]*Disk{d}, true)
+		if d.ReadAt(after, 0); !bytes.Equal(after, want) {
+			t.Fatalf("flush %v: after a crash the disk does not hold what was flushed", flush)
 		}
 	}
 }

@@ -751,11 +751,9 @@ func (e *explorer) replaceFailed(x string, st node.Status) (bool, error) {
 		_ = msg
 		// The failed disk's share of x's copy is gone: what only it held
 		// is lost with it, not by the node.
-		vals, cerr := e.c.Copy(e.c.Other(x))
-		if cerr != nil {
-			return true, cerr
+		if err := e.c.LoseMember(x, m.Index); err != nil {
+			return true, err
 		}
-		e.c.Model.Lost(e.c.MemberBlocks(m.Index), vals)
 		p.DropDisk(m.Path)
 		return true, nil
 	}

@@ -200,7 +200,8 @@ func (m *Model) Consent(vals []WriteID) {
 
 // Lost records that the blocks given were lost with a disk (replaced by
 // the operator after it failed): what only that disk held is gone, and
-// the other copy's data is what survives there (vals).
+// what survives there is what the other copy holds durably (vals, as a
+// crash would leave it: Cluster.DurableCopy), not what it holds unflushed.
 func (m *Model) Lost(blocks []int64, vals []WriteID) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

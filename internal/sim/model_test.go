@@ -3,6 +3,8 @@ package sim
 import (
 	"errors"
 	"testing"
+
+	"github.com/netraid/netraid/stripe"
 )
 
 func TestStampRoundTrip(t *testing.T) {
@@ -174,6 +176,102 @@ func TestModelFloorFailedWrite(t *testing.T) {
 		t.Fatalf("garbage over a durable write with no failed write after it broke %q, want durable-lost", got)
 	}
 }
+
+// TestModelLostKeepsWhatSurvivesACrash: when the operator replaces the
+// disks of the copy that alone held a write durably, what survives of
+// it is what the other copy holds durably, not what it holds now (plain
+// seed 16766: a, its local leg failed, held a flushed write unflushed;
+// b's disks were replaced, then a crashed). A write the other copy held
+// durably and lost is still lost.
+func TestModelLostKeepsWhatSurvivesACrash(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// onA: how a's disks hold the write before b's are replaced.
+		onA func(h *simBlocks, id WriteID)
+		// after: what happens to a's copy after b's disks are replaced.
+		after func(h *simBlocks)
+		want  string
+	}{
+		{"a held it unflushed and crashed", func(h *simBlocks, id WriteID) { h.put(id, false) }, func(h *simBlocks) { h.crash() }, ""},
+		{"a held it unflushed and did not crash", func(h *simBlocks, id WriteID) { h.put(id, false) }, func(h *simBlocks) {}, ""},
+		{"a held it durably and crashed", func(h *simBlocks, id WriteID) { h.put(id, true) }, func(h *simBlocks) { h.crash() }, ""},
+		{"a held it durably and overwrote it with zeroes", func(h *simBlocks, id WriteID) { h.put(id, true) }, func(h *simBlocks) { h.put(0, true) }, "durable-lost"},
+		{"a never held it", func(h *simBlocks, id WriteID) {}, func(h *simBlocks) {}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := NewCluster(nil, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			const block = 5
+			a, b := newSimBlocks(t, c, "a", block), newSimBlocks(t, c, "b", block)
+			// a's local leg failed: a serves through b, which takes write
+			// w and a flush; a's disks got w and no flush.
+			w := c.Model.Issue("a", block, 1, false)
+			b.put(w.ID, false)
+			tc.onA(a, w.ID)
+			c.Model.Ack(w, nil)
+			b.flush()
+			c.Model.Flushed("a", c.Model.Tick(), nil)
+			// b's disks fail and the operator replaces every one.
+			for member := range c.Layout().Members {
+				if err := c.LoseMember("b", member); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tc.after(a)
+			got, err := c.Copy("a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			blank := make([]WriteID, c.Model.Blocks())
+			if r := rule(c.Model.CheckFloor(map[string][]WriteID{"a": got, "b": blank})); r != tc.want {
+				t.Fatalf("CheckFloor broke %q, want %q (a's block %d holds %d)", r, tc.want, block, got[block])
+			}
+		})
+	}
+}
+
+// simBlocks writes one block of a node's copy straight onto its disks.
+type simBlocks struct {
+	t     *testing.T
+	p     *Proc
+	block int64
+	h     *Handle
+	off   int64
+}
+
+func newSimBlocks(t *testing.T, c *Cluster, name string, block int64) *simBlocks {
+	l := c.Layout()
+	p := c.Procs[name]
+	e := stripe.Map(block*BlockSize, BlockSize, l.Chunk, l.Members)[0]
+	// A new cluster's disks are its members in order.
+	return &simBlocks{t: t, p: p, block: block, h: p.Disks[e.Disk].Open(), off: l.DataOffset + e.DiskOff}
+}
+
+// put writes write id's stamp to the block (0: zeroes), durably or not.
+func (s *simBlocks) put(id WriteID, durable bool) {
+	buf := make([]byte, BlockSize)
+	if id != 0 {
+		fillBlock(buf, id, s.block)
+	}
+	write := s.h.WriteAt
+	if durable {
+		write = s.h.WriteAtFUA
+	}
+	if _, err := write(buf, s.off); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *simBlocks) flush() {
+	if err := s.h.Flush(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// crash cuts the node's power: its disks drop what was not flushed.
+func (s *simBlocks) crash() { Sever(s.p.Disks, true) }
 
 func TestModelRead(t *testing.T) {
 	m := NewModel(2)
