@@ -186,6 +186,19 @@ func (m *Mem) Crash() int {
 	return n
 }
 
+// Durable returns a copy of what Crash would leave now: the contents as of
+// the last flush, with the durable (FUA) writes since. The device is not
+// changed.
+func (m *Mem) Durable() []byte {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := append([]byte(nil), m.data...)
+	for pg, old := range m.undo {
+		copy(out[pg*memPage:], old)
+	}
+	return out
+}
+
 // Bytes returns a copy of the device's current contents, for tests.
 func (m *Mem) Bytes() []byte {
 	m.mu.RLock()

@@ -45,12 +45,19 @@ func TestMemCrash(t *testing.T) {
 	if err := m.WriteZeroes(5000, 100, false); err != nil {
 		t.Fatal(err)
 	}
-	if n := m.Crash(); n == 0 {
-		t.Fatal("Crash rolled back no pages")
-	}
 	want := make([]byte, size)
 	copy(want, flushed)
 	copy(want[20000:], fua)
+	before := m.Bytes()
+	if got := m.Durable(); !bytes.Equal(got, want) {
+		t.Fatalf("Durable before the crash: first difference at %d", firstDiff(got, want))
+	}
+	if got := m.Bytes(); !bytes.Equal(got, before) {
+		t.Fatalf("Durable changed the device: first difference at %d", firstDiff(got, before))
+	}
+	if n := m.Crash(); n == 0 {
+		t.Fatal("Crash rolled back no pages")
+	}
 	if got := m.Bytes(); !bytes.Equal(got, want) {
 		t.Fatalf("after Crash, first difference at %d", firstDiff(got, want))
 	}

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"sync"
@@ -28,10 +27,6 @@ var (
 type Disk struct {
 	Name string
 	mem  *blockdev.Mem
-	// memMu is held shared by every access to mem and exclusively by
-	// Durable and a crash, which roll mem back (and Durable forward
-	// again): no one sees mem half rolled.
-	memMu sync.RWMutex
 
 	mu      sync.Mutex
 	handle  *Handle
@@ -81,9 +76,7 @@ func Sever(disks []*Disk, crash bool) {
 	severHandles(hs, func() {
 		if crash {
 			for _, d := range disks {
-				d.memMu.Lock()
 				d.mem.Crash()
-				d.memMu.Unlock()
 			}
 		}
 	})
@@ -170,32 +163,11 @@ func (d *Disk) Faulty() bool {
 
 // ReadAt reads the disk as it is now (unflushed writes included), for
 // the checks: not through any handle, and never failing.
-func (d *Disk) ReadAt(p []byte, off int64) (int, error) {
-	d.memMu.RLock()
-	defer d.memMu.RUnlock()
-	return d.mem.ReadAt(p, off)
-}
+func (d *Disk) ReadAt(p []byte, off int64) (int, error) { return d.mem.ReadAt(p, off) }
 
 // Durable returns what a power loss now would leave on the disk (its
-// flushed contents), for the checks; the disk is left as it was. The
-// memory device keeps no second image, so Durable drops the unflushed
-// writes, reads what is left, and writes back unflushed what differed:
-// a later crash drops them, a flush keeps them, as before.
-func (d *Disk) Durable() []byte {
-	d.memMu.Lock()
-	defer d.memMu.Unlock()
-	now := d.mem.Bytes()
-	d.mem.Crash()
-	out := d.mem.Bytes()
-	for off := 0; off < len(now); off += BlockSize {
-		end := min(off+BlockSize, len(now))
-		if !bytes.Equal(now[off:end], out[off:end]) {
-			// Mem saves the flushed page before an unflushed write.
-			d.mem.WriteAt(now[off:end], int64(off))
-		}
-	}
-	return out
-}
+// flushed contents), for the checks; the disk is left as it was.
+func (d *Disk) Durable() []byte { return d.mem.Durable() }
 
 // Size is the disk's size.
 func (d *Disk) Size() int64 { return d.mem.Size() }
@@ -258,15 +230,11 @@ func (h *Handle) enter(write bool, off int64) error {
 		h.mu.RUnlock()
 		return fmt.Errorf("%s off %d: %w", d.Name, off, ErrMetaFailed)
 	}
-	d.memMu.RLock()
 	return nil
 }
 
 // exit ends an I/O that enter admitted.
-func (h *Handle) exit() {
-	h.d.memMu.RUnlock()
-	h.mu.RUnlock()
-}
+func (h *Handle) exit() { h.mu.RUnlock() }
 
 func (h *Handle) ReadAt(p []byte, off int64) (int, error) {
 	if err := h.enter(false, off); err != nil {
