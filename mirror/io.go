@@ -40,16 +40,19 @@ func (l *Leg) count(k kind, n int64) {
 func (m *Mirror) fanout(o *op, name string, k kind, off, n int64, do func(*Leg) error) (all bool, err error) {
 	res := make([]legResult, len(o.legs))
 	t0 := lat.Start()
+	inline := o.inlineLeg()
 	var wg sync.WaitGroup
-	for i := 1; i < len(o.legs); i++ {
-		wg.Go(func() {
-			res[i].err = do(o.legs[i].leg)
-			res[i].end = measureLeg(o.legs[i].leg, k, t0)
-		})
+	for i := range o.legs {
+		if i != inline {
+			wg.Go(func() {
+				res[i].err = do(o.legs[i].leg)
+				res[i].end = measureLeg(o.legs[i].leg, k, t0)
+			})
+		}
 	}
-	if len(o.legs) > 0 {
-		res[0].err = do(o.legs[0].leg)
-		res[0].end = measureLeg(o.legs[0].leg, k, t0)
+	if inline >= 0 {
+		res[inline].err = do(o.legs[inline].leg)
+		res[inline].end = measureLeg(o.legs[inline].leg, k, t0)
 	}
 	wg.Wait()
 	measureSkew(res)
@@ -84,6 +87,24 @@ func (m *Mirror) fanout(o *op, name string, k kind, off, n int64, do func(*Leg) 
 		return false, errors.Join(failed...)
 	}
 	return false, fmt.Errorf("%w: %s off %d len %d", ErrNoLeg, name, off, n)
+}
+
+// inlineLeg is the leg fanout runs on the caller's goroutine, the others
+// each on one of their own: the first remote leg, else the first (-1 if
+// o has none). The remote leg's round trip is the longer, and the
+// caller starts it first: with one P (setProcs), a goroutine started
+// meanwhile runs only once the caller waits, so the local disk's
+// request goes out after the peer's, not the peer's after the disk's.
+func (o *op) inlineLeg() int {
+	for i, t := range o.legs {
+		if !t.leg.local {
+			return i
+		}
+	}
+	if len(o.legs) == 0 {
+		return -1
+	}
+	return 0
 }
 
 // fromReadLeg runs do on the first leg of o's read order that succeeds,
