@@ -701,27 +701,29 @@ func (e *explorer) promoteAny(sts map[string]node.Status, keep string) (bool, er
 	if waiting {
 		return false, nil
 	}
-	for _, x := range order {
-		if sts[x].DiskState != "failed" {
-			// A failed member is replaced first: a copy with one is
-			// refused even forced.
-			e.logf("operator: neither node will be promoted, force %s", x)
-			if _, err := e.replaceFailed(x, sts[x]); err != nil {
+	// Neither will be promoted: the operator forces one, a copy that has
+	// not failed if there is one. A failed member is replaced first: a
+	// copy with one is refused even forced. When both copies failed (a
+	// member on each), the one kept has its failed disks replaced with
+	// blank ones (what only they held is lost) and is forced up; the
+	// other is then synced from it.
+	for _, bothFailed := range []bool{false, true} {
+		for _, x := range order {
+			if !bothFailed && sts[x].DiskState == "failed" {
+				continue
+			}
+			replaced, err := e.replaceFailed(x, sts[x])
+			if err != nil {
 				return true, err
 			}
-			return true, e.promote(x, true)
-		}
-	}
-	// Both copies failed (a member on each): one is kept, its failed
-	// disks replaced with blank ones (what only they held is lost) and
-	// forced up; the other is then synced from it.
-	for _, x := range order {
-		e.logf("operator: both copies failed: replace %s's failed disks and force it", x)
-		replaced, err := e.replaceFailed(x, sts[x])
-		if err != nil {
-			return true, err
-		}
-		if replaced {
+			if bothFailed && !replaced {
+				continue
+			}
+			if bothFailed {
+				e.logf("operator: both copies failed: %s's failed disks replaced, force it", x)
+			} else {
+				e.logf("operator: neither node will be promoted, force %s", x)
+			}
 			return true, e.promote(x, true)
 		}
 	}
