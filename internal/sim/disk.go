@@ -198,7 +198,7 @@ func (h *Handle) goneCh() chan struct{} {
 func (h *Handle) sever() { severHandles([]*Handle{h}, nil) }
 
 // enter admits one I/O of a kind: it waits out a hang, then checks the
-// faults. On nil the caller must call h.exit.
+// faults. On nil the caller must call h.mu.RUnlock.
 func (h *Handle) enter(write bool, off int64) error {
 	d := h.d
 	d.mu.Lock()
@@ -233,14 +233,11 @@ func (h *Handle) enter(write bool, off int64) error {
 	return nil
 }
 
-// exit ends an I/O that enter admitted.
-func (h *Handle) exit() { h.mu.RUnlock() }
-
 func (h *Handle) ReadAt(p []byte, off int64) (int, error) {
 	if err := h.enter(false, off); err != nil {
 		return 0, err
 	}
-	defer h.exit()
+	defer h.mu.RUnlock()
 	return h.d.mem.ReadAt(p, off)
 }
 
@@ -248,7 +245,7 @@ func (h *Handle) WriteAt(p []byte, off int64) (int, error) {
 	if err := h.enter(true, off); err != nil {
 		return 0, err
 	}
-	defer h.exit()
+	defer h.mu.RUnlock()
 	return h.d.mem.WriteAt(p, off)
 }
 
@@ -256,7 +253,7 @@ func (h *Handle) WriteAtFUA(p []byte, off int64) (int, error) {
 	if err := h.enter(true, off); err != nil {
 		return 0, err
 	}
-	defer h.exit()
+	defer h.mu.RUnlock()
 	return h.d.mem.WriteAtFUA(p, off)
 }
 
@@ -264,7 +261,7 @@ func (h *Handle) WriteZeroes(off, n int64, mayTrim bool) error {
 	if err := h.enter(true, off); err != nil {
 		return err
 	}
-	defer h.exit()
+	defer h.mu.RUnlock()
 	return h.d.mem.WriteZeroes(off, n, mayTrim)
 }
 
@@ -272,7 +269,7 @@ func (h *Handle) Flush() error {
 	if err := h.enter(false, -1); err != nil {
 		return err
 	}
-	defer h.exit()
+	defer h.mu.RUnlock()
 	return h.d.mem.Flush()
 }
 

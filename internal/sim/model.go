@@ -267,14 +267,7 @@ func (m *Model) failedAfter(b int64, f WriteID) bool {
 }
 
 // failedAt reports whether a write sent to block b failed.
-func (m *Model) failedAt(b int64) bool {
-	for _, id := range m.byBlock[b] {
-		if m.writes[id-1].Failed {
-			return true
-		}
-	}
-	return false
-}
+func (m *Model) failedAt(b int64) bool { return m.failedAfter(b, 0) }
 
 // latestDurable returns the newest write to block b that is durable, was
 // made durable before time before (0: any time), if reached is not empty
